@@ -1,0 +1,41 @@
+"""What a finished (or running) sweep looks like once fetched: the one shape that review code reads.
+
+W&B sweeps (through `wandb.Api()`) and local sweeps (from the SQLite store) are both turned into
+these records, so everything after fetching is one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    state: str
+    """W&B's run states: pending, running, finished, failed, crashed, stopped (preempted runs: preempted)."""
+    config: dict[str, Any]
+    """The run's parameter values as the sweep assigned them (no `_wandb` keys)."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """The run summary: `eval/rougeL` holds the best evaluation, plus `final/*`, `train/*`, `_runtime`."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Logged rows holding the objective, in order, each with `train/global_step`."""
+    runtime_s: float | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    sweep_id: str
+    config: dict[str, Any]
+    """The sweep definition as registered (method, metric, parameters, command ...)."""
+    runs: list[RunRecord]
+
+    @property
+    def metric_name(self) -> str:
+        return self.config.get("metric", {}).get("name", "eval/rougeL")
+
+    @property
+    def metric_goal(self) -> str:
+        return self.config.get("metric", {}).get("goal", "maximize")
