@@ -28,6 +28,9 @@ from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
 
 
+FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
+
+
 @dataclass(frozen=True)
 class Launch:
     """What to start for one run: the command line, its environment, and where W&B will write."""
@@ -66,6 +69,9 @@ def prepare_launch(
     env.setdefault("WANDB_RUN_GROUP", sweep_id)
     if project:
         env.setdefault("WANDB_PROJECT", project)
+    # W&B flushes a run's `.wandb` log every 15 s by default; `wandb leet inspect --follow` (our
+    # only view of a live run) sees nothing in between. One second keeps hyperband prompt.
+    env.setdefault(FLUSH_INTERVAL_ENV, "1")
     env.pop("WANDB_SERVICE", None)  # never share the agent's wandb service with a child
 
     sweep_vars: dict[str, Any] = sweep_utils.create_sweep_command_args({"args": command_args})

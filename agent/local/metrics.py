@@ -44,6 +44,7 @@ class HistoryFollower:
     def __init__(self, run_file: Path):
         self.run_file = run_file
         self.exit_code: int | None = None
+        self._seen_steps: set[Any] = set()
         self._rows: queue.Queue[dict[str, Any]] = queue.Queue()
         self._process = subprocess.Popen(
             inspect_command(run_file, "--follow", "--json"),
@@ -67,24 +68,56 @@ class HistoryFollower:
             elif record.get("type") == "exit":
                 self.exit_code = record["exit"].get("exit_code", 0)
 
+    def close(self, timeout_s: float) -> list[dict[str, Any]]:
+        """The rows not yet taken, up to the end of the log.
+
+        The inspector stops by itself after the run's exit record, so give it `timeout_s` to get
+        there. A killed run never writes one: then stop following and read the finished log once
+        (`inspect --json` without --follow stops at its end) for whatever the stream had not shown.
+        """
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.terminate()
+            self._process.wait()
+        self._reader.join(timeout=5)
+        rows = self.new_rows()
+        if self.exit_code is None:
+            rows += [row for row in read_history(self.run_file) if row.get("_step") not in self._seen_steps]
+        return rows
+
     def new_rows(self) -> list[dict[str, Any]]:
         rows = []
         while True:
             try:
                 rows.append(self._rows.get_nowait())
             except queue.Empty:
+                self._seen_steps.update(row.get("_step") for row in rows)
                 return rows
 
-    def close(self, timeout_s: float) -> list[dict[str, Any]]:
-        """Let the inspector reach the end of the log (it stops by itself after the exit record;
-        a killed run never writes one), then return the rows not yet taken."""
+
+def read_history(run_file: Path, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Every history row of a log as it stands now."""
+    try:
+        result = subprocess.run(
+            inspect_command(run_file, "--json"),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_inspector_env(),
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return []
+    rows = []
+    for line in result.stdout.splitlines():
         try:
-            self._process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.terminate()
-            self._process.wait()
-        self._reader.join(timeout=timeout_s)
-        return self.new_rows()
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("type") == "history":
+            rows.append(record["history"].get("item", {}))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,8 @@ def supervise_run(
         run_file = launch.find_run_file(plan.wandb_dir, run.run_id, launched_at)
         follower = metrics.HistoryFollower(run_file) if run_file else None
     if follower is not None:
-        _record_history(store, run.run_id, follower.close(timeout_s=10), metric_name)
+        # A program that ended by itself has written its exit record; a killed one never will.
+        _record_history(store, run.run_id, follower.close(timeout_s=10 if exit_code >= 0 else 0), metric_name)
         goal = sweep_config.get("metric", {}).get("goal", "maximize")
         summary = metrics.flatten_summary(metrics.read_summary(follower.run_file).summary, metric_name, goal)
     runtime_s = time.time() - launched_at
