@@ -79,7 +79,7 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
         click.echo(f"sweep {target}: {action.lower()}")
         return
     if not local:
-        raise click.UsageError("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
+        raise click.ClickException("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
     from agent.config import ConfigError
     from agent.local.controller import grid_size
     from agent.sweep_config import load_sweep_config, sweep_problems
