@@ -19,6 +19,35 @@ def main() -> None:
     """
 
 
+@main.command()
+@click.argument("sweep_yaml", type=click.Path(dir_okay=False))
+def validate(sweep_yaml: str) -> None:
+    """Check a sweep YAML before any run starts: W&B's schema, then every parameter.
+
+    Parameters are checked against the trial program's (name, type, range) when the sweep runs
+    `agent.train`. Every problem is printed, one line each. For a grid, prints its run count.
+
+    \b
+    Example:
+      lora-sweep validate sweeps/lora_rank.yaml
+    """
+    from agent.config import ConfigError
+    from agent.sweep_config import grid_size, load_sweep_config, sweep_problems
+
+    try:
+        config = load_sweep_config(sweep_yaml)
+        problems = sweep_problems(config)
+    except ConfigError as error:
+        problems = error.problems
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {sweep_yaml}: {problem}", err=True)
+        raise SystemExit(1)
+    size = grid_size(config)
+    runs = f"a grid of {size} runs" if size is not None else f"{config['method']} search (runs until run_cap or --count)"
+    click.echo(f"{sweep_yaml}: valid, {runs}, optimizing {config['metric']['name']} ({config['metric']['goal']})")
+
+
 # --- local controller: sweep, agent, runs, demo -------------------------------------------------
 # The commands are thin: logic lives in agent/local/. Bad input (a sweep id the store does not
 # know, a YAML with problems) becomes one line on stderr and a non-zero exit.
@@ -86,11 +115,13 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
 
     try:
         config = load_sweep_config(target)
+        problems = sweep_problems(config)
     except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-    problems = sweep_problems(config)
-    if problems:
-        raise click.ClickException(f"{target}: " + "; ".join(problems))
+        problems = error.problems
+    if problems:  # as `validate` reports them: one line per problem
+        for problem in problems:
+            click.echo(f"error: {target}: {problem}", err=True)
+        raise SystemExit(1)
     store = _open_store(store_path, must_exist=False)
     sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
     size = grid_size(config)

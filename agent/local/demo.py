@@ -18,12 +18,12 @@ def run_demo(store: Store, sweep_yaml: str, echo: Callable[[str], None]) -> bool
 
     try:
         config = load_sweep_config(sweep_yaml)
+        problems = sweep_problems(config)
     except ConfigError as error:
-        echo(f"Error: {error}")
-        return False
-    problems = sweep_problems(config)
+        problems = error.problems
     if problems:
-        echo(f"Error: {sweep_yaml}: " + "; ".join(problems))
+        for problem in problems:
+            echo(f"error: {sweep_yaml}: {problem}")
         return False
 
     # The demo never needs an account: runs stay local unless the user asked for W&B.
