@@ -20,9 +20,9 @@ def record_args_sweep(log, values, sleep=0.0):
     }
 
 
-def logged_points(log):
+def logged_points(log, event="done"):
     lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return [int(line["args"]["point"]) for line in lines]
+    return [int(line["args"]["point"]) for line in lines if line["event"] == event]
 
 
 def test_four_agents_run_a_50_point_grid_with_no_point_twice_or_missing(tmp_path):
@@ -42,7 +42,7 @@ def test_four_agents_run_a_50_point_grid_with_no_point_twice_or_missing(tmp_path
 
 def test_a_killed_agents_run_is_requeued_and_finished_by_another(tmp_path):
     store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
-    sweep_id = create_sweep(store_path, record_args_sweep(log, [7], sleep=6.0))
+    sweep_id = create_sweep(store_path, record_args_sweep(log, [7], sleep=60.0))
     doomed = start_agent(sweep_id, store_path, tmp_path)
     run = wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.pid], 60, "the run to start")[0]
     doomed.send_signal(signal.SIGKILL)
@@ -57,7 +57,9 @@ def test_a_killed_agents_run_is_requeued_and_finished_by_another(tmp_path):
     assert final.state == "finished"
     assert final.attempts == 2
     assert final.agent_id != run.agent_id
-    # The dead agent's program was ended at requeue, so the point ran to completion once.
+    # Two attempts started; the dead agent's program was ended at requeue (its first attempt
+    # sleeps 60 s), so the point ran to completion once, in the second attempt.
+    assert logged_points(log, "start") == [7, 7]
     assert logged_points(log) == [7]
 
 
@@ -106,7 +108,7 @@ def test_ctrl_c_stops_the_run_and_puts_it_back_in_the_queue(tmp_path):
     (run,) = runs_of(store_path, sweep_id)
     assert run.state == "pending" and run.pid is None and run.agent_id is None
     assert "requeued" in err
-    assert logged_points(log) == []
+    assert logged_points(log, "start") == [1] and logged_points(log) == []
 
 
 def test_a_failed_run_keeps_its_exit_code_and_output_tail(tmp_path):

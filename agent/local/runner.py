@@ -257,6 +257,6 @@ def describe_outcome(store: Store, sweep_config: dict, outcome: RunOutcome) -> s
     if outcome.state == "pending":
         text += "; requeued"
     value = store.run(outcome.run_id).summary.get(metric_name) if metric_name else None
-    if value is not None:
-        text += f", {metric_name}={value}"
+    if isinstance(value, (int, float)):
+        text += f", {metric_name}={value:.4g}"
     return text
