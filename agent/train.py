@@ -98,7 +98,7 @@ def report_error(error: ConfigError) -> int:
 
 def run_trial(config: TrialConfig, run: Any) -> None:
     import torch
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
 
     from agent.callbacks import BestAdapterKeeper, KeepTrialConfig, RougeCallback
     from agent.data import PaddingCollator, load_dialogues, tokenize_train
@@ -106,6 +106,7 @@ def run_trial(config: TrialConfig, run: Any) -> None:
     from agent.model import add_lora, load_base_model, load_tokenizer
 
     started = time.perf_counter()
+    set_seed(config.train.seed)  # before the adapter exists: its initial weights are random too
     splits = load_dialogues(config.data.dataset)
     tokenizer = load_tokenizer(config.model)
     model = add_lora(load_base_model(config.model), config.lora)

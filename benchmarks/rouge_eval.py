@@ -1,7 +1,7 @@
 """ROUGE evaluation throughput: our batched generation vs the one-example-at-a-time loop.
 
-Same model (the tiny built-in Llama with a briefly trained adapter, so summaries stop at
-end-of-turn as real ones do), same validation prompts, same greedy decoding, same max_new_tokens,
+Same model (the tiny built-in Llama with an adapter trained as in the smoke sweep,
+200 steps, so summaries stop at end-of-turn as real ones do), same validation prompts, same greedy decoding, same max_new_tokens,
 same ROUGE scoring. The baseline is the loop of typical tutorials: tokenize one prompt, generate,
 decode, next. Prints examples/s of each and their ratio.
 
@@ -24,12 +24,13 @@ from agent.train import build_training_arguments
 
 
 def train_briefly(config: TrialConfig, splits, tokenizer):
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
 
+    set_seed(config.train.seed)
     model = add_lora(load_base_model(config.model), config.lora)
     args = build_training_arguments(config, "/tmp/lora-sweep-bench", "bench")
     args.report_to, args.disable_tqdm = [], True
-    train_set = tokenize_train(splits["train"].select(range(800)), tokenizer, config.data)
+    train_set = tokenize_train(splits["train"].select(range(1600)), tokenizer, config.data)
     Trainer(model=model, args=args, train_dataset=train_set, data_collator=PaddingCollator(tokenizer.pad_token_id)).train()
     return model.eval()
 
@@ -53,7 +54,7 @@ def main() -> None:
     cli = parser.parse_args()
 
     config = TrialConfig.from_params({
-        "model_name_or_path": TINY_MODEL, "dataset": SYNTHETIC_DATASET, "max_steps": 100,
+        "model_name_or_path": TINY_MODEL, "dataset": SYNTHETIC_DATASET, "max_steps": 200,
         "learning_rate": 1e-3, "target_modules": "qkvo", "max_new_tokens": cli.max_new_tokens,
         "eval_batch_size": cli.batch_size,
     })
