@@ -18,4 +18,5 @@ def test_report_help_names_both_kinds_of_sweep_and_the_rerun():
 def test_a_malformed_sweep_id_is_one_line_on_stderr():
     result = CliRunner().invoke(main, ["report", "project/sweep"])
     assert result.exit_code == 1
-    assert result.output == "Error: 'project/sweep' is neither a local sweep id nor a W&B path entity/project/id\n"
+    assert result.stdout == ""
+    assert result.stderr == "Error: 'project/sweep' is neither a local sweep id nor a W&B path entity/project/id\n"

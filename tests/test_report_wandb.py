@@ -111,6 +111,6 @@ def test_report_command_without_wandb_login_fails_in_one_line(tmp_path, monkeypa
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     result = CliRunner().invoke(main, ["report", "team/lora/sw3ep", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot read W&B sweep team/lora/sw3ep: ")
-    assert len(result.output.strip().splitlines()) == 1
-    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: cannot read W&B sweep team/lora/sw3ep: ")
+    assert len(result.stderr.strip().splitlines()) == 1
