@@ -60,9 +60,17 @@ def record_wandb_run(run: Any, metric: str) -> RunRecord:
 
 
 def fetch_local_sweep(sweep_id: str, store_path: Path | None) -> SweepRecord:
-    from agent.local.store import Store
+    """Read a sweep from the local store (`--store`, else $LORA_SWEEP_STORE, else the default file)."""
+    from agent.local.store import UnknownSweep, open_store
 
-    return Store(store_path).sweep_record(sweep_id)
+    try:
+        store = open_store(store_path)
+        try:
+            return store.sweep_record(sweep_id)
+        finally:
+            store.close()
+    except UnknownSweep as error:
+        raise FetchError(first_line(error)) from error
 
 
 def first_line(error: Exception) -> str:
