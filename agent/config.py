@@ -1,0 +1,241 @@
+"""The trial config: every parameter a sweep can set, with its type, default, range and help.
+
+One small frozen dataclass per concern. Parameters are flat and unique across sections, because
+that is how sweeps name them (`lora_r`, `learning_rate`, ...). `TrialConfig.from_params` is the only
+way in: it rejects unknown names and wrong types and collects every problem into one error, so a
+typo in a sweep YAML can never silently train with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+TINY_MODEL = "builtin:tiny-llama"
+SYNTHETIC_DATASET = "builtin:synthetic"
+
+# Sweep-friendly names for LoRA target modules (decision 6): short axis labels in parallel coordinates.
+TARGET_MODULE_ALIASES: dict[str, list[str] | str] = {
+    "qv": ["q_proj", "v_proj"],
+    "qkv": ["q_proj", "k_proj", "v_proj"],
+    "qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "all-linear": "all-linear",
+}
+
+
+class ConfigError(ValueError):
+    """Bad user input. Each problem is one line saying what is wrong and how to fix it."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def param(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    model_name_or_path: str = param(
+        "meta-llama/Llama-3.2-1B-Instruct",
+        f"Hub id or local path of the base model; {TINY_MODEL} builds a tiny CPU model",
+    )
+    bf16: str = param("auto", "bfloat16 training: auto (when the GPU supports it), true or false")
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.model_name_or_path.strip():
+            out.append("model_name_or_path is empty: give a Hub id or a local model directory")
+        if self.bf16 not in ("auto", "true", "false"):
+            out.append(f"bf16={self.bf16!r}: use auto, true or false")
+        return out
+
+
+@dataclass(frozen=True)
+class DataArgs:
+    dataset: str = param(
+        "knkarthick/samsum",
+        "Hub dataset id (SAMSum mirror), a local JSON/JSONL/CSV/parquet file or directory with "
+        f"dialogue/summary columns, or {SYNTHETIC_DATASET}",
+    )
+    max_source_length: int = param(512, "dialogue tokens kept in the prompt (longer dialogues are cut)")
+    max_target_length: int = param(128, "summary tokens trained on, end-of-turn included")
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.dataset.strip():
+            out.append("dataset is empty: give a Hub id, a local file or directory, or " + SYNTHETIC_DATASET)
+        out += _positive(self, "max_source_length", "max_target_length")
+        return out
+
+
+@dataclass(frozen=True)
+class LoraArgs:
+    lora_r: int = param(8, "LoRA rank: adapter capacity; trainable parameters grow linearly with it")
+    lora_alpha: int = param(16, "LoRA scaling numerator (update scale = alpha / r); usually 2 x rank")
+    lora_dropout: float = param(0.05, "dropout on the LoRA input, in [0, 1)")
+    target_modules: str = param(
+        "qv", "layers that get adapters: qv, qkv, qkvo, all-linear, or a comma list of module names"
+    )
+
+    def problems(self) -> list[str]:
+        out = _positive(self, "lora_r", "lora_alpha")
+        if not 0 <= self.lora_dropout < 1:
+            out.append(f"lora_dropout={self.lora_dropout}: must be in [0, 1)")
+        if not self.target_modules.strip() or any(not m.strip() for m in self.target_modules.split(",")):
+            out.append(
+                f"target_modules={self.target_modules!r}: use qv, qkv, qkvo, all-linear, "
+                "or a comma list of module names such as q_proj,v_proj"
+            )
+        return out
+
+    def module_names(self) -> list[str] | str:
+        """What peft's `LoraConfig(target_modules=...)` takes."""
+        alias = TARGET_MODULE_ALIASES.get(self.target_modules)
+        if alias is not None:
+            return alias
+        return [m.strip() for m in self.target_modules.split(",")]
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    learning_rate: float = param(2e-4, "peak AdamW learning rate (LoRA tolerates ~10x full fine-tuning)")
+    num_train_epochs: float = param(1.0, "passes over the training split (ignored when max_steps > 0)")
+    max_steps: int = param(-1, "optimizer steps to train; -1 lets num_train_epochs decide")
+    per_device_train_batch_size: int = param(8, "examples per forward pass on each device")
+    gradient_accumulation_steps: int = param(1, "forward passes per optimizer step")
+    warmup_ratio: float = param(0.03, "share of the steps spent warming up the learning rate, in [0, 1)")
+    weight_decay: float = param(0.0, "AdamW weight decay on the adapter weights")
+    logging_steps: int = param(10, "steps between training-loss logs")
+    seed: int = param(42, "seed for data order, LoRA init and dropout")
+    output_dir: str = param("outputs", "where each run writes its adapter and config, under a run-id folder")
+
+    def problems(self) -> list[str]:
+        out = _positive(
+            self, "learning_rate", "num_train_epochs", "per_device_train_batch_size",
+            "gradient_accumulation_steps", "logging_steps",
+        )
+        if self.max_steps == 0 or self.max_steps < -1:
+            out.append(f"max_steps={self.max_steps}: give a positive step count, or -1 to train by epochs")
+        if not 0 <= self.warmup_ratio < 1:
+            out.append(f"warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
+        if self.weight_decay < 0:
+            out.append(f"weight_decay={self.weight_decay}: must be >= 0")
+        return out
+
+
+@dataclass(frozen=True)
+class EvalArgs:
+    eval_steps: int = param(100, "steps between ROUGE evaluations on the fixed validation subset")
+    eval_subset_size: int = param(200, "validation examples scored at every evaluation (the objective)")
+    eval_batch_size: int = param(16, "prompts generated together at evaluation")
+    max_new_tokens: int = param(64, "generation budget per summary")
+
+    def problems(self) -> list[str]:
+        return _positive(self, "eval_steps", "eval_subset_size", "eval_batch_size", "max_new_tokens")
+
+
+SECTIONS = (ModelArgs, DataArgs, LoraArgs, TrainArgs, EvalArgs)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    model: ModelArgs = ModelArgs()
+    data: DataArgs = DataArgs()
+    lora: LoraArgs = LoraArgs()
+    train: TrainArgs = TrainArgs()
+    eval: EvalArgs = EvalArgs()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "TrialConfig":
+        """Build from flat `name -> value` parameters; every problem is reported at once."""
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for name, raw in params.items():
+            if name.startswith("_"):  # keys W&B injects itself, such as `_wandb` on requeued runs
+                continue
+            spec = PARAMETERS.get(name)
+            if spec is None:
+                problems.append(unknown_parameter(name))
+                continue
+            try:
+                values[name] = coerce(name, raw, spec.type)
+            except ConfigError as error:
+                problems += error.problems
+        sections = {}
+        for section_name, section_cls in zip(SECTION_NAMES, SECTIONS):
+            own = {f.name: values[f.name] for f in dataclasses.fields(section_cls) if f.name in values}
+            sections[section_name] = section_cls(**own)
+        config = cls(**sections)
+        if not problems:
+            problems = [p for section in sections.values() for p in section.problems()]
+        if problems:
+            raise ConfigError(problems)
+        return config
+
+    def to_params(self) -> dict[str, Any]:
+        """The flat parameters: what goes into `wandb.init(config=...)` and `trial_config.yaml`."""
+        return {k: v for section in self.sections() for k, v in dataclasses.asdict(section).items()}
+
+    def sections(self) -> tuple:
+        return (self.model, self.data, self.lora, self.train, self.eval)
+
+
+SECTION_NAMES = [f.name for f in dataclasses.fields(TrialConfig)]
+PARAMETERS: dict[str, dataclasses.Field] = {
+    f.name: f for section in SECTIONS for f in dataclasses.fields(section)
+}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def unknown_parameter(name: str) -> str:
+    close = difflib.get_close_matches(name, PARAMETERS, n=1)
+    hint = f"did you mean {close[0]}?" if close else "see `python -m agent.train --help` for the list"
+    return f"unknown parameter {name!r}: {hint}"
+
+
+def coerce(name: str, value: Any, type_name: str) -> Any:
+    """Accept a value of the declared type, or its string form (command-line flags are strings)."""
+    want = _TYPES[type_name]
+    bad = ConfigError(f"{name}={value!r} is not a {type_name}; give a {type_name} such as {name}={_example(name)}")
+    if name == "bf16" and isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and want is not str:
+        return _parse(value, want, bad)
+    if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if want is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, want) and not (want is int and isinstance(value, bool)):
+        return value
+    raise bad
+
+
+def _parse(text: str, want: type, bad: ConfigError) -> Any:
+    text = text.strip()
+    if want is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise bad
+    try:
+        number = float(text)
+    except ValueError:
+        raise bad from None
+    if want is int:
+        if not number.is_integer():
+            raise bad
+        return int(number)
+    return number
+
+
+def _example(name: str) -> Any:
+    return PARAMETERS[name].default
+
+
+def _positive(section: Any, *names: str) -> list[str]:
+    return [f"{n}={getattr(section, n)}: must be > 0" for n in names if not getattr(section, n) > 0]

@@ -1,0 +1,190 @@
+"""Dialogue-summary data: load it (Hub, local files, or the synthetic set), turn it into prompts and
+training features, and pad batches dynamically.
+
+Every split has two string columns, `dialogue` and `summary`. Training features mask the prompt
+with -100 so the loss is on summary tokens alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+
+from agent.config import SYNTHETIC_DATASET, ConfigError, DataArgs
+
+INSTRUCTION = "Summarize this dialogue:"
+LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+VALIDATION_NAMES = ("validation", "val", "valid", "dev")
+HELD_OUT_SHARE = 0.1  # a single local file is split 90/10, deterministically
+LABEL_PAD = -100
+
+
+def load_dialogues(dataset: str) -> DatasetDict:
+    """`train` and `validation` splits with `dialogue` and `summary` columns."""
+    if dataset == SYNTHETIC_DATASET:
+        from agent.tiny import synthetic_dialogues
+
+        splits = synthetic_dialogues()
+    elif Path(dataset).exists():
+        splits = _load_local(Path(dataset))
+    elif dataset.startswith((".", "/", "~")) or Path(dataset).suffix in LOCAL_FORMATS:
+        raise ConfigError(f"dataset file {dataset!r} does not exist: check the path")
+    else:
+        splits = _load_hub(dataset)
+    return _checked(splits, dataset)
+
+
+def _load_hub(dataset_id: str) -> DatasetDict:
+    from datasets import load_dataset
+
+    try:
+        splits = load_dataset(dataset_id)
+    except Exception as error:  # the Hub client raises many types; all mean "cannot load this id"
+        raise ConfigError(
+            f"cannot load dataset {dataset_id!r} from the Hub ({type(error).__name__}: {error}); "
+            "give a reachable Hub id or a local file"
+        ) from None
+    validation = next((splits[n] for n in VALIDATION_NAMES if n in splits), None)
+    if "train" not in splits or validation is None:
+        raise ConfigError(f"dataset {dataset_id!r} needs train and validation splits, has {list(splits)}")
+    return DatasetDict(train=splits["train"], validation=validation)
+
+
+def _load_local(path: Path) -> DatasetDict:
+    if path.is_dir():
+        files = {f.stem.lower(): f for f in sorted(path.iterdir()) if f.suffix in LOCAL_FORMATS}
+        validation = next((files[n] for n in VALIDATION_NAMES if n in files), None)
+        if "train" not in files or validation is None:
+            raise ConfigError(
+                f"dataset directory {str(path)!r} needs train and validation (or val) files "
+                f"in {'/'.join(LOCAL_FORMATS)}, found {sorted(f.name for f in files.values())}"
+            )
+        return DatasetDict(train=_read_file(files["train"]), validation=_read_file(validation))
+    split = _read_file(path).train_test_split(test_size=HELD_OUT_SHARE, seed=0)
+    return DatasetDict(train=split["train"], validation=split["test"])
+
+
+def _read_file(path: Path) -> Dataset:
+    if path.suffix not in LOCAL_FORMATS:
+        raise ConfigError(f"dataset file {str(path)!r}: unsupported format, use one of {', '.join(LOCAL_FORMATS)}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"dataset file {str(path)!r} is empty")
+    rows = _parse_file(path)
+    if len(rows) == 0:
+        raise ConfigError(f"dataset file {str(path)!r} has no rows")
+    return rows
+
+
+def _parse_file(path: Path) -> Dataset:
+    if path.suffix == ".json":
+        # The original SAMSum corpus is one JSON list of {id, summary, dialogue}.
+        text = path.read_text(encoding="utf-8")
+        if text.lstrip().startswith("["):
+            try:
+                return Dataset.from_list(json.loads(text))
+            except (json.JSONDecodeError, TypeError, ValueError) as error:
+                raise ConfigError(f"dataset file {str(path)!r} is not valid JSON: {error}") from None
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+    except Exception as error:  # pyarrow/pandas parse errors have no common base class
+        raise ConfigError(f"cannot read dataset file {str(path)!r}: {error}") from None
+
+
+def _checked(splits: DatasetDict, dataset: str) -> DatasetDict:
+    for name, split in splits.items():
+        missing = {"dialogue", "summary"} - set(split.column_names)
+        if missing:
+            raise ConfigError(
+                f"dataset {dataset!r} ({name} split) has no {' or '.join(sorted(missing))} column; "
+                f"columns found: {split.column_names}"
+            )
+        if len(split) == 0:
+            raise ConfigError(f"dataset {dataset!r} has an empty {name} split")
+    return DatasetDict(
+        {name: split.select_columns(["dialogue", "summary"]).map(_normalized) for name, split in splits.items()}
+    ).filter(lambda row: bool(row["dialogue"]) and bool(row["summary"]))
+
+
+def _normalized(row: dict[str, Any]) -> dict[str, str]:
+    # SAMSum's corpus JSON has \r\n line endings; None appears in a few rows of some mirrors.
+    return {k: (row[k] or "").replace("\r\n", "\n").strip() for k in ("dialogue", "summary")}
+
+
+def build_prompt(tokenizer: Any, dialogue: str) -> str:
+    """The prompt text, ending where the summary begins. Chat template when the tokenizer has one."""
+    request = f"{INSTRUCTION}\n{dialogue}"
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True
+        )
+    return f"{tokenizer.bos_token or ''}{request}\nSummary:"
+
+
+def truncate_dialogue(tokenizer: Any, dialogue: str, max_tokens: int) -> str:
+    """Cut the dialogue itself, never the instruction or the template around it."""
+    ids = tokenizer(dialogue, add_special_tokens=False)["input_ids"]
+    return dialogue if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+def encode_prompt(tokenizer: Any, dialogue: str, args: DataArgs) -> list[int]:
+    prompt = build_prompt(tokenizer, truncate_dialogue(tokenizer, dialogue, args.max_source_length))
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def encode_example(tokenizer: Any, dialogue: str, summary: str, args: DataArgs) -> dict[str, list[int]]:
+    """Prompt + summary + end-of-turn; labels are -100 over the prompt."""
+    prompt_ids = encode_prompt(tokenizer, dialogue, args)
+    summary_ids = tokenizer(summary, add_special_tokens=False)["input_ids"][: args.max_target_length - 1]
+    target_ids = summary_ids + [tokenizer.eos_token_id]
+    return {
+        "input_ids": prompt_ids + target_ids,
+        "attention_mask": [1] * (len(prompt_ids) + len(target_ids)),
+        "labels": [LABEL_PAD] * len(prompt_ids) + target_ids,
+    }
+
+
+def tokenize_train(split: Dataset, tokenizer: Any, args: DataArgs) -> Dataset:
+    def encode(row: dict[str, str]) -> dict[str, Any]:
+        features = encode_example(tokenizer, row["dialogue"], row["summary"], args)
+        return {**features, "length": len(features["input_ids"])}
+
+    return split.map(encode, remove_columns=split.column_names, desc="Tokenizing")
+
+
+@dataclass
+class PaddingCollator:
+    """Pads each batch to its own longest example (right side) and counts real vs padded tokens.
+
+    With length-grouped batches, nearly every processed token is real; the counts make that
+    measurable (`real_token_share`) and give tokens/s.
+    """
+
+    pad_token_id: int
+    pad_to: int | None = None
+    """Pad every batch to this fixed length instead (the common tutorial setup, kept for benchmarks)."""
+    real_tokens: int = 0
+    padded_tokens: int = 0
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = self.pad_to or max(len(f["input_ids"]) for f in features)
+        batch = {"input_ids": [], "attention_mask": [], "labels": []}
+        for f in features:
+            gap = width - len(f["input_ids"])
+            batch["input_ids"].append(f["input_ids"] + [self.pad_token_id] * gap)
+            batch["attention_mask"].append(f["attention_mask"] + [0] * gap)
+            batch["labels"].append(f["labels"] + [LABEL_PAD] * gap)
+            self.real_tokens += len(f["input_ids"])
+        self.padded_tokens += width * len(features)
+        return {k: torch.tensor(v) for k, v in batch.items()}
+
+    @property
+    def real_token_share(self) -> float:
+        return self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0

@@ -1,0 +1,79 @@
+"""Base model, tokenizer and LoRA adapter, built from the trial config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from agent.config import TINY_MODEL, ConfigError, LoraArgs, ModelArgs
+
+
+def resolve_model_path(name: str) -> str:
+    if name == TINY_MODEL:
+        from agent.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model())
+    return name
+
+
+def use_bf16(args: ModelArgs) -> bool:
+    if args.bf16 == "auto":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return args.bf16 == "true"
+
+
+def load_tokenizer(args: ModelArgs) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.model_name_or_path))
+    if tokenizer.pad_token is None:  # Llama 3 ships no pad token; padding is masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(args: ModelArgs) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(args.model_name_or_path)
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if use_bf16(args) else torch.float32)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot load model {args.model_name_or_path!r}: {str(error).splitlines()[0]} "
+            "(check the Hub id, your Hub login for gated models, or the local path)"
+        ) from None
+
+
+def build_lora_config(args: LoraArgs) -> Any:
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=args.module_names(),
+        bias="none",
+    )
+
+
+def check_target_modules(model: Any, args: LoraArgs) -> None:
+    """Fail with one line naming the layers that do exist, before peft's long traceback would."""
+    wanted = args.module_names()
+    if wanted == "all-linear":
+        return
+    linear = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    missing = [m for m in wanted if m not in linear]
+    if missing:
+        raise ConfigError(
+            f"target_modules={args.target_modules!r}: no linear layer named {', '.join(missing)} in this model; "
+            f"use qv, qkv, qkvo, all-linear, or names from {', '.join(sorted(linear))}"
+        )
+
+
+def add_lora(model: Any, args: LoraArgs) -> Any:
+    from peft import get_peft_model
+
+    check_target_modules(model, args)
+    return get_peft_model(model, build_lora_config(args))

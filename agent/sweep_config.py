@@ -1,0 +1,136 @@
+"""Sweep YAML checks: W&B's own schema, then every parameter against the trial config.
+
+A sweep registered with a typo (`lora_rank` for `lora_r`), a float range for an integer, or an
+out-of-range value would otherwise train hundreds of runs with the wrong values. (The engine's
+schema already catches `log_uniform` written in real units instead of e-exponents.)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from agent.config import PARAMETERS, ConfigError, TrialConfig, unknown_parameter
+
+# Distributions whose samples are floats; an integer parameter needs int_uniform, q_* or values.
+_FLOAT_DISTRIBUTIONS = {
+    "param_uniform", "param_loguniform", "param_loguniform_v2", "param_inv_loguniform",
+    "param_inv_loguniform_v2", "param_normal", "param_lognormal", "param_beta",
+}
+# Where a distribution is unbounded, its 1st and 99th percentiles stand for its range.
+_UNBOUNDED = {"param_normal", "param_qnormal", "param_lognormal", "param_qlognormal"}
+
+
+def load_sweep_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"sweep file {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read sweep file {str(path)!r}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"sweep file {str(path)!r} must be a mapping with method, metric and parameters")
+    return config
+
+
+def runs_trainer(config: dict[str, Any]) -> bool:
+    """True when the sweep launches our trial program (then its parameters are ours to check)."""
+    command = [str(part) for part in config.get("command", [])]
+    return "agent.train" in command or str(config.get("program", "")).endswith(("agent/train.py", "agent.train"))
+
+
+def sweep_problems(config: dict[str, Any]) -> list[str]:
+    """Every problem at once: the engine's schema violations, then our parameters'."""
+    import sweeps
+
+    problems = [" ".join(str(v).split()) for v in sweeps.schema_violations_from_proposed_config(config)]
+    parameters = config.get("parameters")
+    if isinstance(parameters, dict):
+        if config.get("method") == "grid":
+            problems += grid_problems(parameters)
+        if runs_trainer(config):
+            problems += parameter_problems(parameters)
+    return list(dict.fromkeys(problems))  # one line per problem, in order
+
+
+def grid_problems(parameters: dict[str, Any]) -> list[str]:
+    discrete = {"param_single_value", "param_categorical", "param_int_uniform", "param_quniform"}
+    return [
+        f"{param.name}: a grid needs values, value, int_uniform or q_uniform, not {param.config.get('distribution')}"
+        for param in _hyperparameters(parameters)
+        if param.type not in discrete
+    ]
+
+
+def parameter_problems(parameters: dict[str, Any]) -> list[str]:
+    problems = [unknown_parameter(name) for name in parameters if name not in PARAMETERS]
+    for param in _hyperparameters(parameters):
+        spec = PARAMETERS.get(param.name)
+        if spec is None:
+            continue
+        if spec.type == "int" and param.type in _FLOAT_DISTRIBUTIONS:
+            problems.append(
+                f"{param.name} is an integer but its distribution {param.config['distribution']} samples floats; "
+                "use int_uniform, a q_ distribution or values"
+            )
+        else:
+            problems += [p for value in candidate_values(param) for p in value_problems(param.name, value)]
+    return problems
+
+
+def _hyperparameters(parameters: dict[str, Any]) -> list[Any]:
+    """The engine's view of each parameter; ones it cannot parse are already schema violations."""
+    from sweeps.params import HyperParameter
+
+    parsed = []
+    for name, spec in parameters.items():
+        try:
+            parsed.append(HyperParameter(name, spec))
+        except Exception:  # jsonschema.ValidationError, ValueError, TypeError on malformed specs
+            continue
+    return parsed
+
+
+def candidate_values(param: Any) -> list[Any]:
+    """The values a parameter can take (categorical) or its range's ends (distributions)."""
+    if "values" in param.config:
+        return list(param.config["values"])
+    if "value" in param.config:
+        return [param.config["value"]]
+    ends = [0.01, 0.99] if param.type in _UNBOUNDED else [0.0, 1.0]
+    return [_plain(v) for v in param.ppf(np.array(ends))]
+
+
+def value_problems(name: str, value: Any) -> list[str]:
+    try:
+        TrialConfig.from_params({name: value})
+    except ConfigError as error:
+        return error.problems
+    return []
+
+
+def grid_size(config: dict[str, Any]) -> int | None:
+    """How many runs a grid sweep has (W&B's grid never runs past it); None for other methods."""
+    if config.get("method") != "grid":
+        return None
+    size = 1
+    for param in _hyperparameters(config.get("parameters", {})):
+        if "values" in param.config:
+            size *= len(param.config["values"])
+        elif param.type == "param_int_uniform":
+            size *= param.config["max"] - param.config["min"] + 1
+        elif param.type == "param_quniform":
+            size *= len(range(0, math.ceil((param.config["max"] - param.config["min"]) / param.config["q"])))
+    return size
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python numbers, so type checks see int or float."""
+    return value.item() if hasattr(value, "item") else value
