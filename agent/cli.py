@@ -47,7 +47,9 @@ def validate(sweep_yaml: str) -> None:
         raise SystemExit(1)
     size = grid_size(config)
     runs = f"a grid of {size} runs" if size is not None else f"{config['method']} search (runs until run_cap or --count)"
-    click.echo(f"{sweep_yaml}: valid, {runs}, optimizing {config['metric']['name']} ({config['metric']['goal']})")
+    metric = config.get("metric")
+    objective = f", optimizing {metric['name']} ({metric.get('goal', 'minimize')})" if metric else ""
+    click.echo(f"{sweep_yaml}: valid, {runs}{objective}")
 
 
 # report ------------------------------------------------------------------------------------------

@@ -189,6 +189,7 @@ PARAMETERS: dict[str, dataclasses.Field] = {
     f.name: f for section in SECTIONS for f in dataclasses.fields(section)
 }
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
 
 
 def unknown_parameter(name: str) -> str:
@@ -200,7 +201,7 @@ def unknown_parameter(name: str) -> str:
 def coerce(name: str, value: Any, type_name: str) -> Any:
     """Accept a value of the declared type, or its string form (command-line flags are strings)."""
     want = _TYPES[type_name]
-    bad = ConfigError(f"{name}={value!r} is not a {type_name}; give a {type_name} such as {name}={_example(name)}")
+    bad = ConfigError(f"{name}={value!r} is not {_TYPE_WORDS[type_name]}; for example {name}={PARAMETERS[name].default}")
     if name == "bf16" and isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str) and want is not str:
@@ -231,10 +232,6 @@ def _parse(text: str, want: type, bad: ConfigError) -> Any:
             raise bad
         return int(number)
     return number
-
-
-def _example(name: str) -> Any:
-    return PARAMETERS[name].default
 
 
 def _positive(section: Any, *names: str) -> list[str]:

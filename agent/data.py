@@ -64,7 +64,10 @@ def _load_local(path: Path) -> DatasetDict:
                 f"in {'/'.join(LOCAL_FORMATS)}, found {sorted(f.name for f in files.values())}"
             )
         return DatasetDict(train=_read_file(files["train"]), validation=_read_file(validation))
-    split = _read_file(path).train_test_split(test_size=HELD_OUT_SHARE, seed=0)
+    rows = _checked_columns(_read_file(path), str(path))
+    if len(rows) < 2:
+        raise ConfigError(f"dataset file {str(path)!r} has one row; a single file needs 2 or more to hold one out")
+    split = rows.train_test_split(test_size=max(1, round(HELD_OUT_SHARE * len(rows))), seed=0)
     return DatasetDict(train=split["train"], validation=split["test"])
 
 
@@ -96,14 +99,18 @@ def _parse_file(path: Path) -> Dataset:
         raise ConfigError(f"cannot read dataset file {str(path)!r}: {error}") from None
 
 
+def _checked_columns(split: Dataset, where: str) -> Dataset:
+    missing = {"dialogue", "summary"} - set(split.column_names)
+    if missing:
+        raise ConfigError(
+            f"dataset {where!r} has no {' or '.join(sorted(missing))} column; columns found: {split.column_names}"
+        )
+    return split
+
+
 def _checked(splits: DatasetDict, dataset: str) -> DatasetDict:
     for name, split in splits.items():
-        missing = {"dialogue", "summary"} - set(split.column_names)
-        if missing:
-            raise ConfigError(
-                f"dataset {dataset!r} ({name} split) has no {' or '.join(sorted(missing))} column; "
-                f"columns found: {split.column_names}"
-            )
+        _checked_columns(split, f"{dataset} ({name} split)")
         if len(split) == 0:
             raise ConfigError(f"dataset {dataset!r} has an empty {name} split")
     return DatasetDict(

@@ -1,0 +1,65 @@
+import pytest
+
+from agent.config import ConfigError, TrialConfig
+
+
+def test_defaults_follow_the_usual_baseline():
+    config = TrialConfig.from_params({})
+    assert config.model.model_name_or_path == "meta-llama/Llama-3.2-1B-Instruct"
+    assert config.lora.lora_r == 8
+    assert config.train.learning_rate == 2e-4
+    assert config.train.logging_steps == 10
+
+
+def test_flag_strings_are_parsed_to_their_types():
+    config = TrialConfig.from_params({"lora_r": "16", "learning_rate": "1e-4", "bf16": "false", "max_steps": "50"})
+    assert (config.lora.lora_r, config.train.learning_rate, config.model.bf16, config.train.max_steps) == (
+        16, 1e-4, "false", 50,
+    )
+
+
+def test_params_round_trip():
+    config = TrialConfig.from_params({"lora_r": 32, "target_modules": "qkvo", "warmup_ratio": 0.1})
+    assert TrialConfig.from_params(config.to_params()) == config
+
+
+def test_keys_injected_by_wandb_are_ignored():
+    assert TrialConfig.from_params({"_wandb": {"cli_version": "0.31.0"}, "lora_r": 4}).lora.lora_r == 4
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as error:
+        TrialConfig.from_params({"lora_rank": 8, "learning_rate": "fast", "lora_dropout": "x"})
+    assert error.value.problems == [
+        "unknown parameter 'lora_rank': did you mean lora_r?",
+        "learning_rate='fast' is not a number; for example learning_rate=0.0002",
+        "lora_dropout='x' is not a number; for example lora_dropout=0.05",
+    ]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"lora_r": 0}, "lora_r=0: must be > 0"),
+        ({"lora_r": 2.5}, "lora_r=2.5 is not an integer; for example lora_r=8"),
+        ({"lora_r": True}, "lora_r=True is not an integer; for example lora_r=8"),
+        ({"lora_dropout": 1.0}, "lora_dropout=1.0: must be in [0, 1)"),
+        ({"max_steps": 0}, "max_steps=0: give a positive step count, or -1 to train by epochs"),
+        ({"bf16": "maybe"}, "bf16='maybe': use auto, true or false"),
+        ({"target_modules": "q_proj,"}, "target_modules='q_proj,': use qv, qkv, qkvo, all-linear, or a comma list"),
+    ],
+)
+def test_bad_values_name_the_fix(params, message):
+    with pytest.raises(ConfigError) as error:
+        TrialConfig.from_params(params)
+    assert str(error.value).startswith(message)
+
+
+def test_target_module_aliases_resolve_to_module_names():
+    def names(alias):
+        return TrialConfig.from_params({"target_modules": alias}).lora.module_names()
+
+    assert names("qv") == ["q_proj", "v_proj"]
+    assert names("qkvo") == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert names("all-linear") == "all-linear"
+    assert names("q_proj, up_proj") == ["q_proj", "up_proj"]

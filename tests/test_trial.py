@@ -1,0 +1,82 @@
+"""`python -m agent.train` as an agent launches it: a real subprocess, W&B offline."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import inspect_history, inspect_summary, run_program, wandb_run_dir
+
+TINY = ["--model_name_or_path=builtin:tiny-llama", "--dataset=builtin:synthetic"]
+
+
+def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
+    result = run_program(
+        ["-m", "agent.train", *TINY, "--max_steps=120", "--eval_steps=40", "--eval_subset_size=24",
+         "--learning_rate=1e-3", "--target_modules=qkvo", "--max_new_tokens=32", "--logging_steps=20"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = wandb_run_dir(tmp_path)
+
+    history = [row for row in inspect_history(run_dir) if "eval/rougeL" in row]
+    assert [row["train/global_step"] for row in history] == [0, 40, 80, 120]
+    baseline, best = history[0]["eval/rougeL"], max(row["eval/rougeL"] for row in history)
+    assert best > baseline + 5, history
+
+    summary = inspect_summary(run_dir)
+    assert summary["state"] == "finished" and summary["exit_code"] == 0
+    metrics = summary["summary"]
+    assert metrics["eval/rougeL"] == pytest.approx(best)  # the summary holds the best, not the last
+    for key in ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum", "final/gen_len",
+                "train/loss", "train/tokens_per_s", "train/trainable_params", "time/train_s"):
+        assert key in metrics, key
+    assert metrics["train/real_token_share"] >= 0.9
+    assert summary["config"]["lora_r"] == 8 and summary["config"]["target_modules"] == "qkvo"
+
+    adapter = tmp_path / "outputs" / summary["run_id"] / "best_adapter"
+    assert (adapter / "adapter_model.safetensors").exists()
+    saved = yaml.safe_load((adapter / "trial_config.yaml").read_text())
+    assert saved["learning_rate"] == 1e-3 and saved["max_steps"] == 120
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lora_rank=8"], "error: unknown parameter 'lora_rank': did you mean lora_r?"),
+        (["--learning_rate=fast"], "error: learning_rate='fast' is not a number"),
+        (["--lora_r=0"], "error: lora_r=0: must be > 0"),
+        (["--dataset=./nowhere.jsonl"], "error: dataset file './nowhere.jsonl' does not exist"),
+        (["--dataset=empty.jsonl"], "error: dataset file 'empty.jsonl' is empty"),
+        (["--dataset=columns.jsonl"], "error: dataset 'columns.jsonl' has no dialogue or summary column"),
+        (["--target_modules=q_proj,gate"], "error: target_modules='q_proj,gate': no linear layer named gate"),
+        (["--config=missing.yaml"], "error: cannot read config file 'missing.yaml'"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(tiny_model_dir, tmp_path, args, message):
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "columns.jsonl").write_text('{"text": "hi", "label": "greeting"}\n' * 3)
+    result = run_program(["-m", "agent.train", *TINY, *args], cwd=tmp_path, timeout=180)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_config_file_is_read_and_flags_override_it(tmp_path):
+    from agent.train import parse_args
+
+    config_file = tmp_path / "best.yaml"
+    config_file.write_text("lora_r: 16\nlearning_rate: 1.0e-4\n")
+    assert parse_args([f"--config={config_file}", "--lora_r", "32", "--bf16"]) == {
+        "lora_r": "32", "learning_rate": 1e-4, "bf16": "true",
+    }
+
+
+def test_help_lists_every_parameter():
+    result = run_program(["-m", "agent.train", "--help"], cwd=Path.cwd())
+    assert result.returncode == 0
+    from agent.config import PARAMETERS
+
+    for name in PARAMETERS:
+        assert f"--{name}" in result.stdout
