@@ -47,3 +47,19 @@ class RougeCallback(TrainerCallback):
         self.run.log({**{f"eval/{k}": v for k, v in result.metrics.items()}, "train/global_step": step})
         self.keeper.offer(model, result.metrics["rougeL"], step)
         self.last_step = step
+
+
+class KeepTrialConfig(TrainerCallback):
+    """Re-asserts the trial parameters in wandb.config once the Trainer has started.
+
+    transformers' WandbCallback copies every TrainingArguments field into wandb.config when training
+    begins, overwriting our names that it shares with different meanings (`bf16: auto` becomes
+    `false`, `output_dir` gains the run id). The config must say what the user asked for, so that a
+    report's best.yaml reruns the same trial. Runs after WandbCallback: user callbacks come last.
+    """
+
+    def __init__(self, run: Any, params: dict[str, Any]):
+        self.run, self.params = run, params
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.run.config.update(self.params, allow_val_change=True)

@@ -100,7 +100,7 @@ def run_trial(config: TrialConfig, run: Any) -> None:
     import torch
     from transformers import Trainer
 
-    from agent.callbacks import BestAdapterKeeper, RougeCallback
+    from agent.callbacks import BestAdapterKeeper, KeepTrialConfig, RougeCallback
     from agent.data import PaddingCollator, load_dialogues, tokenize_train
     from agent.evaluation import Evaluator
     from agent.model import add_lora, load_base_model, load_tokenizer
@@ -130,7 +130,7 @@ def run_trial(config: TrialConfig, run: Any) -> None:
         train_dataset=train_set,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[callback, KeepTrialConfig(run, config.to_params())],
     )
     train_started = time.perf_counter()
     trainer.train()

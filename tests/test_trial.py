@@ -32,7 +32,10 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
                 "train/loss", "train/tokens_per_s", "train/trainable_params", "time/train_s"):
         assert key in metrics, key
     assert metrics["train/real_token_share"] >= 0.9
-    assert summary["config"]["lora_r"] == 8 and summary["config"]["target_modules"] == "qkvo"
+    config = summary["config"]
+    assert config["lora_r"] == 8 and config["target_modules"] == "qkvo"
+    # our values, not the ones transformers' WandbCallback writes over them
+    assert config["bf16"] == "auto" and config["output_dir"] == "outputs"
 
     adapter = tmp_path / "outputs" / summary["run_id"] / "best_adapter"
     assert (adapter / "adapter_model.safetensors").exists()
