@@ -25,6 +25,7 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/rouge_eval.py
 	$(BIN)/python benchmarks/training_padding.py
+	$(BIN)/python benchmarks/agent_overhead.py
 
 clean:
 	rm -rf $(VENV) outputs wandb .lora-sweep

@@ -52,6 +52,181 @@ def validate(sweep_yaml: str) -> None:
     click.echo(f"{sweep_yaml}: valid, {runs}{objective}")
 
 
+# --- local controller: sweep, agent, runs, demo -------------------------------------------------
+# The commands are thin: logic lives in agent/local/. Bad input (a sweep id the store does not
+# know, a YAML with problems) becomes one line on stderr and a non-zero exit.
+
+_STORE_OPTION = click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False),
+    envvar="LORA_SWEEP_STORE",
+    help="SQLite file of local sweeps [env LORA_SWEEP_STORE; default ./.lora-sweep/sweeps.db].",
+)
+
+
+def _open_store(store_path: str | None, must_exist: bool = True):
+    from agent.local.store import UnknownSweep, open_store
+
+    try:
+        return open_store(store_path, must_exist=must_exist)
+    except UnknownSweep as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _agent_command(sweep_id: str, store_path: str | None) -> str:
+    store_flag = f" --store {store_path}" if store_path else ""
+    return f"lora-sweep agent {sweep_id}{store_flag}"
+
+
+@main.command("sweep")
+@click.argument("target", metavar="SWEEP_YAML | SWEEP_ID")
+@click.option("--local", is_flag=True, help="Create the sweep in the local store (no W&B server).")
+@click.option("--project", help="W&B project the runs log to (also used by a later `wandb sync`).")
+@click.option("--name", help="A name for the sweep.")
+@click.option("--stop", "action", flag_value="FINISHED", help="Take no new runs; running ones finish.")
+@click.option("--cancel", "action", flag_value="CANCELED", help="Take no new runs and stop running ones.")
+@click.option("--pause", "action", flag_value="PAUSED", help="Take no new runs until --resume.")
+@click.option("--resume", "action", flag_value="RUNNING", help="Take new runs again.")
+@_STORE_OPTION
+def sweep_command(target, local, project, name, action, store_path) -> None:
+    """Create a local sweep from SWEEP_YAML, or control one by SWEEP_ID.
+
+    \b
+    Example:
+      lora-sweep sweep sweeps/smoke.yaml --local
+      lora-sweep agent <sweep-id>
+      lora-sweep sweep --pause <sweep-id>
+
+    The YAML is checked as `lora-sweep validate` checks it. Without --local, create the sweep on
+    W&B with `wandb sweep SWEEP_YAML` instead.
+    """
+    if action is not None:
+        from agent.local.store import UnknownSweep
+
+        store = _open_store(store_path)
+        try:
+            store.set_sweep_state(target, action)
+        except UnknownSweep as error:
+            raise click.ClickException(f"{error} (a W&B sweep? use `wandb sweep`)") from None
+        click.echo(f"sweep {target}: {action.lower()}")
+        return
+    if not local:
+        raise click.ClickException("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
+    from agent.config import ConfigError
+    from agent.local.controller import grid_size
+    from agent.sweep_config import load_sweep_config, sweep_problems
+
+    try:
+        config = load_sweep_config(target)
+        problems = sweep_problems(config)
+    except ConfigError as error:
+        problems = error.problems
+    if problems:  # as `validate` reports them: one line per problem
+        for problem in problems:
+            click.echo(f"error: {target}: {problem}", err=True)
+        raise SystemExit(1)
+    store = _open_store(store_path, must_exist=False)
+    sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
+    size = grid_size(config)
+    runs = f"{size} runs" if size is not None else f"{config['method']} search"
+    click.echo(f"Created local sweep {sweep_id} ({runs}) in {store.path}")
+    click.echo(f"Run an agent: {_agent_command(sweep_id, store_path)}")
+
+
+@main.command("agent")
+@click.argument("sweep_id")
+@click.option("--count", type=click.IntRange(min=1), help="Run at most this many runs, then exit.")
+@click.option(
+    "--max-consecutive-failed-runs",
+    type=click.IntRange(min=1),
+    help="Exit once this many runs have failed back to back.",
+)
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    envvar="LORA_SWEEP_HEARTBEAT_TIMEOUT",
+    help="Seconds without a heartbeat after which a dead agent's run is requeued.",
+)
+@click.option(
+    "--kill-grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    envvar="WANDB_AGENT_KILL_DELAY",
+    help="Seconds between SIGTERM and SIGKILL when a run is stopped (as `wandb agent`).",
+)
+@_STORE_OPTION
+def agent_command(sweep_id, count, max_consecutive_failed_runs, heartbeat_timeout, kill_grace, store_path) -> None:
+    """Run the runs of local sweep SWEEP_ID, one after another, as `wandb agent` would.
+
+    \b
+    Example:
+      lora-sweep agent 3k9x2abc --count 4
+
+    Start several agents on one machine to run in parallel; they share the store. Ctrl-C stops
+    the current run and puts it back in the queue.
+    """
+    from agent.local.runner import AgentOptions, run_agent
+    from agent.local.store import UnknownSweep
+
+    store = _open_store(store_path)
+    options = AgentOptions(
+        count=count,
+        max_consecutive_failed_runs=max_consecutive_failed_runs,
+        heartbeat_timeout_s=heartbeat_timeout,
+        kill_grace_s=kill_grace,
+    )
+    try:
+        result = run_agent(store, sweep_id, options, echo=lambda line: click.echo(line, err=True))
+    except UnknownSweep as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"agent: {len(result.outcomes)} run(s); stopping: {result.reason}", err=True)
+    if result.failed:
+        raise SystemExit(130 if result.reason == "interrupted" else 1)
+
+
+@main.command("runs")
+@click.argument("sweep_id")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_STORE_OPTION
+def runs_command(sweep_id, output_format, store_path) -> None:
+    """State, parameters, objective and runtime of every run of local sweep SWEEP_ID.
+
+    \b
+    Example:
+      lora-sweep runs 3k9x2abc --format json | jq '.runs[] | select(.state=="finished")'
+    """
+    from agent.local.listing import runs_as_json, runs_as_table
+    from agent.local.store import UnknownSweep
+
+    store = _open_store(store_path)
+    try:
+        record = store.sweep_record(sweep_id)
+    except UnknownSweep as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(runs_as_json(record) if output_format == "json" else runs_as_table(record))
+
+
+@main.command("demo")
+@click.option("--sweep-yaml", default="sweeps/smoke.yaml", show_default=True, type=click.Path(exists=True, dir_okay=False))
+@_STORE_OPTION
+def demo_command(sweep_yaml, store_path) -> None:
+    """Run the smoke sweep locally to the end, offline on CPU, and show the best configuration.
+
+    \b
+    Example:
+      lora-sweep demo        # a few minutes on a laptop CPU, no W&B account
+    """
+    from agent.local.demo import run_demo
+
+    store = _open_store(store_path, must_exist=False)
+    if not run_demo(store, sweep_yaml, echo=click.echo):
+        raise SystemExit(1)
+
+
 # report ------------------------------------------------------------------------------------------
 
 
@@ -63,8 +238,8 @@ def validate(sweep_yaml: str) -> None:
     default=None,
     help="Folder for report.html, summary.md, the PNGs and best.yaml  [default: outputs/review/<sweep>]",
 )
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Local sweep store (local sweeps only).")
-def report(sweep_id: str, out: Path | None, store: Path | None) -> None:
+@_STORE_OPTION
+def report(sweep_id: str, out: Path | None, store_path: str | None) -> None:
     """Review a sweep: results table, parallel coordinates, importance, verdicts and best.yaml.
 
     SWEEP_ID is a local sweep id, or entity/project/id for a W&B sweep (read through the
@@ -79,7 +254,7 @@ def report(sweep_id: str, out: Path | None, store: Path | None) -> None:
 
     out = out or Path("outputs", "review", sweep_id.replace("/", "-"))
     try:
-        review = review_sweep(sweep_id, out, store)
+        review = review_sweep(sweep_id, out, store_path)
     except ReviewError as error:
         raise click.ClickException(str(error)) from None
     click.echo(review.format_terminal())

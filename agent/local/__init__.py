@@ -1,0 +1,1 @@
+"""The embedded local sweep controller: store, engine glue, launcher, metrics, agent."""

@@ -1,0 +1,155 @@
+"""The local controller: W&B's own `sweeps` engine deciding over the runs in our store.
+
+The engine is a set of stateless functions of (sweep config, runs). This module turns our runs
+into the engine's `SweepRun`s, asks it for the next run or for runs to stop, and applies W&B's
+sweep semantics around it: run_cap, sweep states, and requeueing runs whose agent died.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+with warnings.catch_warnings():
+    # sweeps 0.3 declares a pydantic v1 config key; pydantic 2 warns about it on import.
+    warnings.filterwarnings("ignore", message="Valid config keys have changed", category=UserWarning)
+    import sweeps
+
+from agent.local.store import RunRow, Store
+
+# Our run states in the engine's vocabulary. "stopped" (early-terminated or cancelled) is what
+# W&B's engine calls killed; hyperband and Bayes both treat it as a terminal run.
+_ENGINE_STATE = {
+    "pending": sweeps.RunState.pending,
+    "running": sweeps.RunState.running,
+    "finished": sweeps.RunState.finished,
+    "failed": sweeps.RunState.failed,
+    "crashed": sweeps.RunState.crashed,
+    "stopped": sweeps.RunState.killed,
+}
+
+
+@dataclass(frozen=True)
+class Claimed:
+    run: RunRow
+
+
+@dataclass(frozen=True)
+class Wait:
+    """No run to give now, but one may come (other runs still running, or the sweep paused)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The sweep will give no more runs."""
+
+    reason: str
+
+
+def to_engine_run(run: RunRow) -> sweeps.SweepRun:
+    return sweeps.SweepRun(
+        name=run.run_id,
+        state=_ENGINE_STATE[run.state],
+        config={key: {"value": value} for key, value in run.config.items()},
+        history=run.history,
+        summary_metrics=run.summary,
+    )
+
+
+def claim_next_run(store: Store, sweep_id: str, agent_id: str, heartbeat_timeout_s: float) -> Claimed | Wait | Done:
+    """Give `agent_id` its next run, atomically: one write transaction around every decision."""
+    with store.write():
+        requeue_expired_runs(store, sweep_id, heartbeat_timeout_s)
+        sweep = store.sweep(sweep_id)
+        if sweep.state in ("FINISHED", "CANCELED"):
+            return Done(f"sweep {sweep_id} is {sweep.state.lower()}")
+        if sweep.state == "PAUSED":
+            return Wait(f"sweep {sweep_id} is paused")
+
+        runs = store.runs(sweep_id)
+        pending = [run for run in runs if run.state == "pending"]
+        if pending:
+            return Claimed(store.claim_pending(pending[0].run_id, agent_id))
+
+        running = [run for run in runs if run.state == "running"]
+        run_cap = sweep.config.get("run_cap")
+        if run_cap is not None and len(runs) >= run_cap:
+            return _wait_or_finish(store, sweep_id, running, f"run_cap {run_cap} reached")
+
+        proposal = sweeps.next_run(sweep.config, [to_engine_run(run) for run in runs])
+        if proposal is None:  # only a grid runs out
+            return _wait_or_finish(store, sweep_id, running, "every grid point is taken")
+        config = {key: spec["value"] for key, spec in proposal.config.items()}
+        return Claimed(store.add_run(sweep_id, config, agent_id))
+
+
+def _wait_or_finish(store: Store, sweep_id: str, running: list[RunRow], why: str) -> Wait | Done:
+    # While a run is still running its agent may yet die and the run come back: wait for it.
+    if running:
+        return Wait(f"{why}; waiting for {len(running)} running run(s)")
+    store.set_sweep_state(sweep_id, "FINISHED")
+    return Done(f"{why} and done; sweep {sweep_id} finished")
+
+
+def requeue_expired_runs(store: Store, sweep_id: str, heartbeat_timeout_s: float) -> list[str]:
+    """Runs whose agent stopped beating (killed, machine slept) go back to pending."""
+    deadline = time.time() - heartbeat_timeout_s
+    expired = [
+        run
+        for run in store.runs(sweep_id, with_history=False)
+        if run.state == "running" and (run.heartbeat_at or 0) < deadline
+    ]
+    for run in expired:
+        kill_orphan(run)
+        store.requeue(run.run_id)
+    return [run.run_id for run in expired]
+
+
+def kill_orphan(run: RunRow) -> None:
+    """The dead agent's program may still be running in its own process group: end it, so two
+    processes never write the same run. Only a process that carries this run's id is touched."""
+    if run.pid is None:
+        return
+    try:
+        environ = Path(f"/proc/{run.pid}/environ").read_bytes()
+    except OSError:
+        return  # gone already (or no /proc: not Linux)
+    if f"WANDB_RUN_ID={run.run_id}".encode() in environ.split(b"\0"):
+        try:
+            os.killpg(run.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def should_stop(store: Store, sweep_id: str, run_id: str) -> str | None:
+    """Why this running run must stop now (cancelled sweep, hyperband), or None."""
+    sweep = store.sweep(sweep_id)
+    if sweep.state == "CANCELED":
+        return "sweep cancelled"
+    if "early_terminate" not in sweep.config:
+        return None
+    runs = store.runs(sweep_id)
+    to_stop = sweeps.stop_runs(sweep.config, [to_engine_run(run) for run in runs])
+    for engine_run in to_stop:
+        if engine_run.name == run_id:
+            lines = (engine_run.early_terminate_info or {}).get("lines", [])
+            mine = [line for line in lines if run_id in line]
+            return "early_terminate: " + (mine[-1].strip() if mine else "hyperband")
+    return None
+
+
+def grid_size(config: dict[str, Any], limit: int = 100_000) -> int | None:
+    """How many points a grid has, counted by the engine itself (None for random and Bayes)."""
+    if config.get("method") != "grid":
+        return None
+    from sweeps.grid_search import grid_search_next_runs
+
+    proposals = grid_search_next_runs([], config, n=limit)
+    return sum(proposal is not None for proposal in proposals)

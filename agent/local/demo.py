@@ -1,0 +1,49 @@
+"""`lora-sweep demo`: the smoke sweep created locally and run to the end, offline, on CPU."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from agent.local.listing import best_run, runs_as_table, sort_by_objective
+from agent.local.runner import AgentOptions, run_agent
+from agent.local.store import Store
+
+
+def run_demo(store: Store, sweep_yaml: str, echo: Callable[[str], None]) -> bool:
+    """True when every run of the sweep finished."""
+    from agent.config import ConfigError
+    from agent.sweep_config import load_sweep_config, sweep_problems
+
+    try:
+        config = load_sweep_config(sweep_yaml)
+        problems = sweep_problems(config)
+    except ConfigError as error:
+        problems = error.problems
+    if problems:
+        for problem in problems:
+            echo(f"error: {sweep_yaml}: {problem}")
+        return False
+
+    # The demo never needs an account: runs stay local unless the user asked for W&B.
+    os.environ.setdefault("WANDB_MODE", "offline")
+    sweep_id = store.create_sweep(config, config.get("project"), "demo")
+    echo(f"demo: local sweep {sweep_id} from {sweep_yaml} in {store.path}")
+    started = time.monotonic()
+    result = run_agent(store, sweep_id, AgentOptions(), echo=echo)
+    echo(f"demo: {len(result.outcomes)} run(s) in {time.monotonic() - started:.0f}s; {result.reason}")
+
+    record = store.sweep_record(sweep_id)
+    echo("")
+    echo(f"Runs by {record.metric_name} ({record.metric_goal}):")
+    echo(runs_as_table(record, sort_by_objective(record)))
+    best = best_run(record)
+    if best is not None:
+        echo("")
+        echo(f"Best configuration (run {best.run_id}, {record.metric_name}={best.summary[record.metric_name]:.4g}):")
+        for key, value in best.config.items():
+            echo(f"  {key}: {value}")
+    echo("")
+    echo(f"Review: lora-sweep runs {sweep_id}; upload later: wandb sync --yes (see docs/offline.md)")
+    return not result.failed and all(run.state == "finished" for run in record.runs)

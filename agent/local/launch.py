@@ -1,0 +1,131 @@
+"""Launch a run's program exactly as `wandb agent` does, so any program that works there works here.
+
+What `wandb agent` does (wandb 0.31, `wandb/wandb_agent.py`, `Agent._command_run`):
+- expands `${envvar:NAME}` with `sweep_utils.create_sweep_command`;
+- builds every `${args...}` form with `sweep_utils.create_sweep_command_args`;
+- writes the parameters to `<WANDB_DIR>/wandb/sweep-<sweep>/config-<run>.yaml` (W&B's config-file
+  format, `{name: {value: v}}`) and points `WANDB_SWEEP_PARAM_PATH` at it: `wandb.init()` reads that
+  file and locks those keys, so the program cannot silently overwrite a swept value;
+- writes `${args_json_file}` beside it as `config-<run>.json`;
+- sets `${interpreter}` to the literal `python` and `${env}` to `/usr/bin/env`;
+- starts the program in its own process group with stdin closed.
+We call W&B's helpers for the expansion; the loop that splices the macros into the command is a
+few lines inside `_command_run` that W&B does not expose, so it is repeated here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wandb.sdk.launch.sweeps import utils as sweep_utils
+from wandb.sdk.lib import config_util
+
+
+FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to start for one run: the command line, its environment, and where W&B will write."""
+
+    argv: list[str]
+    env: dict[str, str]
+    wandb_dir: Path
+    """The folder holding `wandb/offline-run-*-<run_id>/`, as the program's wandb.init() sees it."""
+
+
+def prepare_launch(
+    sweep_config: dict[str, Any],
+    sweep_id: str,
+    run_id: str,
+    params: dict[str, Any],
+    project: str | None = None,
+    base_env: dict[str, str] | None = None,
+) -> Launch:
+    env = dict(os.environ if base_env is None else base_env)
+    # `wandb agent` runs programs where the agent runs; W&B writes under WANDB_DIR (or the cwd).
+    env.setdefault("WANDB_DIR", os.path.abspath(os.getcwd()))
+    base_dir = Path(env["WANDB_DIR"])
+    sweep_dir = base_dir / "wandb" / f"sweep-{sweep_id}"
+    param_path = sweep_dir / f"config-{run_id}.yaml"
+    json_path = sweep_dir / f"config-{run_id}.json"
+
+    command_args = {name: {"value": value} for name, value in params.items()}
+    config_util.save_config_file_from_dict(str(param_path), command_args)
+
+    env["WANDB_SWEEP_ID"] = sweep_id
+    env["WANDB_RUN_ID"] = run_id
+    env["WANDB_SWEEP_PARAM_PATH"] = str(param_path)
+    # Offline unless the user chose a mode: the local controller must work with no server.
+    env.setdefault("WANDB_MODE", "offline")
+    # One group per sweep, so runs synced later sit together in W&B's panels.
+    env.setdefault("WANDB_RUN_GROUP", sweep_id)
+    if project:
+        env.setdefault("WANDB_PROJECT", project)
+    # W&B flushes a run's `.wandb` log every 15 s by default; `wandb leet inspect --follow` (our
+    # only view of a live run) sees nothing in between. One second keeps hyperband prompt.
+    env.setdefault(FLUSH_INTERVAL_ENV, "1")
+    env.pop("WANDB_SERVICE", None)  # never share the agent's wandb service with a child
+
+    sweep_vars: dict[str, Any] = sweep_utils.create_sweep_command_args({"args": command_args})
+    sweep_command = sweep_utils.create_sweep_command(list(sweep_config.get("command") or []))
+    if "${args_json_file}" in sweep_command:
+        json_path.write_text(sweep_vars["args_json"][0])
+    sweep_vars["interpreter"] = ["python"]
+    sweep_vars["program"] = [sweep_config.get("program", "")]
+    sweep_vars["args_json_file"] = [str(json_path)]
+    if platform.system() != "Windows":
+        sweep_vars["env"] = ["/usr/bin/env"]
+
+    argv: list[str] = []
+    for chunk in sweep_command:
+        chunk = str(chunk)
+        if chunk.startswith("${") and chunk.endswith("}"):
+            argv += sweep_vars.get(chunk[2:-1]) or []
+        else:
+            argv.append(chunk)
+    return Launch(argv=argv, env=env, wandb_dir=base_dir / "wandb")
+
+
+def start_program(launch: Launch) -> subprocess.Popen:
+    """Start the program as `wandb agent` does: own process group (so a Ctrl-C at the terminal
+    reaches the agent, which then stops the run on its terms), stdin closed. Its output comes
+    back through a pipe so the agent can show it and keep its tail."""
+    if sys.version_info >= (3, 11):
+        group: dict[str, Any] = {"process_group": 0}
+    else:
+        group = {"preexec_fn": os.setpgrp}
+    process = subprocess.Popen(
+        launch.argv,
+        env=launch.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **group,
+    )
+    process.stdin.close()
+    return process
+
+
+def find_run_file(wandb_dir: Path, run_id: str, not_before: float) -> Path | None:
+    """The `.wandb` log the program's wandb.init() created for this attempt, once it exists.
+
+    Online runs live in `run-<time>-<id>/`, offline ones in `offline-run-<time>-<id>/`; a requeued
+    run id may already have a folder from an earlier attempt, so take one made since launch."""
+    candidates = [
+        path
+        for path in wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")
+        if path.stat().st_mtime >= not_before - 1.0
+    ]
+    return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def describe(argv: list[str]) -> str:
+    return " ".join(json.dumps(part) if " " in part else part for part in argv)

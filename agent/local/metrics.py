@@ -1,0 +1,168 @@
+"""Metrics from a run as it writes them, through W&B's public CLI: no change to the program.
+
+`wandb leet inspect --follow --json RUN_FILE` prints one JSON object per record of the run's
+`.wandb` log as it is written and exits after the run's `exit` record; `--summary --json` prints
+one object with the run's state, summary, config and console tail. We read only these documented
+outputs, never the log's binary format. Checked against wandb 0.31 (setup.cfg pins <0.32;
+tests/test_local_metrics.py runs a real offline run through both commands).
+
+What we take from the stream: `{"type": "history", "history": {"item": {...}}}` rows (what the
+program passed to `wandb.log`, plus `_step`, `_runtime`, `_timestamp`) and
+`{"type": "exit", "exit": {"exit_code": N}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_AGGREGATES = ("max", "min", "last", "mean", "first", "best")
+
+
+def inspect_command(run_file: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "wandb", "leet", "inspect", *flags, str(run_file)]
+
+
+def _inspector_env() -> dict[str, str]:
+    # Reading a local file needs no server: keep the inspector from reaching for one.
+    env = dict(os.environ)
+    env["WANDB_MODE"] = "offline"
+    env["WANDB_ERROR_REPORTING"] = "false"
+    return env
+
+
+class HistoryFollower:
+    """Streams a live run's history rows from `wandb leet inspect --follow --json`."""
+
+    def __init__(self, run_file: Path):
+        self.run_file = run_file
+        self.exit_code: int | None = None
+        self._seen_steps: set[Any] = set()
+        self._rows: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._process = subprocess.Popen(
+            inspect_command(run_file, "--follow", "--json"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            env=_inspector_env(),
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("type") == "history":
+                self._rows.put(record["history"].get("item", {}))
+            elif record.get("type") == "exit":
+                self.exit_code = record["exit"].get("exit_code", 0)
+
+    def close(self, timeout_s: float) -> list[dict[str, Any]]:
+        """The rows not yet taken, up to the end of the log.
+
+        The inspector stops by itself after the run's exit record, so give it `timeout_s` to get
+        there. A killed run never writes one: then stop following and read the finished log once
+        (`inspect --json` without --follow stops at its end) for whatever the stream had not shown.
+        """
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.terminate()
+            self._process.wait()
+        self._reader.join(timeout=5)
+        rows = self.new_rows()
+        if self.exit_code is None:
+            rows += [row for row in read_history(self.run_file) if row.get("_step") not in self._seen_steps]
+        return rows
+
+    def new_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        while True:
+            try:
+                rows.append(self._rows.get_nowait())
+            except queue.Empty:
+                self._seen_steps.update(row.get("_step") for row in rows)
+                return rows
+
+
+def read_history(run_file: Path, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Every history row of a log as it stands now."""
+    try:
+        result = subprocess.run(
+            inspect_command(run_file, "--json"),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_inspector_env(),
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return []
+    rows = []
+    for line in result.stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("type") == "history":
+            rows.append(record["history"].get("item", {}))
+    return rows
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    state: str | None = None
+    exit_code: int | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    console: list[str] = field(default_factory=list)
+
+
+def read_summary(run_file: Path, timeout_s: float = 60.0) -> RunSummary:
+    """The run's final state and summary from `wandb leet inspect --summary --json`."""
+    try:
+        result = subprocess.run(
+            inspect_command(run_file, "--summary", "--json"),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_inspector_env(),
+            stdin=subprocess.DEVNULL,
+        )
+        data = json.loads(result.stdout)
+    except (subprocess.TimeoutExpired, json.JSONDecodeError):
+        return RunSummary()
+    return RunSummary(
+        state=data.get("state"),
+        exit_code=data.get("exit_code"),
+        summary=data.get("summary") or {},
+        console=[entry.get("line", "") for entry in data.get("console") or []],
+    )
+
+
+def flatten_summary(summary: dict[str, Any], metric_name: str, goal: str) -> dict[str, Any]:
+    """Plain numbers for metrics whose summary the program defined (`define_metric(summary="max")`
+    stores `{"max": 9.1}`): the objective takes the extremum of the sweep's goal, as W&B's
+    dashboard and `best_run()` read it; other metrics take their last value, or their only one."""
+    extremum = "max" if goal == "maximize" else "min"
+    flat = {}
+    for key, value in summary.items():
+        if isinstance(value, dict) and value and set(value) <= set(_AGGREGATES):
+            if key == metric_name and extremum in value:
+                value = value[extremum]
+            elif "last" in value:
+                value = value["last"]
+            elif len(value) == 1:
+                value = next(iter(value.values()))
+        flat[key] = value
+    return flat

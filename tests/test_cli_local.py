@@ -1,0 +1,131 @@
+"""The local-controller commands: help, errors as one clear line, runs listing, sweep control."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli import main
+from agent.local.store import Store
+
+GRID = {
+    "method": "grid",
+    "metric": {"name": "score", "goal": "maximize"},
+    "parameters": {"lr": {"values": [0.1, 0.2]}},
+}
+
+
+@pytest.fixture
+def store_with_runs(tmp_path):
+    path = tmp_path / "sweeps.db"
+    store = Store(path)
+    sweep_id = store.create_sweep(GRID, None, None)
+    with store.write():
+        good = store.add_run(sweep_id, {"lr": 0.1}, "agent-1")
+        store.finish_run(good.run_id, "finished", 0, {"score": 42.5}, None)
+        store.add_run(sweep_id, {"lr": 0.2}, "agent-1")
+    store.close()
+    return path, sweep_id
+
+
+@pytest.mark.parametrize("command", ["sweep", "agent", "runs", "demo"])
+def test_help(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def run_cli(*args, cwd=None):
+    """As a user runs it, so the check covers what reaches the terminal, tracebacks included."""
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["agent"], ["runs"], ["sweep", "--stop"]])
+def test_unknown_sweep_id_is_one_clear_line(store_with_runs, command):
+    path, _ = store_with_runs
+    result = run_cli(*command, "nosuchid", "--store", str(path))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "no local sweep 'nosuchid'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_store_is_one_clear_line(tmp_path):
+    result = run_cli("runs", "abc", "--store", str(tmp_path / "absent.db"))
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("Error: no local sweep store at")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_runs_as_table_and_json(store_with_runs):
+    path, sweep_id = store_with_runs
+    table = CliRunner().invoke(main, ["runs", sweep_id, "--store", str(path)])
+    assert table.exit_code == 0
+    header, first, second = table.output.strip().splitlines()
+    assert header.split() == ["run", "state", "score", "runtime", "lr"]
+    assert first.split()[1:3] == ["finished", "42.5"]
+    assert second.split()[1:3] == ["running", "-"]
+
+    as_json = CliRunner().invoke(main, ["runs", sweep_id, "--store", str(path), "--format", "json"])
+    data = json.loads(as_json.output)
+    assert data["sweep_id"] == sweep_id and data["metric"] == "score"
+    assert [(r["state"], r["objective"], r["config"]) for r in data["runs"]] == [
+        ("finished", 42.5, {"lr": 0.1}),
+        ("running", None, {"lr": 0.2}),
+    ]
+
+
+def test_store_location_from_environment(store_with_runs):
+    path, sweep_id = store_with_runs
+    result = CliRunner().invoke(main, ["runs", sweep_id], env={"LORA_SWEEP_STORE": str(path)})
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "state"), [("--pause", "PAUSED"), ("--resume", "RUNNING"), ("--stop", "FINISHED"), ("--cancel", "CANCELED")]
+)
+def test_sweep_control(store_with_runs, flag, state):
+    path, sweep_id = store_with_runs
+    result = CliRunner().invoke(main, ["sweep", flag, sweep_id, "--store", str(path)])
+    assert result.exit_code == 0, result.output
+    assert Store(path).sweep(sweep_id).state == state
+
+
+def test_sweep_without_local_points_to_wandb(tmp_path):
+    result = run_cli("sweep", "whatever.yaml")
+    assert result.returncode == 1
+    assert "wandb sweep" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_local_sweep_from_yaml_prints_id_and_agent_command(tmp_path):
+    pytest.importorskip("agent.sweep_config")  # the validator lands with `lora-sweep validate`
+    yaml_path = tmp_path / "grid.yaml"
+    yaml_path.write_text(
+        "program: tests/programs/record_args.py\nmethod: grid\n"
+        "parameters:\n  point:\n    values: [1, 2, 3]\n"
+    )
+    store = tmp_path / "s.db"
+    result = run_cli("sweep", str(yaml_path), "--local", "--store", str(store))
+    assert result.returncode == 0, result.stderr
+    sweep_id = result.stdout.split("Created local sweep ")[1].split()[0]
+    assert "(3 runs)" in result.stdout
+    assert f"lora-sweep agent {sweep_id} --store {store}" in result.stdout
+
+
+def test_bad_yaml_is_one_clear_line(tmp_path):
+    pytest.importorskip("agent.sweep_config")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: grid\nparameters:\n  lr: {values: [1, 2]\n")  # unclosed brace
+    result = run_cli("sweep", str(bad), "--local", "--store", str(tmp_path / "s.db"))
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("method: gird\nparameters:\n  lr: {values: [1, 2]}\n")  # schema violation
+    result = run_cli("sweep", str(wrong), "--local", "--store", str(tmp_path / "s.db"))
+    assert result.returncode != 0
+    assert "gird" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,83 @@
+"""Runs are launched exactly as `wandb agent` launches them: macros, files and environment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import yaml
+
+from agent.local.launch import prepare_launch
+from local_sweeps import agent_env
+
+PARAMS = {"lr": 0.001, "use_x": False, "name": "a b"}
+
+
+def test_every_wandb_agent_macro_expands(tmp_path):
+    config = {
+        "program": "train.py",
+        "command": [
+            "${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}",
+            "${args_no_boolean_flags}", "${args_json}", "${args_json_file}", "--fixed",
+        ],
+    }
+    plan = prepare_launch(config, "swp1", "run1", PARAMS, base_env={"WANDB_DIR": str(tmp_path)})
+    json_file = tmp_path / "wandb" / "sweep-swp1" / "config-run1.json"
+    assert plan.argv == [
+        "/usr/bin/env", "python", "train.py",
+        "--lr=0.001", "--use_x=False", "--name=a b",
+        "lr=0.001", "use_x=False", "name=a b",
+        "--lr=0.001", "--name=a b",
+        json.dumps(PARAMS),
+        str(json_file),
+        "--fixed",
+    ]
+    assert json.loads(json_file.read_text()) == PARAMS
+
+
+def test_default_command_is_wandb_agents(tmp_path):
+    plan = prepare_launch({"program": "train.py"}, "s", "r", {"lr": 1}, base_env={"WANDB_DIR": str(tmp_path)})
+    assert plan.argv == ["/usr/bin/env", "python", "train.py", "--lr=1"]
+
+
+def test_environment_points_wandb_init_at_the_parameters(tmp_path):
+    plan = prepare_launch({"program": "p.py"}, "swp1", "run1", PARAMS, project="proj",
+                          base_env={"WANDB_DIR": str(tmp_path), "WANDB_SERVICE": "x"})
+    param_file = tmp_path / "wandb" / "sweep-swp1" / "config-run1.yaml"
+    assert plan.env["WANDB_SWEEP_ID"] == "swp1"
+    assert plan.env["WANDB_RUN_ID"] == "run1"
+    assert plan.env["WANDB_SWEEP_PARAM_PATH"] == str(param_file)
+    assert plan.env["WANDB_MODE"] == "offline"
+    assert plan.env["WANDB_RUN_GROUP"] == "swp1"
+    assert plan.env["WANDB_PROJECT"] == "proj"
+    assert "WANDB_SERVICE" not in plan.env
+    assert plan.env["WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"] == "1"  # live history for hyperband
+    # W&B's config-file format: a version line, then {name: {value: v}}.
+    data = yaml.safe_load(param_file.read_text())
+    assert data == {"wandb_version": 1, **{k: {"value": v} for k, v in PARAMS.items()}}
+
+
+def test_user_choices_win_over_our_defaults(tmp_path):
+    env = {"WANDB_DIR": str(tmp_path), "WANDB_MODE": "online", "WANDB_RUN_GROUP": "mine"}
+    plan = prepare_launch({"program": "p.py"}, "s", "r", {}, base_env=env)
+    assert plan.env["WANDB_MODE"] == "online"
+    assert plan.env["WANDB_RUN_GROUP"] == "mine"
+
+
+def test_wandb_init_in_the_child_sees_and_locks_the_parameters(tmp_path):
+    program = tmp_path / "show.py"
+    program.write_text(
+        "import json, wandb\n"
+        "run = wandb.init()\n"
+        "run.config.update({'lr': 99.0}, allow_val_change=False)\n"
+        "print(json.dumps({'config': dict(run.config), 'id': run.id, 'group': run.group,"
+        " 'sweep_id': run.sweep_id}))\n"
+        "wandb.finish()\n"
+    )
+    plan = prepare_launch({"program": str(program)}, "swp1", "run1", {"lr": 0.001},
+                          base_env=agent_env(WANDB_DIR=str(tmp_path)))
+    result = subprocess.run(plan.argv, env=plan.env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shown == {"config": {"lr": 0.001}, "id": "run1", "group": "swp1", "sweep_id": "swp1"}
+    assert list((tmp_path / "wandb").glob("offline-run-*-run1/run-run1.wandb"))

@@ -1,0 +1,122 @@
+"""The store and the controller's decisions, in process: claims, caps, requeues, sweep states."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from agent.local import controller
+from agent.local.store import Store, UnknownSweep
+
+GRID = {
+    "method": "grid",
+    "metric": {"name": "score", "goal": "maximize"},
+    "parameters": {"a": {"values": [1, 2, 3]}, "b": {"values": ["x", "y"]}},
+}
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "sweeps.db")
+    yield store
+    store.close()
+
+
+def claim(store, sweep_id, agent="agent-1", timeout=60.0):
+    return controller.claim_next_run(store, sweep_id, agent, heartbeat_timeout_s=timeout)
+
+
+def finish(store, run_id, summary=None):
+    with store.write():
+        store.finish_run(run_id, "finished", 0, summary or {}, None)
+
+
+def test_grid_gives_every_point_once_and_never_past_its_size(store):
+    sweep_id = store.create_sweep(GRID, None, None)
+    assert controller.grid_size(GRID) == 6
+    claimed = [claim(store, sweep_id) for _ in range(6)]
+    assert all(isinstance(c, controller.Claimed) for c in claimed)
+    points = {(c.run.config["a"], c.run.config["b"]) for c in claimed}
+    assert points == {(a, b) for a in (1, 2, 3) for b in ("x", "y")}
+
+    # Every point taken but some still running: another agent waits (a run may come back).
+    assert isinstance(claim(store, sweep_id, "agent-2"), controller.Wait)
+    for c in claimed:
+        finish(store, c.run.run_id)
+    done = claim(store, sweep_id, "agent-2")
+    assert isinstance(done, controller.Done)
+    assert store.sweep(sweep_id).state == "FINISHED"
+    assert len(store.runs(sweep_id)) == 6
+
+
+def test_random_search_stops_at_run_cap(store):
+    config = {"method": "random", "run_cap": 3, "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
+    sweep_id = store.create_sweep(config, None, None)
+    for _ in range(3):
+        run = claim(store, sweep_id).run
+        assert 0.0 <= run.config["lr"] <= 1.0
+        finish(store, run.run_id)
+    assert isinstance(claim(store, sweep_id), controller.Done)
+    assert len(store.runs(sweep_id)) == 3
+
+
+def test_bayes_search_learns_from_finished_runs(store):
+    config = {
+        "method": "bayes",
+        "run_cap": 4,
+        "metric": {"name": "score", "goal": "maximize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    }
+    sweep_id = store.create_sweep(config, None, None)
+    for _ in range(4):
+        run = claim(store, sweep_id).run
+        finish(store, run.run_id, {"score": -((run.config["x"] - 0.3) ** 2)})
+    assert [run.state for run in store.runs(sweep_id)] == ["finished"] * 4
+
+
+def test_expired_heartbeat_requeues_the_run_for_another_agent(store):
+    sweep_id = store.create_sweep(GRID, None, None)
+    first = claim(store, sweep_id, "dead-agent").run
+    store.append_history(first.run_id, [{"score": 1.0}])
+    with store.write():  # the dead agent's last beat was long ago
+        store._db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time() - 100, first.run_id))
+
+    again = claim(store, sweep_id, "live-agent", timeout=10).run
+    assert again.run_id == first.run_id
+    assert again.config == first.config
+    assert again.agent_id == "live-agent"
+    assert again.attempts == 2
+    assert again.history == []  # the new attempt starts from scratch
+
+
+def test_paused_sweep_waits_and_cancelled_sweep_is_done(store):
+    sweep_id = store.create_sweep(GRID, None, None)
+    store.set_sweep_state(sweep_id, "PAUSED")
+    assert isinstance(claim(store, sweep_id), controller.Wait)
+    store.set_sweep_state(sweep_id, "RUNNING")
+    run = claim(store, sweep_id).run
+    store.set_sweep_state(sweep_id, "CANCELED")
+    assert isinstance(claim(store, sweep_id), controller.Done)
+    assert controller.should_stop(store, sweep_id, run.run_id) == "sweep cancelled"
+
+
+def test_unknown_sweep_is_a_clear_error(store):
+    with pytest.raises(UnknownSweep, match="no local sweep 'nope'"):
+        store.sweep("nope")
+
+
+def test_sweep_record_is_what_reports_read(store):
+    sweep_id = store.create_sweep(GRID, None, None)
+    run = claim(store, sweep_id).run
+    store.append_history(run.run_id, [{"score": 1.0, "train/global_step": 10}])
+    with store.write():
+        store.finish_run(run.run_id, "failed", 3, {"score": 1.0}, "boom\n")
+    record = store.sweep_record(sweep_id)
+    assert record.metric_name == "score"
+    (only,) = record.runs
+    assert only.state == "failed"
+    assert only.exit_code == 3
+    assert only.config == {"a": 1, "b": "x"}
+    assert only.history == [{"score": 1.0, "train/global_step": 10}]
+    assert only.runtime_s is not None and only.runtime_s >= 0
