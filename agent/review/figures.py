@@ -89,7 +89,7 @@ def draw_parallel_coordinates(results: SweepResults, path: Path) -> None:
     for x, axis in enumerate(axes):
         plot.axvline(x, color="black", linewidth=0.8)
         for y, text in zip(normalize(axis.tickvals, span(axis)), axis.ticktext):
-            plot.text(x - 0.03, y, text, ha="right", va="center", fontsize=8)
+            plot.text(x - 0.03, y, text, ha="right", va="center", fontsize=8, bbox=dict(facecolor="white", edgecolor="none", pad=1))
     plot.set_xticks(range(len(axes)), [axis.label for axis in axes], fontsize=9)
     plot.xaxis.tick_top()
     plot.set_yticks([])
@@ -97,7 +97,7 @@ def draw_parallel_coordinates(results: SweepResults, path: Path) -> None:
     plot.set_ylim(-0.05, 1.05)
     plot.spines[:].set_visible(False)
     figure.colorbar(cm.ScalarMappable(norm=scale, cmap="viridis"), ax=plot, label=results.metric)
-    figure.suptitle(f"Sweep {results.sweep_id}: {len(results.finished)} finished runs", y=0.02, va="bottom", fontsize=9)
+    plot.set_xlabel(f"Sweep {results.sweep_id}: {len(results.finished)} finished runs", fontsize=9)
     figure.savefig(path, dpi=120)
 
 
