@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from agent.cli import main
@@ -20,3 +23,11 @@ def test_a_malformed_sweep_id_is_one_line_on_stderr():
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == "Error: 'project/sweep' is neither a local sweep id nor a W&B path entity/project/id\n"
+
+
+def test_every_picture_in_the_review_docs_exists():
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (docs / "review.md").read_text())
+    assert len(pictures) == 3
+    for picture in pictures:
+        assert (docs / picture).is_file(), picture
