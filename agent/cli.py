@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -223,6 +225,40 @@ def demo_command(sweep_yaml, store_path) -> None:
     store = _open_store(store_path, must_exist=False)
     if not run_demo(store, sweep_yaml, echo=click.echo):
         raise SystemExit(1)
+
+
+# report ------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("sweep_id")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for report.html, summary.md, the PNGs and best.yaml  [default: outputs/review/<sweep>]",
+)
+@_STORE_OPTION
+def report(sweep_id: str, out: Path | None, store_path: str | None) -> None:
+    """Review a sweep: results table, parallel coordinates, importance, verdicts and best.yaml.
+
+    SWEEP_ID is a local sweep id, or entity/project/id for a W&B sweep (read through the
+    W&B public API).
+
+    \b
+    Example:
+      lora-sweep report 3fk2a9 --out review/
+      python -m agent.train --config review/best.yaml   # rerun the winner
+    """
+    from agent.report import ReviewError, review_sweep
+
+    out = out or Path("outputs", "review", sweep_id.replace("/", "-"))
+    try:
+        review = review_sweep(sweep_id, out, store_path)
+    except ReviewError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(review.format_terminal())
+    click.echo(f"\nWrote {out}/: report.html, summary.md, parallel_coordinates.png, curves.png, best.yaml")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""Fetching a sweep into a `SweepRecord`: from W&B through its public API, or from the local store.
+
+The form of the id decides: `entity/project/id` is a W&B sweep, a bare id is a local one. After
+this module both paths are the same code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.records import RunRecord, SweepRecord
+from agent.review.results import STEP_KEY
+
+
+class FetchError(Exception):
+    """The sweep cannot be read; the message is one line for the user."""
+
+
+def is_wandb_path(sweep_id: str) -> bool:
+    return sweep_id.count("/") == 2 and all(sweep_id.split("/"))
+
+
+def fetch_sweep(sweep_id: str, store_path: Path | None = None) -> SweepRecord:
+    if is_wandb_path(sweep_id):
+        return fetch_wandb_sweep(sweep_id)
+    if "/" in sweep_id:
+        raise FetchError(f"{sweep_id!r} is neither a local sweep id nor a W&B path entity/project/id")
+    return fetch_local_sweep(sweep_id, store_path)
+
+
+def fetch_wandb_sweep(path: str, api: Any = None) -> SweepRecord:
+    """Read a W&B sweep and its runs through `wandb.Api()`; `api` stands in for it in tests."""
+    import wandb
+
+    try:
+        sweep = (api or wandb.Api()).sweep(path)
+        metric = sweep.config.get("metric", {}).get("name", "eval/rougeL")
+        runs = [record_wandb_run(run, metric) for run in sweep.runs]
+        return SweepRecord(sweep_id=path, config=dict(sweep.config), runs=runs)
+    # wandb raises its own errors for login and network problems, ValueError for an unknown sweep.
+    except (wandb.errors.Error, ValueError) as error:
+        raise FetchError(f"cannot read W&B sweep {path}: {first_line(error)}") from error
+
+
+def record_wandb_run(run: Any, metric: str) -> RunRecord:
+    # Media and tables sit in the summary as nested objects; the review reads only scalars.
+    summary = {key: value for key, value in run.summary.items() if isinstance(value, (int, float, str, bool))}
+    # scan_history returns only rows holding every requested key: the evaluations.
+    history = [dict(row) for row in run.scan_history(keys=[STEP_KEY, metric])]
+    runtime = summary.get("_runtime")
+    return RunRecord(
+        run_id=run.id,
+        state=run.state,
+        config={key: value for key, value in run.config.items() if not key.startswith("_")},
+        summary=summary,
+        history=history,
+        runtime_s=float(runtime) if isinstance(runtime, (int, float)) else None,
+    )
+
+
+def fetch_local_sweep(sweep_id: str, store_path: Path | None) -> SweepRecord:
+    """Read a sweep from the local store (`--store`, else $LORA_SWEEP_STORE, else the default file)."""
+    from agent.local.store import UnknownSweep, open_store
+
+    try:
+        store = open_store(store_path)
+        try:
+            return store.sweep_record(sweep_id)
+        finally:
+            store.close()
+    except UnknownSweep as error:
+        raise FetchError(first_line(error)) from error
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,133 @@
+"""The review as text: the terminal table, a Markdown summary for pull requests, and the HTML page
+that holds every interactive figure (plotly's JavaScript inlined once, so it works offline).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import plotly.io
+
+from agent.review.importance import Importance
+from agent.review.results import FINAL_ROUGE_KEYS, SweepResults
+from agent.review.verdict import format_value
+
+
+def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: swept parameters, objective, final ROUGE, runtime, GPU-hours, peak memory, state."""
+    headers = ["run", *(p.name for p in results.swept), results.metric, *FINAL_ROUGE_KEYS, "runtime", "GPU-h", "peak GB", "state"]
+    rows = [
+        [
+            run.run_id,
+            *(format_param(run.params.get(p.name)) for p in results.swept),
+            format_number(run.objective),
+            *(format_number(run.final_rouge.get(key)) for key in FINAL_ROUGE_KEYS),
+            format_duration(run.runtime_s),
+            format_number(run.gpu_hours, 3),
+            format_number(run.peak_memory_gb),
+            run.state,
+        ]
+        for run in results.runs
+    ]
+    return headers, rows
+
+
+def importance_table(importance: list[Importance]) -> tuple[list[str], list[list[str]]]:
+    rows = [[row.feature, format_number(row.importance, 3), format_number(row.correlation, 3)] for row in importance]
+    return ["parameter", "importance", "correlation"], rows
+
+
+def format_text_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [headers, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def format_markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = [headers, ["---"] * len(headers), *rows]
+    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines)
+
+
+def format_summary(results: SweepResults) -> str:
+    finished = results.finished
+    hours = [run.gpu_hours for run in results.runs if run.gpu_hours is not None]
+    cost = f"{sum(hours):.2f} GPU-hours" if hours else "no GPU time (CPU runs)"
+    winner = finished[0]
+    return (
+        f"Sweep {results.sweep_id}: {len(finished)} of {len(results.runs)} runs finished, {cost}. "
+        f"Winner: {winner.run_id} with {results.metric} = {winner.objective:.2f}"
+    )
+
+
+def format_terminal(results: SweepResults, importance: list[Importance], verdicts: list[str], warnings: list[str]) -> str:
+    parts = [format_summary(results), "", format_text_table(*results_table(results)), ""]
+    if importance:
+        parts += [f"Parameter importance with respect to {results.metric}:", format_text_table(*importance_table(importance)), ""]
+    parts += ["Verdicts:", *(f"  - {verdict}" for verdict in verdicts)]
+    parts += [f"WARNING: {warning}" for warning in warnings]
+    return "\n".join(parts)
+
+
+def write_markdown(results, importance, verdicts, warnings, best_yaml: str, path: Path) -> None:
+    parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(results), ""]
+    parts += [f"> **Warning:** {warning}" for warning in warnings]
+    parts += ["", "## Verdicts", "", *(f"- {verdict}" for verdict in verdicts), ""]
+    parts += ["## Winning configuration (`best.yaml`)", "", "```yaml", best_yaml.rstrip(), "```", ""]
+    parts += ["## Runs", "", format_markdown_table(*results_table(results)), ""]
+    if importance:
+        parts += ["## Parameter importance", "", format_markdown_table(*importance_table(importance)), ""]
+        parts += ["![parameter importance](importance.png)", ""]
+    parts += ["## Parallel coordinates", "", "![parallel coordinates](parallel_coordinates.png)", ""]
+    parts += ["## Objective vs steps", "", "![objective vs steps](curves.png)", ""]
+    path.write_text("\n".join(parts))
+
+
+def write_html(results, importance, verdicts, warnings, best_yaml: str, figures: list, path: Path) -> None:
+    """One page; the first figure carries plotly.js inline, the others reuse it."""
+    charts = [
+        plotly.io.to_html(figure, full_html=False, include_plotlyjs=(index == 0), div_id=f"figure-{index}")
+        for index, figure in enumerate(figures)
+    ]
+    body = [
+        f"<h1>Sweep review: {html.escape(results.sweep_id)}</h1>",
+        f"<p>{html.escape(format_summary(results))}</p>",
+        *(f'<p class="warning">Warning: {html.escape(warning)}</p>' for warning in warnings),
+        "<h2>Verdicts</h2><ul>",
+        *(f"<li>{html.escape(verdict)}</li>" for verdict in verdicts),
+        "</ul><h2>Winning configuration (best.yaml)</h2>",
+        f"<pre>{html.escape(best_yaml)}</pre>",
+        "<h2>Runs</h2>",
+        html_table(*results_table(results)),
+        "<h2>Parallel coordinates</h2>",
+        charts[0],
+        "<h2>Parameter importance</h2>",
+        html_table(*importance_table(importance)) if importance else "<p>Too few finished runs.</p>",
+        *charts[1:],
+    ]
+    style = "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 6px} .warning{color:#b00;font-weight:bold}"
+    page = f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Sweep review {html.escape(results.sweep_id)}</title><style>{style}</style></head><body>\n"
+    path.write_text(page + "\n".join(body) + "\n</body></html>\n")
+
+
+def html_table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def format_param(value) -> str:
+    return "-" if value is None else format_value(value)
+
+
+def format_number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

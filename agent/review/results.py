@@ -1,0 +1,169 @@
+"""One row per run, with the swept parameters described once: what every review view reads.
+
+A run counts as *finished* when its state is `finished` and it logged the objective; only
+finished runs are ranked, plotted on the parallel coordinates and used for importance and verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from agent.records import RunRecord, SweepRecord
+
+STEP_KEY = "train/global_step"
+PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
+FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
+LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    categorical: bool
+    """Strings and booleans (target_modules, bf16) are categories; everything else is a number."""
+    log_scale: bool
+    """Drawn and judged on a log axis (log distributions, grids spanning a decade or more)."""
+    levels: int | None
+    """How many values the sweep declares (`values:`); None for a distribution."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    state: str
+    params: dict[str, Any]
+    """Every sweep parameter of the run, swept and fixed, as the run received it."""
+    objective: float | None
+    """The summary value of the sweep's metric (the best evaluation), else the best in history."""
+    final_rouge: dict[str, float]
+    runtime_s: float | None
+    peak_memory_gb: float | None
+    curve: list[tuple[float, float]]
+    """(step, objective) for every evaluation, step 0 being the untuned base model."""
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "finished" and self.objective is not None
+
+    @property
+    def gpu_hours(self) -> float | None:
+        # One agent per GPU, so a run holds one GPU for its runtime; runs without GPU memory
+        # figures ran on CPU and used no GPU time.
+        if self.runtime_s is None or self.peak_memory_gb is None:
+            return None
+        return self.runtime_s / 3600
+
+
+@dataclass(frozen=True)
+class SweepResults:
+    sweep_id: str
+    metric: str
+    maximize: bool
+    swept: list[Parameter]
+    fixed: dict[str, Any]
+    """The sweep's `value:` parameters."""
+    runs: list[RunResult]
+    """Best first; runs without an objective last."""
+
+    @property
+    def finished(self) -> list[RunResult]:
+        return [run for run in self.runs if run.finished]
+
+    def score(self, run: RunResult) -> float:
+        """The objective oriented so that higher is better, whatever the metric's goal."""
+        return run.objective if self.maximize else -run.objective
+
+
+def collect_results(sweep: SweepRecord) -> SweepResults:
+    maximize = sweep.metric_goal == "maximize"
+    specs = sweep.config.get("parameters") or {}
+    runs = [collect_run(run, specs, sweep.metric_name, maximize) for run in sweep.runs]
+    runs.sort(key=lambda run: rank_key(run, maximize))
+    return SweepResults(
+        sweep_id=sweep.sweep_id,
+        metric=sweep.metric_name,
+        maximize=maximize,
+        swept=describe_swept(specs, runs),
+        fixed={name: fixed_value(specs, name) for name, spec in specs.items() if is_fixed(spec)},
+        runs=runs,
+    )
+
+
+def collect_run(run: RunRecord, specs: dict, metric: str, maximize: bool) -> RunResult:
+    curve = [
+        (float(row.get(STEP_KEY, row.get("_step", index))), float(row[metric]))
+        for index, row in enumerate(run.history)
+        if is_number(row.get(metric))
+    ]
+    objective = run.summary.get(metric)
+    if not is_number(objective):
+        values = [value for _, value in curve]
+        objective = (max if maximize else min)(values) if values else None
+    runtime = run.runtime_s if run.runtime_s is not None else run.summary.get("_runtime")
+    names = list(specs) or [name for name in run.config if not name.startswith("_")]
+    return RunResult(
+        run_id=run.run_id,
+        state=run.state,
+        params={name: normalize_value(run.config.get(name, fixed_value(specs, name))) for name in names},
+        objective=float(objective) if objective is not None else None,
+        final_rouge={key: float(run.summary[key]) for key in FINAL_ROUGE_KEYS if is_number(run.summary.get(key))},
+        runtime_s=float(runtime) if is_number(runtime) else None,
+        peak_memory_gb=float(run.summary[PEAK_MEMORY_KEY]) if is_number(run.summary.get(PEAK_MEMORY_KEY)) else None,
+        curve=curve,
+    )
+
+
+def describe_swept(specs: dict, runs: list[RunResult]) -> list[Parameter]:
+    """The parameters the sweep varies, in the order the sweep declares them."""
+    if not specs:  # a sweep defined elsewhere without `parameters`: whatever varied across runs
+        names = [name for name in (runs[0].params if runs else {}) if len({repr(r.params.get(name)) for r in runs}) > 1]
+        specs = {name: {} for name in names}
+    swept = []
+    for name, spec in specs.items():
+        if is_fixed(spec):
+            continue
+        declared = spec.get("values")
+        observed = [run.params.get(name) for run in runs if run.params.get(name) is not None]
+        categorical = any(not is_number(value) for value in observed + list(declared or []))
+        swept.append(Parameter(name, categorical, is_log_scale(spec, observed, categorical), len(declared) if declared else None))
+    return swept
+
+
+def is_log_scale(spec: dict, observed: list, categorical: bool) -> bool:
+    if categorical:
+        return False
+    if "log" in str(spec.get("distribution", "")):
+        return True
+    numbers = [float(value) for value in list(spec.get("values") or observed) if is_number(value)]
+    return bool(numbers) and min(numbers) > 0 and max(numbers) / min(numbers) >= LOG_SCALE_RATIO
+
+
+def rank_key(run: RunResult, maximize: bool) -> tuple:
+    if run.objective is None:
+        return (2, 0.0)
+    return (0 if run.finished else 1, -run.objective if maximize else run.objective)
+
+
+def is_fixed(spec: dict) -> bool:
+    return "value" in spec or len(spec.get("values", [None, None])) < 2
+
+
+def fixed_value(specs: dict, name: str) -> Any:
+    """A fixed parameter's value; None for a swept one, whose value only the run knows."""
+    spec = specs.get(name, {})
+    if not is_fixed(spec):
+        return None
+    return spec["value"] if "value" in spec else spec["values"][0]
+
+
+def normalize_value(value: Any) -> Any:
+    """Lists (an explicit target-module list) become the comma form the trainer accepts."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
