@@ -210,8 +210,13 @@ def runs_command(sweep_id, output_format, store_path) -> None:
     click.echo(runs_as_json(record) if output_format == "json" else runs_as_table(record))
 
 
+# The shipped sweeps sit beside the package in the checkout that `make install` installs from.
+SMOKE_SWEEP = Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml"
+
+
 @main.command("demo")
-@click.option("--sweep-yaml", default="sweeps/smoke.yaml", show_default=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--sweep-yaml", default=str(SMOKE_SWEEP), show_default="sweeps/smoke.yaml",
+              type=click.Path(exists=True, dir_okay=False))
 @_STORE_OPTION
 def demo_command(sweep_yaml, store_path) -> None:
     """Run the smoke sweep locally to the end, offline on CPU, and show the best configuration.

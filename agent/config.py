@@ -131,7 +131,7 @@ class TrainArgs:
 class EvalArgs:
     eval_steps: int = param(100, "steps between ROUGE evaluations on the fixed validation subset")
     eval_subset_size: int = param(200, "validation examples scored at every evaluation (the objective)")
-    eval_batch_size: int = param(16, "prompts generated together at evaluation")
+    eval_batch_size: int = param(32, "prompts generated together at evaluation")
     max_new_tokens: int = param(64, "generation budget per summary")
 
     def problems(self) -> list[str]:

@@ -5,7 +5,7 @@ Same model (the tiny built-in Llama with an adapter trained as in the smoke swee
 same ROUGE scoring. The baseline is the loop of typical tutorials: tokenize one prompt, generate,
 decode, next. Prints examples/s of each and their ratio.
 
-    python benchmarks/rouge_eval.py [--examples 128] [--max-new-tokens 48] [--batch-size 16]
+    python benchmarks/rouge_eval.py [--examples 128] [--max-new-tokens 48] [--batch-size 32]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
     cli = parser.parse_args()
 
     config = TrialConfig.from_params({

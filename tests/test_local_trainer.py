@@ -5,14 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from agent.local.store import Store
 from local_sweeps import agent_env
 
 
-# Minutes on 2 shared cores (4 min under load): run with `pytest -m slow tests/test_local_trainer.py`.
-@pytest.mark.slow
 def test_tiny_model_grid_runs_every_point_once_with_rouge_recorded(tmp_path):
     sweep_yaml = tmp_path / "tiny.yaml"
     sweep_yaml.write_text(

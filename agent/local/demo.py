@@ -45,5 +45,5 @@ def run_demo(store: Store, sweep_yaml: str, echo: Callable[[str], None]) -> bool
         for key, value in best.config.items():
             echo(f"  {key}: {value}")
     echo("")
-    echo(f"Review: lora-sweep runs {sweep_id}; upload later: wandb sync --yes (see docs/offline.md)")
+    echo(f"Review: lora-sweep report {sweep_id}; upload later: wandb sync --yes (see docs/offline.md)")
     return not result.failed and all(run.state == "finished" for run in record.runs)
