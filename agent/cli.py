@@ -33,23 +33,27 @@ def validate(sweep_yaml: str) -> None:
     Example:
       lora-sweep validate sweeps/lora_rank.yaml
     """
-    from agent.config import ConfigError
-    from agent.sweep_config import grid_size, load_sweep_config, sweep_problems
+    from agent.sweep_config import grid_size
 
-    try:
-        config = load_sweep_config(sweep_yaml)
-        problems = sweep_problems(config)
-    except ConfigError as error:
-        problems = error.problems
-    if problems:
-        for problem in problems:
-            click.echo(f"error: {sweep_yaml}: {problem}", err=True)
-        raise SystemExit(1)
+    config = _checked_sweep(sweep_yaml)
     size = grid_size(config)
     runs = f"a grid of {size} runs" if size is not None else f"{config['method']} search (runs until run_cap or --count)"
     metric = config.get("metric")
     objective = f", optimizing {metric['name']} ({metric.get('goal', 'minimize')})" if metric else ""
     click.echo(f"{sweep_yaml}: valid, {runs}{objective}")
+
+
+def _checked_sweep(sweep_yaml: str) -> dict:
+    """The sweep config, or every problem on stderr, one line each, and exit 1."""
+    from agent.config import ConfigError
+    from agent.sweep_config import load_valid_sweep
+
+    try:
+        return load_valid_sweep(sweep_yaml)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(f"error: {sweep_yaml}: {problem}", err=True)
+        raise SystemExit(1) from None
 
 
 # --- local controller: sweep, agent, runs, demo -------------------------------------------------
@@ -113,19 +117,9 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
         return
     if not local:
         raise click.ClickException("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
-    from agent.config import ConfigError
-    from agent.local.controller import grid_size
-    from agent.sweep_config import load_sweep_config, sweep_problems
+    from agent.sweep_config import grid_size
 
-    try:
-        config = load_sweep_config(target)
-        problems = sweep_problems(config)
-    except ConfigError as error:
-        problems = error.problems
-    if problems:  # as `validate` reports them: one line per problem
-        for problem in problems:
-            click.echo(f"error: {target}: {problem}", err=True)
-        raise SystemExit(1)
+    config = _checked_sweep(target)
     store = _open_store(store_path, must_exist=False)
     sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
     size = grid_size(config)
@@ -227,8 +221,9 @@ def demo_command(sweep_yaml, store_path) -> None:
     """
     from agent.local.demo import run_demo
 
+    config = _checked_sweep(sweep_yaml)
     store = _open_store(store_path, must_exist=False)
-    if not run_demo(store, sweep_yaml, echo=click.echo):
+    if not run_demo(store, config, sweep_yaml, echo=click.echo):
         raise SystemExit(1)
 
 
@@ -263,7 +258,7 @@ def report(sweep_id: str, out: Path | None, store_path: str | None) -> None:
     except ReviewError as error:
         raise click.ClickException(str(error)) from None
     click.echo(review.format_terminal())
-    click.echo(f"\nWrote {out}/: report.html, summary.md, parallel_coordinates.png, curves.png, best.yaml")
+    click.echo(f"\nWrote {out}/: {', '.join(review.files)}")
 
 
 if __name__ == "__main__":

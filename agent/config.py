@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
+
+import yaml
 
 TINY_MODEL = "builtin:tiny-llama"
 SYNTHETIC_DATASET = "builtin:synthetic"
@@ -190,6 +193,24 @@ PARAMETERS: dict[str, dataclasses.Field] = {
 }
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def load_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; every failure is one line naming the file.
+
+    `what` names the file ("sweep file"), `shape` says what the mapping should hold.
+    """
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{what} {str(path)!r} must be a mapping of {shape}")
+    return loaded
 
 
 def unknown_parameter(name: str) -> str:

@@ -13,7 +13,7 @@ Files written to the output folder:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -40,6 +40,8 @@ class Review:
     warnings: list[str]
     best_yaml: str
     out_dir: Path
+    files: tuple[str, ...] = ()
+    """What write_files wrote into out_dir."""
 
     def format_terminal(self) -> str:
         return pages.format_terminal(self.results, self.importance, self.verdicts, self.warnings)
@@ -67,23 +69,25 @@ def write_review(sweep: SweepRecord, out_dir: Path) -> Review:
         best_yaml=format_best_config(results),
         out_dir=out_dir,
     )
-    write_files(review)
-    return review
+    return replace(review, files=write_files(review))
 
 
-def write_files(review: Review) -> None:
+def write_files(review: Review) -> tuple[str, ...]:
     out, results = review.out_dir, review.results
     out.mkdir(parents=True, exist_ok=True)
     (out / "best.yaml").write_text(review.best_yaml)
     figures.draw_parallel_coordinates(results, out / "parallel_coordinates.png")
     figures.draw_curves(results, out / "curves.png")
+    written = ["best.yaml", "parallel_coordinates.png", "curves.png"]
     if review.importance:
         figures.draw_importance(review.importance, results.metric, out / "importance.png")
+        written.append("importance.png")
     interactive = [figures.plot_parallel_coordinates(results), figures.plot_curves(results)]
     if review.importance:
         interactive.insert(1, figures.plot_importance(review.importance, results.metric))
     pages.write_html(results, review.importance, review.verdicts, review.warnings, review.best_yaml, interactive, out / "report.html")
     pages.write_markdown(results, review.importance, review.verdicts, review.warnings, review.best_yaml, out / "summary.md")
+    return ("report.html", "summary.md", *written)
 
 
 def format_best_config(results: SweepResults) -> str:

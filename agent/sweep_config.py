@@ -7,14 +7,12 @@ schema already catches `log_uniform` written in real units instead of e-exponent
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from agent.config import PARAMETERS, ConfigError, TrialConfig, unknown_parameter
+from agent.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping, unknown_parameter
 
 # Distributions whose samples are floats; an integer parameter needs int_uniform, q_* or values.
 _FLOAT_DISTRIBUTIONS = {
@@ -26,18 +24,7 @@ _UNBOUNDED = {"param_normal", "param_qnormal", "param_lognormal", "param_qlognor
 
 
 def load_sweep_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file {str(path)!r} does not exist") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read sweep file {str(path)!r}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {' '.join(str(error).split())}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"sweep file {str(path)!r} must be a mapping with method, metric and parameters")
-    return config
+    return load_yaml_mapping(path, "sweep file", "method, metric and parameters")
 
 
 def runs_trainer(config: dict[str, Any]) -> bool:
@@ -116,19 +103,23 @@ def value_problems(name: str, value: Any) -> list[str]:
     return []
 
 
-def grid_size(config: dict[str, Any]) -> int | None:
-    """How many runs a grid sweep has (W&B's grid never runs past it); None for other methods."""
+def grid_size(config: dict[str, Any], limit: int = 100_000) -> int | None:
+    """How many points a grid has, counted by the engine itself (None for random and Bayes)."""
     if config.get("method") != "grid":
         return None
-    size = 1
-    for param in _hyperparameters(config.get("parameters", {})):
-        if "values" in param.config:
-            size *= len(param.config["values"])
-        elif param.type == "param_int_uniform":
-            size *= param.config["max"] - param.config["min"] + 1
-        elif param.type == "param_quniform":
-            size *= len(range(0, math.ceil((param.config["max"] - param.config["min"]) / param.config["q"])))
-    return size
+    from sweeps.grid_search import grid_search_next_runs
+
+    proposals = grid_search_next_runs([], config, n=limit)
+    return sum(proposal is not None for proposal in proposals)
+
+
+def load_valid_sweep(path: str | Path) -> dict[str, Any]:
+    """The sweep config, or a ConfigError holding every problem (what `validate` prints)."""
+    config = load_sweep_config(path)
+    problems = sweep_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def _plain(value: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from agent.config import PARAMETERS, ConfigError, TrialConfig
+from agent.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
 
 # Sample predictions logged as a W&B Table: enough to read, small enough to sync quickly.
 TABLE_ROWS = 20
@@ -42,19 +42,8 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
             value = args.pop(0) if args and not args[0].startswith("--") else "true"
         params[name.replace("-", "_")] = value
     config_file = params.pop("config", None)
-    return {**(load_config_file(config_file) if config_file else {}), **params}
-
-
-def load_config_file(path: str) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path!r}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path!r} is not valid YAML: {error}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path!r} must be a mapping of parameter names to values")
-    return loaded
+    from_file = load_yaml_mapping(config_file, "config file", "parameter names to values") if config_file else {}
+    return {**from_file, **params}
 
 
 def usage() -> str:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from agent.local import controller
+from agent.sweep_config import grid_size
 from agent.local.store import Store, UnknownSweep
 
 GRID = {
@@ -34,7 +35,7 @@ def finish(store, run_id, summary=None):
 
 def test_grid_gives_every_point_once_and_never_past_its_size(store):
     sweep_id = store.create_sweep(GRID, None, None)
-    assert controller.grid_size(GRID) == 6
+    assert grid_size(GRID) == 6
     claimed = [claim(store, sweep_id) for _ in range(6)]
     assert all(isinstance(c, controller.Claimed) for c in claimed)
     points = {(c.run.config["a"], c.run.config["b"]) for c in claimed}

@@ -53,7 +53,7 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
         (["--dataset=empty.jsonl"], "error: dataset file 'empty.jsonl' is empty"),
         (["--dataset=columns.jsonl"], "error: dataset 'columns.jsonl' has no dialogue or summary column"),
         (["--target_modules=q_proj,gate"], "error: target_modules='q_proj,gate': no linear layer named gate"),
-        (["--config=missing.yaml"], "error: cannot read config file 'missing.yaml'"),
+        (["--config=missing.yaml"], "error: config file 'missing.yaml' does not exist"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tiny_model_dir, tmp_path, args, message):

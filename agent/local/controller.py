@@ -143,13 +143,3 @@ def should_stop(store: Store, sweep_id: str, run_id: str) -> str | None:
             mine = [line for line in lines if run_id in line]
             return "early_terminate: " + (mine[-1].strip() if mine else "hyperband")
     return None
-
-
-def grid_size(config: dict[str, Any], limit: int = 100_000) -> int | None:
-    """How many points a grid has, counted by the engine itself (None for random and Bayes)."""
-    if config.get("method") != "grid":
-        return None
-    from sweeps.grid_search import grid_search_next_runs
-
-    proposals = grid_search_next_runs([], config, n=limit)
-    return sum(proposal is not None for proposal in proposals)

@@ -5,31 +5,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from agent.local.listing import best_run, runs_as_table, sort_by_objective
 from agent.local.runner import AgentOptions, run_agent
 from agent.local.store import Store
 
 
-def run_demo(store: Store, sweep_yaml: str, echo: Callable[[str], None]) -> bool:
-    """True when every run of the sweep finished."""
-    from agent.config import ConfigError
-    from agent.sweep_config import load_sweep_config, sweep_problems
-
-    try:
-        config = load_sweep_config(sweep_yaml)
-        problems = sweep_problems(config)
-    except ConfigError as error:
-        problems = error.problems
-    if problems:
-        for problem in problems:
-            echo(f"error: {sweep_yaml}: {problem}")
-        return False
-
+def run_demo(store: Store, config: dict[str, Any], source: str, echo: Callable[[str], None]) -> bool:
+    """Run the (already checked) sweep `config` from `source` to the end; True when every run finished."""
     # The demo never needs an account: runs stay local unless the user asked for W&B.
     os.environ.setdefault("WANDB_MODE", "offline")
     sweep_id = store.create_sweep(config, config.get("project"), "demo")
-    echo(f"demo: local sweep {sweep_id} from {sweep_yaml} in {store.path}")
+    echo(f"demo: local sweep {sweep_id} from {source} in {store.path}")
     started = time.monotonic()
     result = run_agent(store, sweep_id, AgentOptions(), echo=echo)
     echo(f"demo: {len(result.outcomes)} run(s) in {time.monotonic() - started:.0f}s; {result.reason}")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
+from agent import sweep_config
 from agent.local import controller, launch, metrics
 from agent.local.store import RunRow, Store, new_id
 
@@ -89,7 +90,7 @@ def run_agent(
 ) -> AgentResult:
     sweep = store.sweep(sweep_id)  # fails fast on an unknown id
     agent_id = f"{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
-    grid_size = controller.grid_size(sweep.config)
+    grid_size = sweep_config.grid_size(sweep.config)
     outcomes: list[RunOutcome] = []
     consecutive_failures = 0
     last_wait = None
