@@ -39,3 +39,13 @@ class SweepRecord:
     @property
     def metric_goal(self) -> str:
         return self.config.get("metric", {}).get("goal", "maximize")
+
+    @property
+    def swept_parameters(self) -> list[str]:
+        """The parameters the sweep varies, in declaration order (fixed ones left out)."""
+        return [name for name, spec in self.config.get("parameters", {}).items() if not is_fixed(spec)]
+
+
+def is_fixed(spec: dict[str, Any]) -> bool:
+    """A sweep parameter spec that admits one value: `value: x` or `values: [x]`."""
+    return "value" in spec or len(spec.get("values", [None, None])) < 2

@@ -51,7 +51,7 @@ def runs_as_json(record: SweepRecord) -> str:
 
 def runs_as_table(record: SweepRecord, runs: list[RunRecord] | None = None) -> str:
     runs = record.runs if runs is None else runs
-    param_names = list(dict.fromkeys(name for run in runs for name in run.config))
+    param_names = record.swept_parameters  # fixed ones would only widen the table
     header = ["run", "state", record.metric_name, "runtime"] + param_names
     rows = [header]
     for run in runs:

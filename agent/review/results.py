@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord
+from agent.records import RunRecord, SweepRecord, is_fixed
 
 STEP_KEY = "train/global_step"
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
@@ -144,10 +144,6 @@ def rank_key(run: RunResult, maximize: bool) -> tuple:
     if run.objective is None:
         return (2, 0.0)
     return (0 if run.finished else 1, -run.objective if maximize else run.objective)
-
-
-def is_fixed(spec: dict) -> bool:
-    return "value" in spec or len(spec.get("values", [None, None])) < 2
 
 
 def fixed_value(specs: dict, name: str) -> Any:
