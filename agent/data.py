@@ -21,6 +21,7 @@ LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "
 VALIDATION_NAMES = ("validation", "val", "valid", "dev")
 HELD_OUT_SHARE = 0.1  # a single local file is split 90/10, deterministically
 LABEL_PAD = -100
+PROMPT_DATE = "26 Jul 2024"
 
 
 def load_dialogues(dataset: str) -> DatasetDict:
@@ -128,7 +129,12 @@ def build_prompt(tokenizer: Any, dialogue: str) -> str:
     request = f"{INSTRUCTION}\n{dialogue}"
     if tokenizer.chat_template:
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": request}],
+            tokenize=False,
+            add_generation_prompt=True,
+            # Llama 3's template writes today's date into the system header; a fixed one keeps every
+            # prompt, and so every run of a sweep that spans midnight, the same.
+            date_string=PROMPT_DATE,
         )
     return f"{tokenizer.bos_token or ''}{request}\nSummary:"
 

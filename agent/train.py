@@ -106,6 +106,8 @@ def run_trial(config: TrialConfig, run: Any) -> None:
     trainable, total = model.get_nb_trainable_parameters()
     run.summary.update({"train/trainable_params": trainable, "train/total_params": total})
     out_dir = Path(config.train.output_dir) / run.id
+    training_args = build_training_arguments(config, out_dir, run.name)
+    model.to(training_args.device)  # the baseline evaluation runs where training will
 
     define_metrics(run)
     keeper = BestAdapterKeeper()
@@ -116,7 +118,7 @@ def run_trial(config: TrialConfig, run: Any) -> None:
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     trainer = Trainer(
         model=model,
-        args=build_training_arguments(config, out_dir, run.name),
+        args=training_args,
         train_dataset=train_set,
         data_collator=collator,
         processing_class=tokenizer,
