@@ -191,8 +191,8 @@ SECTION_NAMES = [f.name for f in dataclasses.fields(TrialConfig)]
 PARAMETERS: dict[str, dataclasses.Field] = {
     f.name: f for section in SECTIONS for f in dataclasses.fields(section)
 }
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+_TYPES = {"int": int, "float": float, "str": str}
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string"}
 
 
 def load_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]:
@@ -238,12 +238,6 @@ def coerce(name: str, value: Any, type_name: str) -> Any:
 
 def _parse(text: str, want: type, bad: ConfigError) -> Any:
     text = text.strip()
-    if want is bool:
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise bad
     try:
         number = float(text)
     except ValueError:
