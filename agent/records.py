@@ -6,6 +6,7 @@ these records, so everything after fetching is one code path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,3 +50,8 @@ class SweepRecord:
 def is_fixed(spec: dict[str, Any]) -> bool:
     """A sweep parameter spec that admits one value: `value: x` or `values: [x]`."""
     return "value" in spec or len(spec.get("values", [None, None])) < 2
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool: what a metric value must be to rank runs."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

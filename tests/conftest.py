@@ -53,12 +53,3 @@ def inspect_summary(run_dir: Path) -> dict:
         capture_output=True, text=True, check=True, timeout=120,
     )
     return json.loads(out.stdout)
-
-
-def inspect_history(run_dir: Path) -> list[dict]:
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(run_dir)],
-        capture_output=True, text=True, check=True, timeout=120,
-    )
-    records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    return [r["history"]["item"] for r in records if r.get("type") == "history"]

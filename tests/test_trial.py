@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import inspect_history, inspect_summary, run_program, wandb_run_dir
+from agent.local.metrics import read_history
+from conftest import inspect_summary, run_program, wandb_run_dir
 
 TINY = ["--model_name_or_path=builtin:tiny-llama", "--dataset=builtin:synthetic"]
 
@@ -19,7 +20,7 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = wandb_run_dir(tmp_path)
 
-    history = [row for row in inspect_history(run_dir) if "eval/rougeL" in row]
+    history = [row for row in read_history(run_dir) if "eval/rougeL" in row]
     assert [row["train/global_step"] for row in history] == [0, 40, 80, 120]
     baseline, best = history[0]["eval/rougeL"], max(row["eval/rougeL"] for row in history)
     assert best > baseline + 5, history

@@ -10,15 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-with warnings.catch_warnings():
-    # sweeps 0.3 declares a pydantic v1 config key; pydantic 2 warns about it on import.
-    warnings.filterwarnings("ignore", message="Valid config keys have changed", category=UserWarning)
-    import sweeps
+import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
 
 from agent.local.store import RunRow, Store
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord
+from agent.records import RunRecord, SweepRecord, is_number
 
 
 def objective(run: RunRecord, metric_name: str) -> float | None:
     value = run.summary.get(metric_name)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    return float(value) if is_number(value) else None
 
 
 def sort_by_objective(record: SweepRecord) -> list[RunRecord]:

@@ -6,11 +6,10 @@ finished runs are ranked, plotted on the parallel coordinates and used for impor
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord, is_fixed
+from agent.records import RunRecord, SweepRecord, is_fixed, is_number
 
 STEP_KEY = "train/global_step"
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
@@ -161,5 +160,3 @@ def normalize_value(value: Any) -> Any:
     return value
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
