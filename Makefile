@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint format demo bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 demo: install
 	WANDB_MODE=offline $(BIN)/lora-sweep demo

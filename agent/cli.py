@@ -33,20 +33,23 @@ def validate(sweep_yaml: str) -> None:
     Example:
       lora-sweep validate sweeps/lora_rank.yaml
     """
+    from agent.records import objective_of
     from agent.sweep_config import grid_size
 
     config = _checked_sweep(sweep_yaml)
     size = grid_size(config)
-    runs = f"a grid of {size} runs" if size is not None else f"{config['method']} search (runs until run_cap or --count)"
-    metric = config.get("metric")
-    objective = f", optimizing {metric['name']} ({metric.get('goal', 'minimize')})" if metric else ""
+    runs = (
+        f"a grid of {size} runs" if size is not None else f"{config['method']} search (runs until run_cap or --count)"
+    )
+    metric = objective_of(config)
+    objective = f", optimizing {metric.name} ({metric.goal})" if metric.name else ""
     click.echo(f"{sweep_yaml}: valid, {runs}{objective}")
 
 
 def _checked_sweep(sweep_yaml: str) -> dict:
     """The sweep config, or every problem on stderr, one line each, and exit 1."""
-    from agent.config import ConfigError
     from agent.sweep_config import load_valid_sweep
+    from agent.trial.config import ConfigError
 
     try:
         return load_valid_sweep(sweep_yaml)
@@ -209,8 +212,12 @@ SMOKE_SWEEP = Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml"
 
 
 @main.command("demo")
-@click.option("--sweep-yaml", default=str(SMOKE_SWEEP), show_default="sweeps/smoke.yaml",
-              type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--sweep-yaml",
+    default=str(SMOKE_SWEEP),
+    show_default="sweeps/smoke.yaml",
+    type=click.Path(exists=True, dir_okay=False),
+)
 @_STORE_OPTION
 def demo_command(sweep_yaml, store_path) -> None:
     """Run the smoke sweep locally to the end, offline on CPU, and show the best configuration.
@@ -250,7 +257,7 @@ def report(sweep_id: str, out: Path | None, store_path: str | None) -> None:
       lora-sweep report 3fk2a9 --out review/
       python -m agent.train --config review/best.yaml   # rerun the winner
     """
-    from agent.report import ReviewError, review_sweep
+    from agent.review.report import ReviewError, review_sweep
 
     out = out or Path("outputs", "review", sweep_id.replace("/", "-"))
     try:

@@ -10,6 +10,32 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+STEP_KEY = "train/global_step"
+"""The x axis of every curve: the optimizer step the trial program logs with each evaluation."""
+OBJECTIVE = "eval/rougeL"
+"""The trial program's objective (ROUGE-L x100 on the fixed validation subset); sweeps name it."""
+DEFAULT_GOAL = "minimize"
+"""W&B's schema default when a sweep's metric has no `goal`."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A sweep's `metric:` block: what to rank runs by, and which way."""
+
+    name: str | None
+    """None when the sweep declares no metric (grid and random sweeps may omit it)."""
+    goal: str = DEFAULT_GOAL
+
+    @property
+    def maximize(self) -> bool:
+        return self.goal == "maximize"
+
+
+def objective_of(sweep_config: dict[str, Any]) -> Objective:
+    """The one reading of `(metric name, goal)` from a sweep config, with W&B's defaults."""
+    metric = sweep_config.get("metric") or {}
+    return Objective(metric.get("name"), metric.get("goal", DEFAULT_GOAL))
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -34,12 +60,10 @@ class SweepRecord:
     runs: list[RunRecord]
 
     @property
-    def metric_name(self) -> str:
-        return self.config.get("metric", {}).get("name", "eval/rougeL")
-
-    @property
-    def metric_goal(self) -> str:
-        return self.config.get("metric", {}).get("goal", "maximize")
+    def objective(self) -> Objective:
+        """The sweep's metric; a sweep that names none is ranked by the trial program's objective."""
+        declared = objective_of(self.config)
+        return Objective(declared.name or OBJECTIVE, declared.goal)
 
     @property
     def swept_parameters(self) -> list[str]:

@@ -12,12 +12,25 @@ from typing import Any
 
 import numpy as np
 
-from agent.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping, unknown_parameter
+from agent.trial.config import (
+    PARAMETER_TYPES,
+    PARAMETERS,
+    ConfigError,
+    TrialConfig,
+    load_yaml_mapping,
+    unknown_parameter,
+)
 
 # Distributions whose samples are floats; an integer parameter needs int_uniform, q_* or values.
 _FLOAT_DISTRIBUTIONS = {
-    "param_uniform", "param_loguniform", "param_loguniform_v2", "param_inv_loguniform",
-    "param_inv_loguniform_v2", "param_normal", "param_lognormal", "param_beta",
+    "param_uniform",
+    "param_loguniform",
+    "param_loguniform_v2",
+    "param_inv_loguniform",
+    "param_inv_loguniform_v2",
+    "param_normal",
+    "param_lognormal",
+    "param_beta",
 }
 # Where a distribution is unbounded, its 1st and 99th percentiles stand for its range.
 _UNBOUNDED = {"param_normal", "param_qnormal", "param_lognormal", "param_qlognormal"}
@@ -59,10 +72,9 @@ def grid_problems(parameters: dict[str, Any]) -> list[str]:
 def parameter_problems(parameters: dict[str, Any]) -> list[str]:
     problems = [unknown_parameter(name) for name in parameters if name not in PARAMETERS]
     for param in _hyperparameters(parameters):
-        spec = PARAMETERS.get(param.name)
-        if spec is None:
+        if param.name not in PARAMETERS:
             continue
-        if spec.type == "int" and param.type in _FLOAT_DISTRIBUTIONS:
+        if PARAMETER_TYPES[param.name] is int and param.type in _FLOAT_DISTRIBUTIONS:
             problems.append(
                 f"{param.name} is an integer but its distribution {param.config['distribution']} samples floats; "
                 "use int_uniform, a q_ distribution or values"

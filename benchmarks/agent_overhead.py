@@ -57,7 +57,11 @@ def time_agent(command: list[str], runs: int, workdir: Path) -> tuple[list[float
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "agent.cli", "agent", sweep_id, "--store", str(store_path)],
-        env=environment(workdir), cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=environment(workdir),
+        cwd=workdir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - started
     cycles = [run.ended_at - run.started_at for run in store.runs(sweep_id, with_history=False)]

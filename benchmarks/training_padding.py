@@ -12,21 +12,53 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from agent.config import SYNTHETIC_DATASET, TINY_MODEL, TrialConfig
-from agent.data import PaddingCollator, load_dialogues, tokenize_train
-from agent.model import add_lora, load_base_model, load_tokenizer
-from agent.train import build_training_arguments
+from agent.trial.config import SYNTHETIC_DATASET, TINY_MODEL, TrialConfig
+from agent.trial.data import LABEL_PAD, PaddingCollator, load_dialogues, tokenize_train
+from agent.trial.model import add_lora, load_base_model, load_tokenizer
+from agent.trial.train import build_training_arguments
 
 # The tutorial pads to the longest sequence its settings allow: source + target + the chat template.
 TEMPLATE_TOKENS = 16
 
 
-def train(config: TrialConfig, train_set, tokenizer, grouped: bool) -> tuple[PaddingCollator, float]:
+@dataclass
+class PadToMaxLength:
+    """The tutorial's collator: every example padded to one fixed width, counting tokens as ours does."""
+
+    pad_token_id: int
+    width: int
+    real_tokens: int = 0
+    padded_tokens: int = 0
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        batch = {"input_ids": [], "attention_mask": [], "labels": []}
+        for f in features:
+            gap = self.width - len(f["input_ids"])
+            batch["input_ids"].append(f["input_ids"] + [self.pad_token_id] * gap)
+            batch["attention_mask"].append(f["attention_mask"] + [0] * gap)
+            batch["labels"].append(f["labels"] + [LABEL_PAD] * gap)
+            self.real_tokens += len(f["input_ids"])
+        self.padded_tokens += self.width * len(features)
+        return {k: torch.tensor(v) for k, v in batch.items()}
+
+    @property
+    def real_token_share(self) -> float:
+        return self.real_tokens / self.padded_tokens
+
+
+def train(config: TrialConfig, train_set, tokenizer, grouped: bool) -> tuple[Any, float]:
     from transformers import Trainer
 
     max_length = config.data.max_source_length + config.data.max_target_length + TEMPLATE_TOKENS
-    collator = PaddingCollator(tokenizer.pad_token_id, pad_to=None if grouped else max_length)
+    if grouped:
+        collator = PaddingCollator(tokenizer.pad_token_id)
+    else:
+        collator = PadToMaxLength(tokenizer.pad_token_id, max_length)
     args = build_training_arguments(config, "/tmp/lora-sweep-bench", "bench")
     args.report_to, args.disable_tqdm = [], True
     if not grouped:
@@ -44,11 +76,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     cli = parser.parse_args()
 
-    config = TrialConfig.from_params({
-        "model_name_or_path": TINY_MODEL, "dataset": SYNTHETIC_DATASET, "max_steps": cli.steps,
-        "per_device_train_batch_size": cli.batch_size, "max_source_length": 128, "max_target_length": 32,
-        "target_modules": "qkvo", "logging_steps": cli.steps,
-    })
+    config = TrialConfig.from_params(
+        {
+            "model_name_or_path": TINY_MODEL,
+            "dataset": SYNTHETIC_DATASET,
+            "max_steps": cli.steps,
+            "per_device_train_batch_size": cli.batch_size,
+            "max_source_length": 128,
+            "max_target_length": 32,
+            "target_modules": "qkvo",
+            "logging_steps": cli.steps,
+        }
+    )
     tokenizer = load_tokenizer(config.model)
     train_set = tokenize_train(load_dialogues(SYNTHETIC_DATASET)["train"], tokenizer, config.data)
 
@@ -57,8 +96,10 @@ def main() -> None:
 
     print(f"steps={cli.steps} batch_size={cli.batch_size} max_source_length=128 max_target_length=32")
     for name, collator, seconds in (("pad to max length", padded, padded_s), ("grouped, dynamic", grouped, grouped_s)):
-        print(f"{name:18}: real-token share {collator.real_token_share:.3f}, "
-              f"{collator.real_tokens / seconds:8.0f} real tokens/s")
+        print(
+            f"{name:18}: real-token share {collator.real_token_share:.3f}, "
+            f"{collator.real_tokens / seconds:8.0f} real tokens/s"
+        )
     print(f"speed-up (real tokens/s): {(grouped.real_tokens / grouped_s) / (padded.real_tokens / padded_s):.1f}x")
 
 

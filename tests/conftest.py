@@ -20,7 +20,7 @@ os.environ.setdefault("WANDB_DISABLE_GIT", "true")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    from agent.tiny import ensure_tiny_model
+    from agent.trial.tiny import ensure_tiny_model
 
     return ensure_tiny_model()
 
@@ -32,7 +32,9 @@ def tiny_tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-def run_program(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_program(
+    args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """A real subprocess, with the repository importable, as an agent would launch it."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
@@ -50,6 +52,9 @@ def inspect_summary(run_dir: Path) -> dict:
     """The run's summary through W&B's public CLI, as the local controller reads it."""
     out = subprocess.run(
         [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--summary", "--json", str(run_dir)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return json.loads(out.stdout)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from agent.local.controller import sweeps  # imported there with its pydantic warning silenced
-
 from agent.local.store import Store
 
 PROGRAMS = Path(__file__).parent / "programs"

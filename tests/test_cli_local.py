@@ -41,7 +41,9 @@ def test_help(command):
 
 def run_cli(*args, cwd=None):
     """As a user runs it, so the check covers what reaches the terminal, tracebacks included."""
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.mark.parametrize("command", [["agent"], ["runs"], ["sweep", "--stop"]])
@@ -86,7 +88,8 @@ def test_store_location_from_environment(store_with_runs):
 
 
 @pytest.mark.parametrize(
-    ("flag", "state"), [("--pause", "PAUSED"), ("--resume", "RUNNING"), ("--stop", "FINISHED"), ("--cancel", "CANCELED")]
+    ("flag", "state"),
+    [("--pause", "PAUSED"), ("--resume", "RUNNING"), ("--stop", "FINISHED"), ("--cancel", "CANCELED")],
 )
 def test_sweep_control(store_with_runs, flag, state):
     path, sweep_id = store_with_runs
@@ -102,11 +105,9 @@ def test_sweep_without_local_points_to_wandb(tmp_path):
 
 
 def test_local_sweep_from_yaml_prints_id_and_agent_command(tmp_path):
-    pytest.importorskip("agent.sweep_config")  # the validator lands with `lora-sweep validate`
     yaml_path = tmp_path / "grid.yaml"
     yaml_path.write_text(
-        "program: tests/programs/record_args.py\nmethod: grid\n"
-        "parameters:\n  point:\n    values: [1, 2, 3]\n"
+        "program: tests/programs/record_args.py\nmethod: grid\nparameters:\n  point:\n    values: [1, 2, 3]\n"
     )
     store = tmp_path / "s.db"
     result = run_cli("sweep", str(yaml_path), "--local", "--store", str(store))
@@ -117,7 +118,6 @@ def test_local_sweep_from_yaml_prints_id_and_agent_command(tmp_path):
 
 
 def test_bad_yaml_is_one_clear_line(tmp_path):
-    pytest.importorskip("agent.sweep_config")
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: grid\nparameters:\n  lr: {values: [1, 2]\n")  # unclosed brace
     result = run_cli("sweep", str(bad), "--local", "--store", str(tmp_path / "s.db"))

@@ -1,6 +1,6 @@
 import pytest
 
-from agent.config import ConfigError, TrialConfig
+from agent.trial.config import ConfigError, TrialConfig
 
 
 def test_defaults_follow_the_usual_baseline():
@@ -14,7 +14,10 @@ def test_defaults_follow_the_usual_baseline():
 def test_flag_strings_are_parsed_to_their_types():
     config = TrialConfig.from_params({"lora_r": "16", "learning_rate": "1e-4", "bf16": "false", "max_steps": "50"})
     assert (config.lora.lora_r, config.train.learning_rate, config.model.bf16, config.train.max_steps) == (
-        16, 1e-4, "false", 50,
+        16,
+        1e-4,
+        "false",
+        50,
     )
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import SYNTHETIC_DATASET, ConfigError, DataArgs
-from agent.data import LABEL_PAD, PaddingCollator, build_prompt, encode_example, load_dialogues
+from agent.trial.config import SYNTHETIC_DATASET, ConfigError, DataArgs
+from agent.trial.data import LABEL_PAD, PaddingCollator, build_prompt, encode_example, load_dialogues
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -50,8 +50,10 @@ def test_synthetic_set_is_deterministic_and_sized():
         (lambda p: p / "missing.json", "does not exist"),
         (lambda p: (p / "empty.jsonl").write_text("") and p / "empty.jsonl" or p / "empty.jsonl", "is empty"),
         (lambda p: (p / "list.json").write_text("[]") and p / "list.json", "has no rows"),
-        (lambda p: (p / "cols.jsonl").write_text('{"text": "a", "label": "b"}\n') and p / "cols.jsonl",
-         "has no dialogue or summary column"),
+        (
+            lambda p: (p / "cols.jsonl").write_text('{"text": "a", "label": "b"}\n') and p / "cols.jsonl",
+            "has no dialogue or summary column",
+        ),
     ],
 )
 def test_bad_dataset_files_give_one_clear_line(tmp_path, make, message):
@@ -66,10 +68,10 @@ def test_loss_is_only_on_summary_tokens(tiny_tokenizer):
     prompt_ids = tiny_tokenizer(build_prompt(tiny_tokenizer, dialogue), add_special_tokens=False)["input_ids"]
     labels = features["labels"]
     assert labels[: len(prompt_ids)] == [LABEL_PAD] * len(prompt_ids)
-    target = labels[len(prompt_ids):]
+    target = labels[len(prompt_ids) :]
     assert LABEL_PAD not in target and target[-1] == tiny_tokenizer.eos_token_id
     assert tiny_tokenizer.decode(target[:-1]) == summary
-    assert features["input_ids"][len(prompt_ids):] == target
+    assert features["input_ids"][len(prompt_ids) :] == target
 
 
 def test_long_dialogues_are_cut_but_the_template_survives(tiny_tokenizer):
@@ -82,10 +84,12 @@ def test_long_dialogues_are_cut_but_the_template_survives(tiny_tokenizer):
 
 def test_collator_pads_each_batch_to_its_longest_and_counts_real_tokens():
     collator = PaddingCollator(pad_token_id=0)
-    batch = collator([
-        {"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [-100, 6, 7]},
-        {"input_ids": [5], "attention_mask": [1], "labels": [5]},
-    ])
+    batch = collator(
+        [
+            {"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [-100, 6, 7]},
+            {"input_ids": [5], "attention_mask": [1], "labels": [5]},
+        ]
+    )
     assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [5, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from agent.cli import main
-from agent.config import PARAMETERS
+from agent.trial.config import PARAMETER_TYPES, PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_trial_parameter_is_in_the_reference():
     reference = (ROOT / "docs" / "trial.md").read_text()
     for name, spec in PARAMETERS.items():
-        assert f"| `{name}` | {spec.type} | `{spec.default}` |" in reference, name
+        assert f"| `{name}` | {PARAMETER_TYPES[name].__name__} | `{spec.default}` |" in reference, name
 
 
 def test_every_command_is_in_the_readme():

@@ -1,8 +1,8 @@
 """Batched generation must give exactly what one-example-at-a-time generation gives."""
 
-from agent.config import SYNTHETIC_DATASET
-from agent.data import load_dialogues
-from agent.evaluation import generate, left_pad
+from agent.trial.config import SYNTHETIC_DATASET
+from agent.trial.data import load_dialogues
+from agent.trial.evaluation import generate, left_pad
 
 
 def test_left_pad_aligns_sequences_at_the_right():

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
-from agent.local.store import Store
 from local_sweeps import PROGRAMS, PYTHON_COMMAND, create_sweep, runs_of, start_agent, wait_for
+
+from agent.local.store import Store
 
 
 def record_args_sweep(log, values, sleep=0.0):
@@ -115,7 +115,13 @@ def test_a_failed_run_keeps_its_exit_code_and_output_tail(tmp_path):
     store_path = tmp_path / "sweeps.db"
     config = {
         "method": "grid",
-        "command": ["${env}", "${interpreter}", "-c", "import sys; print('boom at', sys.argv[1:]); sys.exit(3)", "${args}"],
+        "command": [
+            "${env}",
+            "${interpreter}",
+            "-c",
+            "import sys; print('boom at', sys.argv[1:]); sys.exit(3)",
+            "${args}",
+        ],
         "parameters": {"x": {"values": [1]}},
     }
     sweep_id = create_sweep(store_path, config)

@@ -6,9 +6,9 @@ import json
 import subprocess
 
 import yaml
+from local_sweeps import agent_env
 
 from agent.local.launch import prepare_launch
-from local_sweeps import agent_env
 
 PARAMS = {"lr": 0.001, "use_x": False, "name": "a b"}
 
@@ -17,17 +17,31 @@ def test_every_wandb_agent_macro_expands(tmp_path):
     config = {
         "program": "train.py",
         "command": [
-            "${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}",
-            "${args_no_boolean_flags}", "${args_json}", "${args_json_file}", "--fixed",
+            "${env}",
+            "${interpreter}",
+            "${program}",
+            "${args}",
+            "${args_no_hyphens}",
+            "${args_no_boolean_flags}",
+            "${args_json}",
+            "${args_json_file}",
+            "--fixed",
         ],
     }
     plan = prepare_launch(config, "swp1", "run1", PARAMS, base_env={"WANDB_DIR": str(tmp_path)})
     json_file = tmp_path / "wandb" / "sweep-swp1" / "config-run1.json"
     assert plan.argv == [
-        "/usr/bin/env", "python", "train.py",
-        "--lr=0.001", "--use_x=False", "--name=a b",
-        "lr=0.001", "use_x=False", "name=a b",
-        "--lr=0.001", "--name=a b",
+        "/usr/bin/env",
+        "python",
+        "train.py",
+        "--lr=0.001",
+        "--use_x=False",
+        "--name=a b",
+        "lr=0.001",
+        "use_x=False",
+        "name=a b",
+        "--lr=0.001",
+        "--name=a b",
         json.dumps(PARAMS),
         str(json_file),
         "--fixed",
@@ -41,8 +55,14 @@ def test_default_command_is_wandb_agents(tmp_path):
 
 
 def test_environment_points_wandb_init_at_the_parameters(tmp_path):
-    plan = prepare_launch({"program": "p.py"}, "swp1", "run1", PARAMS, project="proj",
-                          base_env={"WANDB_DIR": str(tmp_path), "WANDB_SERVICE": "x"})
+    plan = prepare_launch(
+        {"program": "p.py"},
+        "swp1",
+        "run1",
+        PARAMS,
+        project="proj",
+        base_env={"WANDB_DIR": str(tmp_path), "WANDB_SERVICE": "x"},
+    )
     param_file = tmp_path / "wandb" / "sweep-swp1" / "config-run1.yaml"
     assert plan.env["WANDB_SWEEP_ID"] == "swp1"
     assert plan.env["WANDB_RUN_ID"] == "run1"
@@ -74,8 +94,9 @@ def test_wandb_init_in_the_child_sees_and_locks_the_parameters(tmp_path):
         " 'sweep_id': run.sweep_id}))\n"
         "wandb.finish()\n"
     )
-    plan = prepare_launch({"program": str(program)}, "swp1", "run1", {"lr": 0.001},
-                          base_env=agent_env(WANDB_DIR=str(tmp_path)))
+    plan = prepare_launch(
+        {"program": str(program)}, "swp1", "run1", {"lr": 0.001}, base_env=agent_env(WANDB_DIR=str(tmp_path))
+    )
     result = subprocess.run(plan.argv, env=plan.env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout.strip().splitlines()[-1])

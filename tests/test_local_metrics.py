@@ -10,11 +10,12 @@ import subprocess
 import sys
 
 import wandb
+from local_sweeps import PROGRAMS, agent_env
 from packaging.version import Version
 
 from agent.local import metrics
 from agent.local.launch import find_run_file, prepare_launch
-from local_sweeps import PROGRAMS, agent_env
+from agent.records import Objective
 
 
 def test_installed_wandb_is_the_tested_one():
@@ -23,8 +24,13 @@ def test_installed_wandb_is_the_tested_one():
 
 
 def run_scorer(tmp_path, **params):
-    plan = prepare_launch({"program": str(PROGRAMS / "scorer.py")}, "swp", "run1",
-                          {"marker_dir": str(tmp_path), **params}, base_env=agent_env(WANDB_DIR=str(tmp_path)))
+    plan = prepare_launch(
+        {"program": str(PROGRAMS / "scorer.py")},
+        "swp",
+        "run1",
+        {"marker_dir": str(tmp_path), **params},
+        base_env=agent_env(WANDB_DIR=str(tmp_path)),
+    )
     result = subprocess.run(plan.argv, env=plan.env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     run_file = find_run_file(tmp_path / "wandb", "run1", not_before=0)
     assert run_file is not None, result.stdout + result.stderr
@@ -53,13 +59,20 @@ def test_summary_gives_state_summary_and_console(tmp_path):
 
 def test_flatten_summary_reads_the_objective_as_its_extremum():
     raw = {"score": {"max": 6, "last": 4}, "loss": {"min": 0.1}, "acc": {"last": 0.5, "max": 0.9}, "n": 3}
-    assert metrics.flatten_summary(raw, "score", "maximize") == {"score": 6, "loss": 0.1, "acc": 0.5, "n": 3}
-    assert metrics.flatten_summary({"loss": {"min": 0.1, "last": 0.3}}, "loss", "minimize") == {"loss": 0.1}
+    assert metrics.flatten_summary(raw, Objective("score", "maximize")) == {"score": 6, "loss": 0.1, "acc": 0.5, "n": 3}
+    assert metrics.flatten_summary({"loss": {"min": 0.1, "last": 0.3}}, Objective("loss", "minimize")) == {"loss": 0.1}
 
 
 def test_inspect_command_is_the_public_cli(tmp_path):
     assert metrics.inspect_command(tmp_path / "run-x.wandb", "--summary", "--json") == [
-        sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(tmp_path / "run-x.wandb"),
+        sys.executable,
+        "-m",
+        "wandb",
+        "leet",
+        "inspect",
+        "--summary",
+        "--json",
+        str(tmp_path / "run-x.wandb"),
     ]
 
 

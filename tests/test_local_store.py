@@ -7,8 +7,8 @@ import time
 import pytest
 
 from agent.local import controller
-from agent.sweep_config import grid_size
 from agent.local.store import Store, UnknownSweep
+from agent.sweep_config import grid_size
 
 GRID = {
     "method": "grid",
@@ -114,7 +114,7 @@ def test_sweep_record_is_what_reports_read(store):
     with store.write():
         store.finish_run(run.run_id, "failed", 3, {"score": 1.0}, "boom\n")
     record = store.sweep_record(sweep_id)
-    assert record.metric_name == "score"
+    assert record.objective.name == "score"
     (only,) = record.runs
     assert only.state == "failed"
     assert only.exit_code == 3

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from agent.local.store import Store
 from local_sweeps import agent_env
+
+from agent.local.store import Store
 
 
 def test_tiny_model_grid_runs_every_point_once_with_rouge_recorded(tmp_path):
@@ -27,13 +28,25 @@ def test_tiny_model_grid_runs_every_point_once_with_rouge_recorded(tmp_path):
     )
     store_path = tmp_path / "sweeps.db"
     cli = [sys.executable, "-m", "agent.cli"]
-    created = subprocess.run([*cli, "sweep", str(sweep_yaml), "--local", "--store", str(store_path)],
-                             capture_output=True, text=True, env=agent_env(), cwd=tmp_path, timeout=120)
+    created = subprocess.run(
+        [*cli, "sweep", str(sweep_yaml), "--local", "--store", str(store_path)],
+        capture_output=True,
+        text=True,
+        env=agent_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stderr
     sweep_id = created.stdout.split("Created local sweep ")[1].split()[0]
 
-    agent = subprocess.run([*cli, "agent", sweep_id, "--store", str(store_path)],
-                           capture_output=True, text=True, env=agent_env(), cwd=tmp_path, timeout=900)
+    agent = subprocess.run(
+        [*cli, "agent", sweep_id, "--store", str(store_path)],
+        capture_output=True,
+        text=True,
+        env=agent_env(),
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert agent.returncode == 0, agent.stderr[-3000:]
 
     record = Store(store_path).sweep_record(sweep_id)

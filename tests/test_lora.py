@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from agent.config import SYNTHETIC_DATASET, TINY_MODEL, LoraArgs, TrainArgs, TrialConfig
-from agent.model import add_lora, build_lora_config, load_base_model, load_tokenizer
-from agent.train import build_training_arguments
+from agent.trial.config import SYNTHETIC_DATASET, TINY_MODEL, LoraArgs, TrainArgs, TrialConfig
+from agent.trial.model import add_lora, build_lora_config, load_base_model, load_tokenizer
+from agent.trial.train import build_training_arguments
 
 # Every trial parameter of these sections and the library attribute that must carry it.
 TRAINING_ARGUMENTS = {
@@ -24,9 +24,19 @@ TRAINING_ARGUMENTS = {
 LORA_CONFIG = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
 
 NON_DEFAULT = {
-    "learning_rate": 3.3e-5, "num_train_epochs": 2.5, "max_steps": 77, "per_device_train_batch_size": 3,
-    "gradient_accumulation_steps": 5, "warmup_ratio": 0.2, "weight_decay": 0.01, "logging_steps": 7,
-    "seed": 1234, "lora_r": 12, "lora_alpha": 24, "lora_dropout": 0.15, "target_modules": "qkvo",
+    "learning_rate": 3.3e-5,
+    "num_train_epochs": 2.5,
+    "max_steps": 77,
+    "per_device_train_batch_size": 3,
+    "gradient_accumulation_steps": 5,
+    "warmup_ratio": 0.2,
+    "weight_decay": 0.01,
+    "logging_steps": 7,
+    "seed": 1234,
+    "lora_r": 12,
+    "lora_alpha": 24,
+    "lora_dropout": 0.15,
+    "target_modules": "qkvo",
 }
 
 
@@ -50,7 +60,7 @@ def test_every_lora_parameter_reaches_lora_config():
 
 
 def test_unknown_target_module_names_the_layers_that_exist(tiny_model_dir):
-    from agent.config import ConfigError
+    from agent.trial.config import ConfigError
 
     config = TrialConfig.from_params({"model_name_or_path": TINY_MODEL, "target_modules": "q_proj,qq_proj"})
     with pytest.raises(ConfigError, match="no linear layer named qq_proj in this model; .* k_proj"):
@@ -60,19 +70,27 @@ def test_unknown_target_module_names_the_layers_that_exist(tiny_model_dir):
 def test_training_changes_adapter_weights_and_never_base_weights(tiny_model_dir, tmp_path):
     from transformers import Trainer
 
-    from agent.data import PaddingCollator, load_dialogues, tokenize_train
+    from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
 
-    config = TrialConfig.from_params({
-        "model_name_or_path": TINY_MODEL, "target_modules": "qkvo", "max_steps": 6,
-        "learning_rate": 1e-2, "warmup_ratio": 0.0, "per_device_train_batch_size": 4,
-    })
+    config = TrialConfig.from_params(
+        {
+            "model_name_or_path": TINY_MODEL,
+            "target_modules": "qkvo",
+            "max_steps": 6,
+            "learning_rate": 1e-2,
+            "warmup_ratio": 0.0,
+            "per_device_train_batch_size": 4,
+        }
+    )
     tokenizer = load_tokenizer(config.model)
     model = add_lora(load_base_model(config.model), config.lora)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     train_set = tokenize_train(load_dialogues(SYNTHETIC_DATASET)["train"].select(range(32)), tokenizer, config.data)
     args = build_training_arguments(config, tmp_path, "lora-invariant")
     args.report_to = []  # this test checks weights, not logging
-    Trainer(model=model, args=args, train_dataset=train_set, data_collator=PaddingCollator(tokenizer.pad_token_id)).train()
+    Trainer(
+        model=model, args=args, train_dataset=train_set, data_collator=PaddingCollator(tokenizer.pad_token_id)
+    ).train()
 
     adapter = [n for n, _ in model.named_parameters() if "lora_" in n]
     assert len(adapter) == 4 * 2 * 4  # 4 layers x (A, B) x q, k, v, o

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from agent.records import RunRecord, SweepRecord
-from agent.report import ReviewError, write_review
 from agent.review.importance import compute_importance
+from agent.review.report import ReviewError, write_review
 from agent.review.results import collect_results
 from agent.review.verdict import judge_parameters, measure_noise, tolerance_of, warn_about_winner
 
@@ -30,7 +30,9 @@ def make_sweep(points, parameters, method="grid", states=None) -> SweepRecord:
     }
     runs = []
     for index, (params, objective) in enumerate(points):
-        history = [{"train/global_step": step, "eval/rougeL": 7 + (objective - 7) * step / 200} for step in (0, 100, 200)]
+        history = [
+            {"train/global_step": step, "eval/rougeL": 7 + (objective - 7) * step / 200} for step in (0, 100, 200)
+        ]
         summary = {"eval/rougeL": objective, "final/rougeL": objective - 0.5, "_runtime": 60.0 + index}
         state = states[index] if states else "finished"
         runs.append(RunRecord(f"run{index}", state, {**params, **FIXED}, summary, history))
@@ -75,7 +77,17 @@ def test_runs_are_ranked_best_first_with_unfinished_runs_last():
 
 
 def test_objective_falls_back_to_the_best_in_history_when_the_summary_lacks_it():
-    run = RunRecord("r", "finished", {"lora_r": 4}, {}, [{"train/global_step": 0, "eval/rougeL": 7.0}, {"train/global_step": 50, "eval/rougeL": 9.5}, {"train/global_step": 100, "eval/rougeL": 9.0}])
+    run = RunRecord(
+        "r",
+        "finished",
+        {"lora_r": 4},
+        {},
+        [
+            {"train/global_step": 0, "eval/rougeL": 7.0},
+            {"train/global_step": 50, "eval/rougeL": 9.5},
+            {"train/global_step": 100, "eval/rougeL": 9.0},
+        ],
+    )
     results = collect_results(SweepRecord("s", {"parameters": {"lora_r": {"values": [4, 8]}}}, [run]))
     assert results.runs[0].objective == 9.5
     assert results.runs[0].curve == [(0.0, 7.0), (50.0, 9.5), (100.0, 9.0)]
@@ -90,14 +102,21 @@ def test_gpu_hours_come_from_runtime_on_gpu_runs_only():
 
 def test_log_distributions_and_decade_spanning_grids_get_a_log_axis():
     sweep = make_sweep(
-        [({"learning_rate": 1e-4, "lora_r": 4, "lora_dropout": 0.0}, 10.0), ({"learning_rate": 1e-3, "lora_r": 8, "lora_dropout": 0.1}, 12.0)],
+        [
+            ({"learning_rate": 1e-4, "lora_r": 4, "lora_dropout": 0.0}, 10.0),
+            ({"learning_rate": 1e-3, "lora_r": 8, "lora_dropout": 0.1}, 12.0),
+        ],
         {
             "learning_rate": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3},
             "lora_r": {"values": [4, 8]},
             "lora_dropout": {"values": [0.0, 0.1]},
         },
     )
-    assert {p.name: p.log_scale for p in collect_results(sweep).swept} == {"learning_rate": True, "lora_r": False, "lora_dropout": False}
+    assert {p.name: p.log_scale for p in collect_results(sweep).swept} == {
+        "learning_rate": True,
+        "lora_r": False,
+        "lora_dropout": False,
+    }
 
 
 # importance
@@ -116,7 +135,8 @@ def test_importance_pins_pearson_correlations_and_one_hot_encodes_categories():
 def test_forest_importance_finds_the_parameter_that_drives_the_objective():
     points = [
         ({"lora_r": rank, "learning_rate": lr}, (18.0 if lr == 1e-3 else 10.0) + rank / 100)
-        for rank in (4, 8, 16, 32) for lr in (1e-4, 1e-3)
+        for rank in (4, 8, 16, 32)
+        for lr in (1e-4, 1e-3)
     ]
     sweep = make_sweep(points, {"lora_r": {"values": [4, 8, 16, 32]}, "learning_rate": {"values": [1e-4, 1e-3]}})
     first, second = compute_importance(collect_results(sweep))
@@ -140,7 +160,9 @@ def test_rank_beyond_which_gains_are_below_the_tolerance():
 
 
 def test_best_at_the_edge_of_the_range_suggests_extending_it():
-    assert "best at the largest value tried (32), 1.00 eval/rougeL above 16" in verdict_of(rank_grid({4: 10.0, 8: 11.0, 16: 12.0, 32: 13.0}))
+    assert "best at the largest value tried (32), 1.00 eval/rougeL above 16" in verdict_of(
+        rank_grid({4: 10.0, 8: 11.0, 16: 12.0, 32: 13.0})
+    )
     assert "best at the smallest value tried (4)" in verdict_of(rank_grid({4: 13.0, 8: 11.0, 16: 10.0}))
 
 
@@ -149,17 +171,36 @@ def test_values_within_the_tolerance_make_no_difference():
 
 
 def test_categorical_verdict_names_the_winner_and_its_lead_or_the_ties():
-    clear = make_sweep([({"target_modules": "qv"}, 10.0), ({"target_modules": "qkvo"}, 11.0), ({"target_modules": "all-linear"}, 12.5)], {"target_modules": {"values": ["qv", "qkvo", "all-linear"]}})
+    clear = make_sweep(
+        [
+            ({"target_modules": "qv"}, 10.0),
+            ({"target_modules": "qkvo"}, 11.0),
+            ({"target_modules": "all-linear"}, 12.5),
+        ],
+        {"target_modules": {"values": ["qv", "qkvo", "all-linear"]}},
+    )
     assert verdict_of(clear).startswith("target_modules: all-linear is best, 1.50 eval/rougeL ahead of qkvo")
-    tied = make_sweep([({"target_modules": "qv"}, 10.0), ({"target_modules": "qkvo"}, 12.4), ({"target_modules": "all-linear"}, 12.5)], {"target_modules": {"values": ["qv", "qkvo", "all-linear"]}})
+    tied = make_sweep(
+        [
+            ({"target_modules": "qv"}, 10.0),
+            ({"target_modules": "qkvo"}, 12.4),
+            ({"target_modules": "all-linear"}, 12.5),
+        ],
+        {"target_modules": {"values": ["qv", "qkvo", "all-linear"]}},
+    )
     assert verdict_of(tied).startswith("target_modules: all-linear, qkvo are within 0.3 eval/rougeL of each other")
 
 
 def test_a_continuous_parameter_is_judged_on_its_trend():
     rates = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
     points = [({"learning_rate": lr}, 10 + math.log10(lr / 1e-5) * 3) for lr in rates]
-    sweep = make_sweep(points, {"learning_rate": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3}}, method="random")
-    assert verdict_of(sweep).startswith("learning_rate: higher is better (correlation +1.00 on a log scale with eval/rougeL over 7 runs); the winner used 0.001")
+    sweep = make_sweep(
+        points, {"learning_rate": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3}}, method="random"
+    )
+    assert verdict_of(sweep).startswith(
+        "learning_rate: higher is better (correlation +1.00 on a log scale with eval/rougeL over 7 runs); "
+        "the winner used 0.001"
+    )
 
 
 # warnings
@@ -187,18 +228,28 @@ def test_a_lead_beyond_noise_raises_no_warning():
 
 
 def test_too_few_finished_runs_are_flagged():
-    sweep = make_sweep([({"lora_r": 4}, 10.0), ({"lora_r": 8}, 11.0), ({"lora_r": 16}, 0.0)], {"lora_r": {"values": [4, 8, 16]}}, states=["finished", "finished", "failed"])
+    sweep = make_sweep(
+        [({"lora_r": 4}, 10.0), ({"lora_r": 8}, 11.0), ({"lora_r": 16}, 0.0)],
+        {"lora_r": {"values": [4, 8, 16]}},
+        states=["finished", "finished", "failed"],
+    )
     results = collect_results(sweep)
-    assert warn_about_winner(results, None) == ["only 2 of 3 runs finished: too few to conclude; treat the winner as provisional"]
+    assert warn_about_winner(results, None) == [
+        "only 2 of 3 runs finished: too few to conclude; treat the winner as provisional"
+    ]
 
 
 # the written review
 
 
 def test_no_finished_runs_is_a_clear_error(tmp_path):
-    sweep = make_sweep([({"lora_r": 4}, 10.0), ({"lora_r": 8}, 11.0)], {"lora_r": {"values": [4, 8]}}, states=["failed", "running"])
+    sweep = make_sweep(
+        [({"lora_r": 4}, 10.0), ({"lora_r": 8}, 11.0)], {"lora_r": {"values": [4, 8]}}, states=["failed", "running"]
+    )
     sweep = SweepRecord(sweep.sweep_id, sweep.config, [RunRecord(r.run_id, r.state, r.config) for r in sweep.runs])
-    with pytest.raises(ReviewError, match=r"^sweep sweep1 has no finished run with eval/rougeL yet \(1 failed, 1 running\)"):
+    with pytest.raises(
+        ReviewError, match=r"^sweep sweep1 has no finished run with eval/rougeL yet \(1 failed, 1 running\)"
+    ):
         write_review(sweep, tmp_path)
     assert not any(tmp_path.iterdir())
 
@@ -235,7 +286,12 @@ def test_written_figures_hold_the_runs_values(tmp_path):
     assert axes["eval/rougeL"]["values"] == [13.0, 12.0, 11.0, 10.0]  # best first
     assert parcoords["line"]["color"] == [13.0, 12.0, 11.0, 10.0]  # coloured by the objective
     assert axes["lora_r"]["values"] == [8, 4, 8, 4]
-    assert [axes["target_modules"]["ticktext"][i] for i in axes["target_modules"]["values"]] == ["all-linear", "all-linear", "qv", "qv"]
+    assert [axes["target_modules"]["ticktext"][i] for i in axes["target_modules"]["values"]] == [
+        "all-linear",
+        "all-linear",
+        "qv",
+        "qv",
+    ]
 
     curves = plotly_data(page, "figure-2")
     by_run = {trace["name"].split()[0]: trace for trace in curves}

@@ -37,7 +37,12 @@ command: ["${env}", "${interpreter}", -m, agent.train, "${args}"]
 
 def lora_sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args], cwd=cwd, env=offline_env(), capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "agent.cli", *args],
+        cwd=cwd,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -101,10 +106,24 @@ def test_figures_hold_the_runs_values(reviewed):
 def test_best_yaml_reruns_through_the_trial_program(reviewed):
     work, sweep_id, report = reviewed
     best = yaml.safe_load((work / "review" / "best.yaml").read_text())
-    assert set(best) == {"model_name_or_path", "dataset", "learning_rate", "target_modules", "max_steps", "eval_steps", "eval_subset_size", "max_new_tokens", "logging_steps"}
+    assert set(best) == {
+        "model_name_or_path",
+        "dataset",
+        "learning_rate",
+        "target_modules",
+        "max_steps",
+        "eval_steps",
+        "eval_subset_size",
+        "max_new_tokens",
+        "logging_steps",
+    }
     rerun = subprocess.run(
         [sys.executable, "-m", "agent.train", "--config", "review/best.yaml"],
-        cwd=work, env=offline_env(), capture_output=True, text=True, timeout=600,
+        cwd=work,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     saved = sorted(work.glob("outputs/*/best_adapter/trial_config.yaml"), key=lambda p: p.stat().st_mtime)[-1]

@@ -18,8 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from agent.cli import main
-from agent.report import write_review
 from agent.review.fetch import FetchError, fetch_wandb_sweep, is_wandb_path
+from agent.review.report import write_review
 
 SWEEP_CONFIG = {
     "method": "grid",
@@ -63,8 +63,15 @@ def demo_api() -> Api:
         {"_step": 1, "train/global_step": 10, "train/loss": 2.5},
         {"_step": 2, "train/global_step": 50, "eval/rougeL": 12.0},
     ]
-    history_b = [{"_step": 0, "train/global_step": 0, "eval/rougeL": 7.0}, {"_step": 2, "train/global_step": 50, "eval/rougeL": 15.5}]
-    runs = [Run("aaa111", "finished", 4, 12.0, history_a), Run("bbb222", "finished", 16, 15.5, history_b), Run("ccc333", "crashed", 4, None, [])]
+    history_b = [
+        {"_step": 0, "train/global_step": 0, "eval/rougeL": 7.0},
+        {"_step": 2, "train/global_step": 50, "eval/rougeL": 15.5},
+    ]
+    runs = [
+        Run("aaa111", "finished", 4, 12.0, history_a),
+        Run("bbb222", "finished", 16, 15.5, history_b),
+        Run("ccc333", "crashed", 4, None, []),
+    ]
     return Api({"team/lora/sw3ep": Sweep(runs)})
 
 

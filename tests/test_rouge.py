@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer, scoring
 
-from agent.rouge import BOOTSTRAP_SEED, ROUGE_TYPES, one_sentence_per_line, rouge
+from agent.trial.rouge import BOOTSTRAP_SEED, ROUGE_TYPES, one_sentence_per_line, rouge
 
 
 def reference_evaluate_rouge(predictions, references):
@@ -52,8 +52,12 @@ def test_rouge_lsum_scores_sentence_by_sentence():
 
 def test_aggregation_equals_evaluate_rouge():
     predictions = ["Anna will meet Tom at noon.", "Jerry gets cookies.", "Nothing here", "Sam is confused."]
-    references = ["Tom will meet Anna at the cafe at noon.", "Amanda baked cookies for Jerry.",
-                  "Olivia votes liberal.", "Sam is confused about Rick."]
+    references = [
+        "Tom will meet Anna at the cafe at noon.",
+        "Amanda baked cookies for Jerry.",
+        "Olivia votes liberal.",
+        "Sam is confused about Rick.",
+    ]
     ours = rouge(predictions, references)
     expected = reference_evaluate_rouge(predictions, [one_sentence_per_line(r) for r in references])
     assert ours == pytest.approx(expected, abs=1e-9)

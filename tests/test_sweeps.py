@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
-import sweeps
 
-from agent.config import TrialConfig
+import sweeps
 from agent.sweep_config import grid_size, load_sweep_config, runs_trainer, sweep_problems
+from agent.trial.config import TrialConfig
 
 SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
 
@@ -29,15 +29,24 @@ def test_sampled_parameters_build_trial_configs(path):
     config = load_sweep_config(path)
     proposed = []
     for _ in range(grid_size(config) or 8):
-        run = sweeps.next_run(config, [sweeps.SweepRun(config=p.config, state=sweeps.RunState.finished,
-                                                        summary_metrics={"eval/rougeL": 1.0}) for p in proposed])
+        run = sweeps.next_run(
+            config,
+            [
+                sweeps.SweepRun(config=p.config, state=sweeps.RunState.finished, summary_metrics={"eval/rougeL": 1.0})
+                for p in proposed
+            ],
+        )
         assert run is not None
         proposed.append(run)
         params = {name: spec["value"] for name, spec in run.config.items()}
         TrialConfig.from_params(params)
     if grid_size(config):
-        assert sweeps.next_run(config, [sweeps.SweepRun(config=p.config, state=sweeps.RunState.finished)
-                                        for p in proposed]) is None
+        assert (
+            sweeps.next_run(
+                config, [sweeps.SweepRun(config=p.config, state=sweeps.RunState.finished) for p in proposed]
+            )
+            is None
+        )
 
 
 def test_grid_sizes():

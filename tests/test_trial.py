@@ -4,17 +4,27 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import inspect_summary, run_program, wandb_run_dir
 
 from agent.local.metrics import read_history
-from conftest import inspect_summary, run_program, wandb_run_dir
 
 TINY = ["--model_name_or_path=builtin:tiny-llama", "--dataset=builtin:synthetic"]
 
 
 def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
     result = run_program(
-        ["-m", "agent.train", *TINY, "--max_steps=120", "--eval_steps=40", "--eval_subset_size=24",
-         "--learning_rate=1e-3", "--target_modules=qkvo", "--max_new_tokens=32", "--logging_steps=20"],
+        [
+            "-m",
+            "agent.train",
+            *TINY,
+            "--max_steps=120",
+            "--eval_steps=40",
+            "--eval_subset_size=24",
+            "--learning_rate=1e-3",
+            "--target_modules=qkvo",
+            "--max_new_tokens=32",
+            "--logging_steps=20",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -29,8 +39,17 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
     assert summary["state"] == "finished" and summary["exit_code"] == 0
     metrics = summary["summary"]
     assert metrics["eval/rougeL"] == pytest.approx(best)  # the summary holds the best, not the last
-    for key in ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum", "final/gen_len",
-                "train/loss", "train/tokens_per_s", "train/trainable_params", "time/train_s"):
+    for key in (
+        "final/rouge1",
+        "final/rouge2",
+        "final/rougeL",
+        "final/rougeLsum",
+        "final/gen_len",
+        "train/loss",
+        "train/tokens_per_s",
+        "train/trainable_params",
+        "time/train_s",
+    ):
         assert key in metrics, key
     assert metrics["train/real_token_share"] >= 0.9
     config = summary["config"]
@@ -68,19 +87,21 @@ def test_bad_input_gives_one_clear_line(tiny_model_dir, tmp_path, args, message)
 
 
 def test_config_file_is_read_and_flags_override_it(tmp_path):
-    from agent.train import parse_args
+    from agent.trial.train import parse_args
 
     config_file = tmp_path / "best.yaml"
     config_file.write_text("lora_r: 16\nlearning_rate: 1.0e-4\n")
     assert parse_args([f"--config={config_file}", "--lora_r", "32", "--bf16"]) == {
-        "lora_r": "32", "learning_rate": 1e-4, "bf16": "true",
+        "lora_r": "32",
+        "learning_rate": 1e-4,
+        "bf16": "true",
     }
 
 
 def test_help_lists_every_parameter():
     result = run_program(["-m", "agent.train", "--help"], cwd=Path.cwd())
     assert result.returncode == 0
-    from agent.config import PARAMETERS
+    from agent.trial.config import PARAMETERS
 
     for name in PARAMETERS:
         assert f"--{name}" in result.stdout

@@ -12,10 +12,8 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
-
 from agent.local.store import RunRow, Store
 
 # Our run states in the engine's vocabulary. "stopped" (early-terminated or cancelled) is what

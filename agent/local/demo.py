@@ -24,12 +24,13 @@ def run_demo(store: Store, config: dict[str, Any], source: str, echo: Callable[[
 
     record = store.sweep_record(sweep_id)
     echo("")
-    echo(f"Runs by {record.metric_name} ({record.metric_goal}):")
+    echo(f"Runs by {record.objective.name} ({record.objective.goal}):")
     echo(runs_as_table(record, sort_by_objective(record)))
     best = best_run(record)
     if best is not None:
         echo("")
-        echo(f"Best configuration (run {best.run_id}, {record.metric_name}={best.summary[record.metric_name]:.4g}):")
+        metric = record.objective.name
+        echo(f"Best configuration (run {best.run_id}, {metric}={best.summary[metric]:.4g}):")
         for key, value in best.config.items():
             echo(f"  {key}: {value}")
     echo("")

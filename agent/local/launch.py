@@ -15,7 +15,6 @@ few lines inside `_command_run` that W&B does not expose, so it is repeated here
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -26,7 +25,6 @@ from typing import Any
 
 from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
-
 
 FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
 
@@ -125,7 +123,3 @@ def find_run_file(wandb_dir: Path, run_id: str, not_before: float) -> Path | Non
         if path.stat().st_mtime >= not_before - 1.0
     ]
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
-
-
-def describe(argv: list[str]) -> str:
-    return " ".join(json.dumps(part) if " " in part else part for part in argv)

@@ -15,15 +15,15 @@ def objective(run: RunRecord, metric_name: str) -> float | None:
 
 def sort_by_objective(record: SweepRecord) -> list[RunRecord]:
     """Best first by the sweep's goal; runs without a value last, in sweep order."""
-    sign = -1.0 if record.metric_goal == "maximize" else 1.0
-    scored = [run for run in record.runs if objective(run, record.metric_name) is not None]
-    unscored = [run for run in record.runs if objective(run, record.metric_name) is None]
-    return sorted(scored, key=lambda run: sign * objective(run, record.metric_name)) + unscored
+    sign = -1.0 if record.objective.maximize else 1.0
+    scored = [run for run in record.runs if objective(run, record.objective.name) is not None]
+    unscored = [run for run in record.runs if objective(run, record.objective.name) is None]
+    return sorted(scored, key=lambda run: sign * objective(run, record.objective.name)) + unscored
 
 
 def best_run(record: SweepRecord) -> RunRecord | None:
     ranked = sort_by_objective(record)
-    if ranked and objective(ranked[0], record.metric_name) is not None:
+    if ranked and objective(ranked[0], record.objective.name) is not None:
         return ranked[0]
     return None
 
@@ -34,14 +34,14 @@ def runs_as_json(record: SweepRecord) -> str:
             "run_id": run.run_id,
             "state": run.state,
             "config": run.config,
-            "objective": objective(run, record.metric_name),
+            "objective": objective(run, record.objective.name),
             "runtime_s": run.runtime_s,
             "exit_code": run.exit_code,
         }
         for run in record.runs
     ]
     return json.dumps(
-        {"sweep_id": record.sweep_id, "metric": record.metric_name, "goal": record.metric_goal, "runs": runs},
+        {"sweep_id": record.sweep_id, "metric": record.objective.name, "goal": record.objective.goal, "runs": runs},
         indent=2,
     )
 
@@ -49,10 +49,10 @@ def runs_as_json(record: SweepRecord) -> str:
 def runs_as_table(record: SweepRecord, runs: list[RunRecord] | None = None) -> str:
     runs = record.runs if runs is None else runs
     param_names = record.swept_parameters  # fixed ones would only widen the table
-    header = ["run", "state", record.metric_name, "runtime"] + param_names
+    header = ["run", "state", record.objective.name, "runtime"] + param_names
     rows = [header]
     for run in runs:
-        value = objective(run, record.metric_name)
+        value = objective(run, record.objective.name)
         rows.append(
             [
                 run.run_id,

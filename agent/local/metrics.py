@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.records import Objective
+
 _AGGREGATES = ("max", "min", "last", "mean", "first", "best")
 
 
@@ -150,15 +152,15 @@ def read_summary(run_file: Path, timeout_s: float = 60.0) -> RunSummary:
     )
 
 
-def flatten_summary(summary: dict[str, Any], metric_name: str, goal: str) -> dict[str, Any]:
+def flatten_summary(summary: dict[str, Any], objective: Objective) -> dict[str, Any]:
     """Plain numbers for metrics whose summary the program defined (`define_metric(summary="max")`
     stores `{"max": 9.1}`): the objective takes the extremum of the sweep's goal, as W&B's
     dashboard and `best_run()` read it; other metrics take their last value, or their only one."""
-    extremum = "max" if goal == "maximize" else "min"
+    extremum = "max" if objective.maximize else "min"
     flat = {}
     for key, value in summary.items():
         if isinstance(value, dict) and value and set(value) <= set(_AGGREGATES):
-            if key == metric_name and extremum in value:
+            if key == objective.name and extremum in value:
                 value = value[extremum]
             elif "last" in value:
                 value = value["last"]

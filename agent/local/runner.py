@@ -23,6 +23,7 @@ from typing import IO
 from agent import sweep_config
 from agent.local import controller, launch, metrics
 from agent.local.store import RunRow, Store, new_id
+from agent.records import objective_of
 
 # `wandb agent` gives up once 5 runs failed and none finished (MAX_INITIAL_FAILURES).
 MAX_INITIAL_FAILURES = 5
@@ -141,7 +142,8 @@ def supervise_run(
     interrupts: _Interrupts,
     program_output: IO[str] | None,
 ) -> RunOutcome:
-    metric_name = sweep_config.get("metric", {}).get("name")
+    objective = objective_of(sweep_config)
+    metric_name = objective.name
     plan = launch.prepare_launch(sweep_config, run.sweep_id, run.run_id, run.config, project)
     launched_at = time.time()
     process = launch.start_program(plan)
@@ -187,8 +189,7 @@ def supervise_run(
     if follower is not None:
         # A program that ended by itself has written its exit record; a killed one never will.
         _record_history(store, run.run_id, follower.close(timeout_s=10 if exit_code >= 0 else 0), metric_name)
-        goal = sweep_config.get("metric", {}).get("goal", "maximize")
-        summary = metrics.flatten_summary(metrics.read_summary(follower.run_file).summary, metric_name, goal)
+        summary = metrics.flatten_summary(metrics.read_summary(follower.run_file).summary, objective)
     runtime_s = time.time() - launched_at
 
     with store.write():
@@ -249,7 +250,7 @@ def format_params(config: dict) -> str:
 
 
 def describe_outcome(store: Store, sweep_config: dict, outcome: RunOutcome) -> str:
-    metric_name = sweep_config.get("metric", {}).get("name")
+    metric_name = objective_of(sweep_config).name
     text = f"agent: run {outcome.run_id} {outcome.state} in {outcome.runtime_s:.1f}s"
     if outcome.state in ("failed", "crashed"):
         text += f" (exit code {outcome.exit_code})"

@@ -181,9 +181,7 @@ class Store:
     # -- runs -----------------------------------------------------------------------------------
 
     def runs(self, sweep_id: str, with_history: bool = True) -> list[RunRow]:
-        rows = self._db.execute(
-            "SELECT * FROM runs WHERE sweep_id = ? ORDER BY seq", (sweep_id,)
-        ).fetchall()
+        rows = self._db.execute("SELECT * FROM runs WHERE sweep_id = ? ORDER BY seq", (sweep_id,)).fetchall()
         return [self._run_row(row, with_history) for row in rows]
 
     def run(self, run_id: str) -> RunRow:
@@ -195,9 +193,7 @@ class Store:
         if with_history:
             history = [
                 json.loads(h["row"])
-                for h in self._db.execute(
-                    "SELECT row FROM history WHERE run_id = ? ORDER BY idx", (row["run_id"],)
-                )
+                for h in self._db.execute("SELECT row FROM history WHERE run_id = ? ORDER BY idx", (row["run_id"],))
             ]
         return RunRow(
             run_id=row["run_id"],
@@ -219,9 +215,9 @@ class Store:
 
     def add_run(self, sweep_id: str, config: dict[str, Any], agent_id: str) -> RunRow:
         """A new run, already claimed by `agent_id` (call inside `write()`)."""
-        seq = self._db.execute(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE sweep_id = ?", (sweep_id,)
-        ).fetchone()[0]
+        seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE sweep_id = ?", (sweep_id,)).fetchone()[
+            0
+        ]
         run_id = new_id()
         now = time.time()
         self._db.execute(
@@ -249,16 +245,12 @@ class Store:
 
     def append_history(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         with self.write():
-            start = self._db.execute(
-                "SELECT COUNT(*) FROM history WHERE run_id = ?", (run_id,)
-            ).fetchone()[0]
+            start = self._db.execute("SELECT COUNT(*) FROM history WHERE run_id = ?", (run_id,)).fetchone()[0]
             self._db.executemany(
                 "INSERT INTO history VALUES (?, ?, ?)",
                 [(run_id, start + i, json.dumps(row)) for i, row in enumerate(rows)],
             )
-            self._db.execute(
-                "UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), run_id)
-            )
+            self._db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), run_id))
 
     def finish_run(
         self,
@@ -270,8 +262,7 @@ class Store:
     ) -> None:
         assert state in RUN_STATES, state
         self._db.execute(
-            "UPDATE runs SET state = ?, exit_code = ?, summary = ?, output_tail = ?, ended_at = ?"
-            " WHERE run_id = ?",
+            "UPDATE runs SET state = ?, exit_code = ?, summary = ?, output_tail = ?, ended_at = ? WHERE run_id = ?",
             (state, exit_code, json.dumps(summary), output_tail, time.time(), run_id),
         )
 

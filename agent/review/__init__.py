@@ -1,4 +1,4 @@
 """Sweep review: from a fetched `SweepRecord` to a table, figures, parameter importance, verdicts
 and the winning configuration. One concern per module: `fetch`, `results`, `importance`,
-`verdict`, `figures`; `agent.report` puts them together.
+`verdict`, `figures`; `agent.review.report` puts them together.
 """

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord
-from agent.review.results import STEP_KEY
+from agent.records import OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, objective_of
 
 
 class FetchError(Exception):
@@ -35,7 +34,7 @@ def fetch_wandb_sweep(path: str, api: Any = None) -> SweepRecord:
 
     try:
         sweep = (api or wandb.Api()).sweep(path)
-        metric = sweep.config.get("metric", {}).get("name", "eval/rougeL")
+        metric = objective_of(sweep.config).name or OBJECTIVE
         runs = [record_wandb_run(run, metric) for run in sweep.runs]
         return SweepRecord(sweep_id=path, config=dict(sweep.config), runs=runs)
     # wandb raises its own errors for login and network problems, ValueError for an unknown sweep.

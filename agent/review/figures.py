@@ -16,9 +16,10 @@ import plotly.graph_objects as go
 from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
+from agent.records import STEP_KEY
 from agent.review.importance import Importance
+from agent.review.pages import format_value
 from agent.review.results import Parameter, RunResult, SweepResults
-from agent.review.verdict import format_value
 
 COLORSCALE = "Viridis"
 MAX_TICKS = 8
@@ -55,7 +56,12 @@ def axis_of(parameter: Parameter, runs: list[RunResult]) -> Axis:
     distinct = sorted(set(numbers))
     if parameter.log_scale:
         ticks = distinct if len(distinct) <= MAX_TICKS else decades(distinct)
-        return Axis(f"{parameter.name} (log)", [math.log10(n) for n in numbers], [math.log10(t) for t in ticks], [format_value(t) for t in ticks])
+        return Axis(
+            f"{parameter.name} (log)",
+            [math.log10(n) for n in numbers],
+            [math.log10(t) for t in ticks],
+            [format_value(t) for t in ticks],
+        )
     ticks = distinct if len(distinct) <= MAX_TICKS else np.linspace(distinct[0], distinct[-1], 5).tolist()
     return Axis(parameter.name, numbers, ticks, [format_value(t) for t in ticks])
 
@@ -73,7 +79,9 @@ def plot_parallel_coordinates(results: SweepResults) -> go.Figure:
     ]
     line = dict(color=axes[-1].values, colorscale=COLORSCALE, showscale=True, colorbar=dict(title=results.metric))
     figure = go.Figure(go.Parcoords(dimensions=dimensions, line=line))
-    figure.update_layout(title=f"Sweep {results.sweep_id}: {len(results.finished)} finished runs", margin=dict(l=80, r=80))
+    figure.update_layout(
+        title=f"Sweep {results.sweep_id}: {len(results.finished)} finished runs", margin=dict(l=80, r=80)
+    )
     return figure
 
 
@@ -85,11 +93,21 @@ def draw_parallel_coordinates(results: SweepResults, path: Path) -> None:
     positions = np.column_stack([normalize(axis.values, span(axis)) for axis in axes])
     # Worst first, so the best runs are drawn on top, as in W&B's panel.
     for row in np.argsort(axes[-1].values):
-        plot.plot(range(len(axes)), positions[row], color=cm.viridis(scale(axes[-1].values[row])), linewidth=1.6, alpha=0.9)
+        plot.plot(
+            range(len(axes)), positions[row], color=cm.viridis(scale(axes[-1].values[row])), linewidth=1.6, alpha=0.9
+        )
     for x, axis in enumerate(axes):
         plot.axvline(x, color="black", linewidth=0.8)
         for y, text in zip(normalize(axis.tickvals, span(axis)), axis.ticktext):
-            plot.text(x - 0.03, y, text, ha="right", va="center", fontsize=8, bbox=dict(facecolor="white", edgecolor="none", pad=1))
+            plot.text(
+                x - 0.03,
+                y,
+                text,
+                ha="right",
+                va="center",
+                fontsize=8,
+                bbox=dict(facecolor="white", edgecolor="none", pad=1),
+            )
     plot.set_xticks(range(len(axes)), [axis.label for axis in axes], fontsize=9)
     plot.xaxis.tick_top()
     plot.set_yticks([])
@@ -128,7 +146,7 @@ def plot_curves(results: SweepResults) -> go.Figure:
             figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=describe_run(results, run)))
     figure.update_layout(
         title=f"{results.metric} vs training steps (step 0: the untuned base model)",
-        xaxis_title="train/global_step",
+        xaxis_title=STEP_KEY,
         yaxis_title=results.metric,
     )
     return figure
@@ -142,7 +160,7 @@ def draw_curves(results: SweepResults, path: Path) -> None:
         if run.curve:
             steps, values = zip(*run.curve)
             plot.plot(steps, values, marker="o", markersize=3, label=describe_run(results, run))
-    plot.set_xlabel("train/global_step")
+    plot.set_xlabel(STEP_KEY)
     plot.set_ylabel(results.metric)
     plot.set_title(f"{results.metric} vs training steps (step 0: the untuned base model)")
     plot.grid(alpha=0.3)
@@ -156,8 +174,12 @@ def draw_curves(results: SweepResults, path: Path) -> None:
 def plot_importance(importance: list[Importance], metric: str) -> go.Figure:
     features = [row.feature for row in importance][::-1]
     figure = go.Figure()
-    figure.add_trace(go.Bar(y=features, x=[row.importance for row in importance][::-1], orientation="h", name="importance"))
-    figure.add_trace(go.Bar(y=features, x=[row.correlation for row in importance][::-1], orientation="h", name="correlation"))
+    figure.add_trace(
+        go.Bar(y=features, x=[row.importance for row in importance][::-1], orientation="h", name="importance")
+    )
+    figure.add_trace(
+        go.Bar(y=features, x=[row.correlation for row in importance][::-1], orientation="h", name="correlation")
+    )
     figure.update_layout(title=f"Parameter importance with respect to {metric}", barmode="group")
     return figure
 

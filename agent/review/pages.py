@@ -6,17 +6,29 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import plotly.io
 
 from agent.review.importance import Importance
 from agent.review.results import FINAL_ROUGE_KEYS, SweepResults
-from agent.review.verdict import format_value
+
+if TYPE_CHECKING:
+    from agent.review.report import Review
 
 
 def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
     """Headers and rows: swept parameters, objective, final ROUGE, runtime, GPU-hours, peak memory, state."""
-    headers = ["run", *(p.name for p in results.swept), results.metric, *FINAL_ROUGE_KEYS, "runtime", "GPU-h", "peak GB", "state"]
+    headers = [
+        "run",
+        *(p.name for p in results.swept),
+        results.metric,
+        *FINAL_ROUGE_KEYS,
+        "runtime",
+        "GPU-h",
+        "peak GB",
+        "state",
+    ]
     rows = [
         [
             run.run_id,
@@ -61,20 +73,26 @@ def format_summary(results: SweepResults) -> str:
     )
 
 
-def format_terminal(results: SweepResults, importance: list[Importance], verdicts: list[str], warnings: list[str]) -> str:
+def format_terminal(review: Review) -> str:
+    results, importance = review.results, review.importance
     parts = [format_summary(results), "", format_text_table(*results_table(results)), ""]
     if importance:
-        parts += [f"Parameter importance with respect to {results.metric}:", format_text_table(*importance_table(importance)), ""]
-    parts += ["Verdicts:", *(f"  - {verdict}" for verdict in verdicts)]
-    parts += [f"WARNING: {warning}" for warning in warnings]
+        parts += [
+            f"Parameter importance with respect to {results.metric}:",
+            format_text_table(*importance_table(importance)),
+            "",
+        ]
+    parts += ["Verdicts:", *(f"  - {verdict}" for verdict in review.verdicts)]
+    parts += [f"WARNING: {warning}" for warning in review.warnings]
     return "\n".join(parts)
 
 
-def write_markdown(results, importance, verdicts, warnings, best_yaml: str, path: Path) -> None:
+def write_markdown(review: Review, path: Path) -> None:
+    results, importance = review.results, review.importance
     parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(results), ""]
-    parts += [f"> **Warning:** {warning}" for warning in warnings]
-    parts += ["", "## Verdicts", "", *(f"- {verdict}" for verdict in verdicts), ""]
-    parts += ["## Winning configuration (`best.yaml`)", "", "```yaml", best_yaml.rstrip(), "```", ""]
+    parts += [f"> **Warning:** {warning}" for warning in review.warnings]
+    parts += ["", "## Verdicts", "", *(f"- {verdict}" for verdict in review.verdicts), ""]
+    parts += ["## Winning configuration (`best.yaml`)", "", "```yaml", review.best_yaml.rstrip(), "```", ""]
     parts += ["## Runs", "", format_markdown_table(*results_table(results)), ""]
     if importance:
         parts += ["## Parameter importance", "", format_markdown_table(*importance_table(importance)), ""]
@@ -84,8 +102,9 @@ def write_markdown(results, importance, verdicts, warnings, best_yaml: str, path
     path.write_text("\n".join(parts))
 
 
-def write_html(results, importance, verdicts, warnings, best_yaml: str, figures: list, path: Path) -> None:
+def write_html(review: Review, figures: list, path: Path) -> None:
     """One page; the first figure carries plotly.js inline, the others reuse it."""
+    results, importance = review.results, review.importance
     charts = [
         plotly.io.to_html(figure, full_html=False, include_plotlyjs=(index == 0), div_id=f"figure-{index}")
         for index, figure in enumerate(figures)
@@ -93,11 +112,11 @@ def write_html(results, importance, verdicts, warnings, best_yaml: str, figures:
     body = [
         f"<h1>Sweep review: {html.escape(results.sweep_id)}</h1>",
         f"<p>{html.escape(format_summary(results))}</p>",
-        *(f'<p class="warning">Warning: {html.escape(warning)}</p>' for warning in warnings),
+        *(f'<p class="warning">Warning: {html.escape(warning)}</p>' for warning in review.warnings),
         "<h2>Verdicts</h2><ul>",
-        *(f"<li>{html.escape(verdict)}</li>" for verdict in verdicts),
+        *(f"<li>{html.escape(verdict)}</li>" for verdict in review.verdicts),
         "</ul><h2>Winning configuration (best.yaml)</h2>",
-        f"<pre>{html.escape(best_yaml)}</pre>",
+        f"<pre>{html.escape(review.best_yaml)}</pre>",
         "<h2>Runs</h2>",
         html_table(*results_table(results)),
         "<h2>Parallel coordinates</h2>",
@@ -106,9 +125,17 @@ def write_html(results, importance, verdicts, warnings, best_yaml: str, figures:
         html_table(*importance_table(importance)) if importance else "<p>Too few finished runs.</p>",
         *charts[1:],
     ]
-    style = "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 6px} .warning{color:#b00;font-weight:bold}"
-    page = f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Sweep review {html.escape(results.sweep_id)}</title><style>{style}</style></head><body>\n"
+    page = (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>Sweep review {html.escape(results.sweep_id)}</title><style>{STYLE}</style></head><body>\n"
+    )
     path.write_text(page + "\n".join(body) + "\n</body></html>\n")
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
+    "td,th{border:1px solid #ccc;padding:2px 6px} .warning{color:#b00;font-weight:bold}"
+)
 
 
 def html_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -119,6 +146,13 @@ def html_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def format_param(value) -> str:
     return "-" if value is None else format_value(value)
+
+
+def format_value(value) -> str:
+    """A parameter value as people read it: 0.001 not 0.0010000, 8 not 8.0."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:g}"
+    return str(value)
 
 
 def format_number(value: float | None, digits: int = 2) -> str:

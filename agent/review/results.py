@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord, is_fixed, is_number
+from agent.records import STEP_KEY, RunRecord, SweepRecord, is_fixed, is_number
 
-STEP_KEY = "train/global_step"
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
 FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
 LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
@@ -76,13 +75,13 @@ class SweepResults:
 
 
 def collect_results(sweep: SweepRecord) -> SweepResults:
-    maximize = sweep.metric_goal == "maximize"
+    maximize = sweep.objective.maximize
     specs = sweep.config.get("parameters") or {}
-    runs = [collect_run(run, specs, sweep.metric_name, maximize) for run in sweep.runs]
+    runs = [collect_run(run, specs, sweep.objective.name, maximize) for run in sweep.runs]
     runs.sort(key=lambda run: rank_key(run, maximize))
     return SweepResults(
         sweep_id=sweep.sweep_id,
-        metric=sweep.metric_name,
+        metric=sweep.objective.name,
         maximize=maximize,
         swept=describe_swept(specs, runs),
         fixed={name: fixed_value(specs, name) for name, spec in specs.items() if is_fixed(spec)},
@@ -126,7 +125,9 @@ def describe_swept(specs: dict, runs: list[RunResult]) -> list[Parameter]:
         declared = spec.get("values")
         observed = [run.params.get(name) for run in runs if run.params.get(name) is not None]
         categorical = any(not is_number(value) for value in observed + list(declared or []))
-        swept.append(Parameter(name, categorical, is_log_scale(spec, observed, categorical), len(declared) if declared else None))
+        swept.append(
+            Parameter(name, categorical, is_log_scale(spec, observed, categorical), len(declared) if declared else None)
+        )
     return swept
 
 
@@ -158,5 +159,3 @@ def normalize_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return ",".join(str(item) for item in value)
     return value
-
-

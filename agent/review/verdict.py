@@ -15,6 +15,7 @@ from statistics import variance
 
 import numpy as np
 
+from agent.review.pages import format_value
 from agent.review.results import Parameter, RunResult, SweepResults
 
 MIN_GAIN = 0.3  # metric points (ROUGE x100): below this a difference does not change a decision
@@ -129,7 +130,9 @@ def judge_ordered(name: str, metric: str, best: dict, tolerance: float) -> str:
             f"{format_value(values[-2])}; the optimum may lie beyond the range"
         )
     if best[values[0]] == top and best[values[1]] < top - tolerance:
-        return f"{name}: best at the smallest value tried ({format_value(values[0])}); the optimum may lie below the range"
+        return (
+            f"{name}: best at the smallest value tried ({format_value(values[0])}); the optimum may lie below the range"
+        )
     return f"{name}: beyond {format_value(enough)} gains less than {tolerance:.2g} {metric}"
 
 
@@ -145,7 +148,10 @@ def judge_trend(results: SweepResults, parameter: Parameter, tolerance: float) -
     winner = format_value(runs[0].params[parameter.name])
     span = f"range tried {format_value(values.min())}-{format_value(values.max())}"
     if abs(correlation) < CLEAR_TREND:
-        return f"{parameter.name}: no clear trend (correlation {correlation:+.2f}{scale}); the winner used {winner} ({span})"
+        return (
+            f"{parameter.name}: no clear trend (correlation {correlation:+.2f}{scale}); "
+            f"the winner used {winner} ({span})"
+        )
     direction = "higher" if correlation > 0 else "lower"
     return (
         f"{parameter.name}: {direction} is better (correlation {correlation:+.2f}{scale} with {results.metric} "
@@ -165,9 +171,3 @@ def best_score_per_value(results: SweepResults, parameter: Parameter) -> dict:
 def show_score(results: SweepResults, score: float) -> float:
     """Back from the oriented score to the metric's own value."""
     return score if results.maximize else -score
-
-
-def format_value(value) -> str:
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:g}"
-    return str(value)

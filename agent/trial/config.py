@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 TINY_MODEL = "builtin:tiny-llama"
 SYNTHETIC_DATASET = "builtin:synthetic"
 
-# Sweep-friendly names for LoRA target modules (decision 6): short axis labels in parallel coordinates.
+# Sweep-friendly names for LoRA target modules: short axis labels in parallel coordinates.
 TARGET_MODULE_ALIASES: dict[str, list[str] | str] = {
     "qv": ["q_proj", "v_proj"],
     "qkv": ["q_proj", "k_proj", "v_proj"],
@@ -118,8 +120,12 @@ class TrainArgs:
 
     def problems(self) -> list[str]:
         out = _positive(
-            self, "learning_rate", "num_train_epochs", "per_device_train_batch_size",
-            "gradient_accumulation_steps", "logging_steps",
+            self,
+            "learning_rate",
+            "num_train_epochs",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
         )
         if self.max_steps == 0 or self.max_steps < -1:
             out.append(f"max_steps={self.max_steps}: give a positive step count, or -1 to train by epochs")
@@ -153,7 +159,7 @@ class TrialConfig:
     eval: EvalArgs = EvalArgs()
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "TrialConfig":
+    def from_params(cls, params: Mapping[str, Any]) -> TrialConfig:
         """Build from flat `name -> value` parameters; every problem is reported at once."""
         problems: list[str] = []
         values: dict[str, Any] = {}
@@ -165,7 +171,7 @@ class TrialConfig:
                 problems.append(unknown_parameter(name))
                 continue
             try:
-                values[name] = coerce(name, raw, spec.type)
+                values[name] = coerce(name, raw)
             except ConfigError as error:
                 problems += error.problems
         sections = {}
@@ -188,11 +194,12 @@ class TrialConfig:
 
 
 SECTION_NAMES = [f.name for f in dataclasses.fields(TrialConfig)]
-PARAMETERS: dict[str, dataclasses.Field] = {
-    f.name: f for section in SECTIONS for f in dataclasses.fields(section)
+PARAMETERS: dict[str, dataclasses.Field] = {f.name: f for section in SECTIONS for f in dataclasses.fields(section)}
+PARAMETER_TYPES: dict[str, type] = {
+    name: kind for section in SECTIONS for name, kind in typing.get_type_hints(section).items()
 }
-_TYPES = {"int": int, "float": float, "str": str}
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string"}
+"""Each parameter's Python type (int, float or str), resolved from the dataclass annotations."""
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string"}
 
 
 def load_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]:
@@ -219,12 +226,10 @@ def unknown_parameter(name: str) -> str:
     return f"unknown parameter {name!r}: {hint}"
 
 
-def coerce(name: str, value: Any, type_name: str) -> Any:
-    """Accept a value of the declared type, or its string form (command-line flags are strings)."""
-    want = _TYPES[type_name]
-    bad = ConfigError(f"{name}={value!r} is not {_TYPE_WORDS[type_name]}; for example {name}={PARAMETERS[name].default}")
-    if name == "bf16" and isinstance(value, bool):
-        return "true" if value else "false"
+def coerce(name: str, value: Any) -> Any:
+    """Accept a value of the parameter's type, or its string form (command-line flags are strings)."""
+    want = PARAMETER_TYPES[name]
+    bad = ConfigError(f"{name}={value!r} is not {_TYPE_WORDS[want]}; for example {name}={PARAMETERS[name].default}")
     if isinstance(value, str) and want is not str:
         return _parse(value, want, bad)
     if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -9,7 +9,7 @@ sentence per line; we split on sentence-ending punctuation instead of downloadin
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from rouge_score import rouge_scorer, scoring

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from agent.config import SYNTHETIC_DATASET, ConfigError, DataArgs
+from agent.trial.config import SYNTHETIC_DATASET, ConfigError, DataArgs
 
 INSTRUCTION = "Summarize this dialogue:"
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -27,7 +27,7 @@ PROMPT_DATE = "26 Jul 2024"
 def load_dialogues(dataset: str) -> DatasetDict:
     """`train` and `validation` splits with `dialogue` and `summary` columns."""
     if dataset == SYNTHETIC_DATASET:
-        from agent.tiny import synthetic_dialogues
+        from agent.trial.synthetic import synthetic_dialogues
 
         splits = synthetic_dialogues()
     elif Path(dataset).exists():
@@ -179,15 +179,13 @@ class PaddingCollator:
     """
 
     pad_token_id: int
-    pad_to: int | None = None
-    """Pad every batch to this fixed length instead (the common tutorial setup, kept for benchmarks)."""
     real_tokens: int = 0
     padded_tokens: int = 0
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        width = self.pad_to or max(len(f["input_ids"]) for f in features)
+        width = max(len(f["input_ids"]) for f in features)
         batch = {"input_ids": [], "attention_mask": [], "labels": []}
         for f in features:
             gap = width - len(f["input_ids"])

@@ -6,12 +6,12 @@ from typing import Any
 
 import torch
 
-from agent.config import TINY_MODEL, ConfigError, LoraArgs, ModelArgs
+from agent.trial.config import TINY_MODEL, ConfigError, LoraArgs, ModelArgs
 
 
 def resolve_model_path(name: str) -> str:
     if name == TINY_MODEL:
-        from agent.tiny import ensure_tiny_model
+        from agent.trial.tiny import ensure_tiny_model
 
         return str(ensure_tiny_model())
     return name

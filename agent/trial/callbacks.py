@@ -8,6 +8,8 @@ from typing import Any
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import TrainerCallback
 
+from agent.records import STEP_KEY
+
 
 class BestAdapterKeeper:
     """Holds a copy of the adapter weights of the best evaluation so far (they are small)."""
@@ -44,7 +46,7 @@ class RougeCallback(TrainerCallback):
         result = self.evaluator(model)
         if step > 0:  # the baseline runs before training; it is load time, not train time
             self.eval_seconds += time.perf_counter() - started
-        self.run.log({**{f"eval/{k}": v for k, v in result.metrics.items()}, "train/global_step": step})
+        self.run.log({**{f"eval/{k}": v for k, v in result.metrics.items()}, STEP_KEY: step})
         self.keeper.offer(model, result.metrics["rougeL"], step)
         self.last_step = step
 

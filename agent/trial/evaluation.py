@@ -1,4 +1,4 @@
-"""Generation-based evaluation, the hot path of every trial (decision 4).
+"""Generation-based evaluation, the hot path of every trial.
 
 Prompts are tokenized once, sorted by length so each batch pads little, left-padded so every
 sequence ends where generation starts, and decoded greedily with the KV cache under inference mode,
@@ -7,14 +7,15 @@ stopping at end-of-turn. Never one example at a time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from agent.data import encode_prompt
-from agent.config import DataArgs, EvalArgs
-from agent.rouge import aggregate, score_pairs
+from agent.trial.config import DataArgs, EvalArgs
+from agent.trial.data import encode_prompt
+from agent.trial.rouge import aggregate, score_pairs
 
 
 def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -30,13 +31,15 @@ def left_pad(sequences: Sequence[list[int]], pad_id: int) -> dict[str, torch.Ten
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        ids[row, width - len(seq):] = torch.tensor(seq)
-        mask[row, width - len(seq):] = 1
+        ids[row, width - len(seq) :] = torch.tensor(seq)
+        mask[row, width - len(seq) :] = 1
     return {"input_ids": ids, "attention_mask": mask}
 
 
 @torch.inference_mode()
-def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int) -> list[str]:
+def generate(
+    model: Any, tokenizer: Any, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int
+) -> list[str]:
     """Greedy summaries for tokenized prompts, in the prompts' order."""
     was_training = model.training
     model.eval()
@@ -44,8 +47,10 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], max_new_t
     stops = stop_token_ids(tokenizer, model)
     texts: dict[int, str] = {}
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        batch = {k: v.to(model.device) for k, v in left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id).items()}
+        chunk = order[start : start + batch_size]
+        batch = {
+            k: v.to(model.device) for k, v in left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id).items()
+        }
         out = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
@@ -55,7 +60,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], max_new_t
             eos_token_id=stops,
             pad_token_id=tokenizer.pad_token_id,
         )
-        new_tokens = out[:, batch["input_ids"].shape[1]:]
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
         for i, text in zip(chunk, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
             texts[i] = text.strip()
     model.train(was_training)
@@ -74,7 +79,9 @@ class EvalResult:
 class Evaluator:
     """Scores one fixed set of dialogues; tokenizes them once, up front."""
 
-    def __init__(self, tokenizer: Any, dialogues: Sequence[str], references: Sequence[str], data: DataArgs, args: EvalArgs):
+    def __init__(
+        self, tokenizer: Any, dialogues: Sequence[str], references: Sequence[str], data: DataArgs, args: EvalArgs
+    ):
         self.tokenizer = tokenizer
         self.dialogues = list(dialogues)
         self.references = list(references)

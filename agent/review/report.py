@@ -44,7 +44,7 @@ class Review:
     """What write_files wrote into out_dir."""
 
     def format_terminal(self) -> str:
-        return pages.format_terminal(self.results, self.importance, self.verdicts, self.warnings)
+        return pages.format_terminal(self)
 
 
 def review_sweep(sweep_id: str, out_dir: Path, store_path: Path | None = None) -> Review:
@@ -85,8 +85,8 @@ def write_files(review: Review) -> tuple[str, ...]:
     interactive = [figures.plot_parallel_coordinates(results), figures.plot_curves(results)]
     if review.importance:
         interactive.insert(1, figures.plot_importance(review.importance, results.metric))
-    pages.write_html(results, review.importance, review.verdicts, review.warnings, review.best_yaml, interactive, out / "report.html")
-    pages.write_markdown(results, review.importance, review.verdicts, review.warnings, review.best_yaml, out / "summary.md")
+    pages.write_html(review, interactive, out / "report.html")
+    pages.write_markdown(review, out / "summary.md")
     return ("report.html", "summary.md", *written)
 
 
