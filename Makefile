@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install test test-quick lint format demo bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The same suite less its end-to-end runs: a minute or two while working on one part.
+test-quick: install
+	$(BIN)/python -m pytest -q -m "not slow and not gpu and not e2e"
 
 lint: install
 	$(BIN)/ruff format --check .
