@@ -156,16 +156,78 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     help="Seconds between SIGTERM and SIGKILL when a run is stopped (as `wandb agent`).",
 )
 @_STORE_OPTION
-def agent_command(sweep_id, count, max_consecutive_failed_runs, heartbeat_timeout, kill_grace, store_path) -> None:
-    """Run the runs of local sweep SWEEP_ID, one after another, as `wandb agent` would.
+@click.option(
+    "--gpus",
+    metavar="all|0,1,3",
+    help="One supervised agent per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES). `all`: every visible GPU.",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Supervised agents: a log file per GPU here  [default: .lora-sweep/logs/<sweep>]",
+)
+@click.option(
+    "--stagger",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Supervised agents: seconds between one agent's start and the next.",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Supervised agents: restarts of a crashed agent before it is given up.",
+)
+@click.option(
+    "--restart-backoff",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Supervised agents: seconds before the first restart; doubles each time, at most 60.",
+)
+def agent_command(
+    sweep_id,
+    count,
+    max_consecutive_failed_runs,
+    heartbeat_timeout,
+    kill_grace,
+    store_path,
+    gpus,
+    log_dir,
+    stagger,
+    max_restarts,
+    restart_backoff,
+) -> None:
+    """Run the runs of sweep SWEEP_ID: a local sweep id, or entity/project/id on W&B.
 
     \b
-    Example:
-      lora-sweep agent 3k9x2abc --count 4
+    Examples:
+      lora-sweep agent 3k9x2abc --count 4            # one local agent, in this process
+      lora-sweep agent 3k9x2abc --gpus 0,1           # one local agent per GPU
+      lora-sweep agent me/lora/8f3k2x1q --gpus all   # `wandb agent` per visible GPU
 
-    Start several agents on one machine to run in parallel; they share the store. Ctrl-C stops
-    the current run and puts it back in the queue.
+    Without --gpus a local sweep runs its runs one after another, as `wandb agent` would; start
+    several agents to run in parallel, they share the store. Ctrl-C stops the current run and
+    puts it back in the queue. A W&B sweep always runs under supervision: one real `wandb agent
+    --forward-signals` (per GPU with --gpus), restarted if it crashes, SIGINT and SIGTERM
+    forwarded. See docs/gpu.md.
     """
+    from agent.review.fetch import is_wandb_path
+
+    if gpus is not None or is_wandb_path(sweep_id):
+        from agent.fleet.supervisor import SupervisorOptions
+
+        options = SupervisorOptions(stagger_s=stagger, max_restarts=max_restarts, backoff_s=restart_backoff)
+        # Every option of the single agent travels to each local child.
+        agent_flags = [f"--heartbeat-timeout={heartbeat_timeout}", f"--kill-grace={kill_grace}"]
+        agent_flags += [f"--count={count}"] if count else []
+        agent_flags += (
+            [f"--max-consecutive-failed-runs={max_consecutive_failed_runs}"] if max_consecutive_failed_runs else []
+        )
+        _supervise_agents(sweep_id, gpus, count, tuple(agent_flags), store_path, log_dir, options)
+        return
     from agent.local.runner import AgentOptions, run_agent
     from agent.local.store import UnknownSweep
 
@@ -183,6 +245,50 @@ def agent_command(sweep_id, count, max_consecutive_failed_runs, heartbeat_timeou
     click.echo(f"agent: {len(result.outcomes)} run(s); stopping: {result.reason}", err=True)
     if result.failed:
         raise SystemExit(130 if result.reason == "interrupted" else 1)
+
+
+def _supervise_agents(sweep_id, gpus_spec, count, agent_flags, store_path, log_dir, options):
+    import os
+    import shutil
+    import sys
+
+    from agent.fleet.agents import (
+        children_per_gpu,
+        default_log_dir,
+        local_agent_argv,
+        single_child,
+        wandb_agent_argv,
+    )
+    from agent.fleet.gpus import GpuError, parse_gpus
+    from agent.fleet.supervisor import Supervisor
+    from agent.local.store import UnknownSweep
+    from agent.review.fetch import is_wandb_path
+
+    env = dict(os.environ)
+    nvidia_smi = shutil.which("nvidia-smi", path=env.get("PATH"))
+    try:
+        gpus = parse_gpus(gpus_spec, env.get("CUDA_VISIBLE_DEVICES"), nvidia_smi) if gpus_spec is not None else None
+    except GpuError as error:
+        raise click.ClickException(str(error)) from None
+    if is_wandb_path(sweep_id):
+        wandb = shutil.which("wandb", path=env.get("PATH"))
+        if wandb is None:
+            raise click.ClickException("`wandb` is not on PATH: install it in this environment (pip install wandb)")
+        argv = wandb_agent_argv(wandb, sweep_id, count)
+    else:
+        store = _open_store(store_path)
+        try:
+            store.sweep_record(sweep_id)
+        except UnknownSweep as error:
+            raise click.ClickException(str(error)) from None
+        argv = local_agent_argv(sys.executable, sweep_id, Path(store.path).resolve(), agent_flags)
+    log_dir = log_dir or default_log_dir(sweep_id)
+    children = children_per_gpu(argv, gpus, env, log_dir) if gpus else single_child(argv, env, log_dir)
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    echo(f"supervising {len(children)} agent(s) for {sweep_id}; logs in {log_dir}/")
+    result = Supervisor(children, options, echo).run()
+    echo(result.summary())
+    raise SystemExit(result.exit_code)
 
 
 @main.command("runs")
