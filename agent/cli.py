@@ -168,6 +168,8 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
 )
 @click.option(
     "--stagger",
+    envvar="LORA_SWEEP_STAGGER",
+    show_envvar=True,
     type=click.FloatRange(min=0),
     default=5.0,
     show_default=True,
@@ -175,6 +177,8 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
 )
 @click.option(
     "--max-restarts",
+    envvar="LORA_SWEEP_MAX_RESTARTS",
+    show_envvar=True,
     type=click.IntRange(min=0),
     default=3,
     show_default=True,
@@ -182,6 +186,8 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
 )
 @click.option(
     "--restart-backoff",
+    envvar="LORA_SWEEP_RESTART_BACKOFF",
+    show_envvar=True,
     type=click.FloatRange(min=0),
     default=2.0,
     show_default=True,
@@ -338,6 +344,167 @@ def demo_command(sweep_yaml, store_path) -> None:
     store = _open_store(store_path, must_exist=False)
     if not run_demo(store, config, sweep_yaml, echo=click.echo):
         raise SystemExit(1)
+
+
+# RunPod pods ------------------------------------------------------------------------------------
+# Keys are read here, at the entry point, and passed down; logic lives in agent/fleet/.
+
+
+@main.group("pods")
+def pods_group() -> None:
+    """RunPod pods that work a W&B sweep, one agent per GPU, and remove themselves.
+
+    \b
+    Example:
+      export RUNPOD_API_KEY=... WANDB_API_KEY=... HF_TOKEN=...
+      lora-sweep pods up me/lora/8f3k2x1q --count 2 --gpu-type "NVIDIA GeForce RTX 4090" --dry-run
+      lora-sweep pods status me/lora/8f3k2x1q
+      lora-sweep pods down me/lora/8f3k2x1q
+
+    Needs the RunPod extra: pip install 'lora-sweep[runpod]'. See docs/gpu.md.
+    """
+
+
+def _runpod(require_wandb: bool):
+    import os
+
+    from agent.fleet.pods import PodError, Secrets, secrets_from
+    from agent.fleet.runpod_api import RunPod, RunPodError
+
+    env = dict(os.environ)
+    try:
+        secrets = secrets_from(env) if require_wandb else None
+    except PodError as error:
+        raise click.ClickException(str(error)) from None
+    if secrets is None:
+        if not env.get("RUNPOD_API_KEY"):
+            raise click.ClickException("RUNPOD_API_KEY is not set: export it to manage pods")
+        secrets = Secrets(env["RUNPOD_API_KEY"], "", None)
+    try:
+        return RunPod(secrets), secrets
+    except RunPodError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _installed_package() -> str:
+    from importlib.metadata import version
+
+    return f"lora-sweep=={version('lora-sweep')}"
+
+
+@pods_group.command("up")
+@click.argument("sweep_id", metavar="ENTITY/PROJECT/SWEEP_ID")
+@click.option("--count", type=click.IntRange(min=1), required=True, help="How many pods.")
+@click.option("--gpu-type", required=True, help='RunPod GPU type id, e.g. "NVIDIA GeForce RTX 4090".')
+@click.option("--gpus-per-pod", type=click.IntRange(min=1), default=1, show_default=True, help="One agent per GPU.")
+@click.option("--interruptible", is_flag=True, help="Spot pods at RunPod's lowest bid: cheaper, can be reclaimed.")
+@click.option("--image", default=None, help="Container image  [default: RunPod's PyTorch image, CUDA 12.8]")
+@click.option("--network-volume", metavar="ID", help="RunPod network volume mounted at /workspace.")
+@click.option(
+    "--max-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=12.0,
+    show_default=True,
+    help="Watchdog: a pod stops its agents and removes itself after this long.",
+)
+@click.option("--package", default=None, help="pip requirement installed on the pod  [default: this version]")
+@click.option("--torch-index", default=None, help='pip index of the torch build for the image ("" keeps its torch).')
+@click.option("--container-disk", type=click.IntRange(min=10), default=50, show_default=True, help="GB per pod.")
+@click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
+def pods_up_command(
+    sweep_id,
+    count,
+    gpu_type,
+    gpus_per_pod,
+    interruptible,
+    image,
+    network_volume,
+    max_hours,
+    package,
+    torch_index,
+    container_disk,
+    dry_run,
+) -> None:
+    """Rent COUNT pods that each run `lora-sweep agent SWEEP_ID --gpus all`, then remove themselves.
+
+    Every pod installs lora-sweep, runs one `wandb agent` per GPU until the sweep has no more runs,
+    and removes itself on every path (done, setup failed, crashed, stopped, --max-hours reached).
+    RUNPOD_API_KEY and WANDB_API_KEY (and HF_TOKEN, when set) are read from the environment and
+    passed to the pods as environment; they are never printed.
+
+    \b
+    Example:
+      lora-sweep pods up me/lora/8f3k2x1q --count 2 --gpu-type "NVIDIA GeForce RTX 4090" \\
+          --gpus-per-pod 2 --interruptible --max-hours 6 --dry-run
+    """
+    from agent.fleet.pod_actions import pods_up
+    from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodError, PodPlan, pod_specs
+    from agent.fleet.runpod_api import RunPodError
+    from agent.review.fetch import is_wandb_path
+
+    if not is_wandb_path(sweep_id):
+        raise click.ClickException(
+            f"{sweep_id!r}: pods work a W&B sweep, entity/project/id (a local sweep's store stays on this machine)"
+        )
+    api, secrets = _runpod(require_wandb=True)
+    plan = PodPlan(
+        sweep_id=sweep_id,
+        count=count,
+        gpu_type=gpu_type,
+        gpus_per_pod=gpus_per_pod,
+        interruptible=interruptible,
+        image=image or DEFAULT_IMAGE,
+        network_volume=network_volume,
+        max_hours=max_hours,
+        package=package or _installed_package(),
+        torch_index=DEFAULT_TORCH_INDEX if torch_index is None else torch_index,
+        container_disk_gb=container_disk,
+    )
+    try:
+        pods_up(api, plan, pod_specs(plan, secrets), secrets, dry_run, echo=click.echo)
+    except (PodError, RunPodError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@pods_group.command("status")
+@click.argument("sweep_id", required=False, metavar="[ENTITY/PROJECT/SWEEP_ID]")
+def pods_status_command(sweep_id) -> None:
+    """List the pods of SWEEP_ID (or of every sweep): status, GPUs, cost per hour, uptime.
+
+    \b
+    Example:
+      lora-sweep pods status me/lora/8f3k2x1q
+    """
+    from agent.fleet.pod_actions import pods_status
+    from agent.fleet.runpod_api import RunPodError
+
+    api, _ = _runpod(require_wandb=False)
+    try:
+        pods_status(api, sweep_id, echo=click.echo)
+    except RunPodError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@pods_group.command("down")
+@click.argument("sweep_id", required=False, metavar="[ENTITY/PROJECT/SWEEP_ID]")
+@click.option("--all", "all_sweeps", is_flag=True, help="Remove the pods of every sweep.")
+def pods_down_command(sweep_id, all_sweeps) -> None:
+    """Remove the pods of SWEEP_ID, or with --all every lora-sweep pod; other pods are left alone.
+
+    \b
+    Example:
+      lora-sweep pods down me/lora/8f3k2x1q
+    """
+    from agent.fleet.pod_actions import pods_down
+    from agent.fleet.runpod_api import RunPodError
+
+    if bool(sweep_id) == all_sweeps:
+        raise click.ClickException("give a SWEEP_ID, or --all for the pods of every sweep")
+    api, _ = _runpod(require_wandb=False)
+    try:
+        pods_down(api, sweep_id, echo=click.echo)
+    except RunPodError as error:
+        raise click.ClickException(str(error)) from None
 
 
 # report ------------------------------------------------------------------------------------------
