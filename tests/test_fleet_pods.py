@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("runpod")
-
-from agent.fleet.pods import START_COMMAND  # noqa: E402
+from agent.fleet.pods import START_COMMAND
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = "me/lora/8f3k2x1q"
