@@ -216,9 +216,12 @@ def agent_command(
 
     Without --gpus a local sweep runs its runs one after another, as `wandb agent` would; start
     several agents to run in parallel, they share the store. Ctrl-C stops the current run and
-    puts it back in the queue. A W&B sweep always runs under supervision: one real `wandb agent
-    --forward-signals` (per GPU with --gpus), restarted if it crashes, SIGINT and SIGTERM
-    forwarded. See docs/gpu.md.
+    puts it back in the queue.
+
+    With --gpus, and always for a W&B sweep, agents run supervised: for a W&B sweep the real
+    `wandb agent` with signal forwarding, for a local one the local agent; one per GPU with
+    --gpus. A crashed agent is restarted, SIGINT and SIGTERM reach every agent, --count applies
+    to each agent. See docs/gpu.md.
     """
     from agent.review.fetch import is_wandb_path
 
@@ -365,24 +368,16 @@ def pods_group() -> None:
     """
 
 
-def _runpod(require_wandb: bool):
+def _runpod(for_pods: bool):
     import os
 
-    from agent.fleet.pods import PodError, Secrets, secrets_from
+    from agent.fleet.pods import PodError, secrets_from
     from agent.fleet.runpod_api import RunPod, RunPodError
 
-    env = dict(os.environ)
     try:
-        secrets = secrets_from(env) if require_wandb else None
-    except PodError as error:
-        raise click.ClickException(str(error)) from None
-    if secrets is None:
-        if not env.get("RUNPOD_API_KEY"):
-            raise click.ClickException("RUNPOD_API_KEY is not set: export it to manage pods")
-        secrets = Secrets(env["RUNPOD_API_KEY"], "", None)
-    try:
+        secrets = secrets_from(dict(os.environ), for_pods)
         return RunPod(secrets), secrets
-    except RunPodError as error:
+    except (PodError, RunPodError) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -408,7 +403,11 @@ def _installed_package() -> str:
     help="Watchdog: a pod stops its agents and removes itself after this long.",
 )
 @click.option("--package", default=None, help="pip requirement installed on the pod  [default: this version]")
-@click.option("--torch-index", default=None, help='pip index of the torch build for the image ("" keeps its torch).')
+@click.option(
+    "--torch-index",
+    default=None,
+    help='pip index of the torch build for the image ("" keeps its torch)  [default: CUDA 12.8 wheels]',
+)
 @click.option("--container-disk", type=click.IntRange(min=10), default=50, show_default=True, help="GB per pod.")
 @click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
 def pods_up_command(
@@ -446,7 +445,7 @@ def pods_up_command(
         raise click.ClickException(
             f"{sweep_id!r}: pods work a W&B sweep, entity/project/id (a local sweep's store stays on this machine)"
         )
-    api, secrets = _runpod(require_wandb=True)
+    api, secrets = _runpod(for_pods=True)
     plan = PodPlan(
         sweep_id=sweep_id,
         count=count,
@@ -478,7 +477,7 @@ def pods_status_command(sweep_id) -> None:
     from agent.fleet.pod_actions import pods_status
     from agent.fleet.runpod_api import RunPodError
 
-    api, _ = _runpod(require_wandb=False)
+    api, _ = _runpod(for_pods=False)
     try:
         pods_status(api, sweep_id, echo=click.echo)
     except RunPodError as error:
@@ -500,7 +499,7 @@ def pods_down_command(sweep_id, all_sweeps) -> None:
 
     if bool(sweep_id) == all_sweeps:
         raise click.ClickException("give a SWEEP_ID, or --all for the pods of every sweep")
-    api, _ = _runpod(require_wandb=False)
+    api, _ = _runpod(for_pods=False)
     try:
         pods_down(api, sweep_id, echo=click.echo)
     except RunPodError as error:

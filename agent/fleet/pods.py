@@ -53,12 +53,18 @@ class Secrets:
         return text
 
 
-def secrets_from(env: Mapping[str, str]) -> Secrets:
-    """The keys a pod needs, or one line naming the first that is missing."""
-    for name, why in (("RUNPOD_API_KEY", "to rent pods"), ("WANDB_API_KEY", "for the agents to reach W&B")):
+def secrets_from(env: Mapping[str, str], for_pods: bool = True) -> Secrets:
+    """The keys from the user's environment, or one line naming the first that is missing.
+
+    Creating pods needs the W&B key too (the agents on them need it); listing and removing them
+    needs only RunPod's.
+    """
+    needed = [("RUNPOD_API_KEY", "to manage RunPod pods")]
+    needed += [("WANDB_API_KEY", "for the agents on the pods to reach W&B")] if for_pods else []
+    for name, why in needed:
         if not env.get(name):
-            raise PodError(f"{name} is not set: export it {why} (it goes into the pods' environment only)")
-    return Secrets(env["RUNPOD_API_KEY"], env["WANDB_API_KEY"], env.get("HF_TOKEN") or None)
+            raise PodError(f"{name} is not set: export it {why}")
+    return Secrets(env["RUNPOD_API_KEY"], env.get("WANDB_API_KEY", ""), env.get("HF_TOKEN") or None)
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,9 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
         **secrets.pod_env(),
     }
+    if plan.network_volume:
+        # Model weights downloaded once per volume, not once per pod.
+        env["HF_HOME"] = f"{WORKDIR}/.cache/huggingface"
     check_env_values(env)
     return [
         PodSpec(
