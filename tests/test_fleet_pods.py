@@ -2,24 +2,24 @@
 
 RunPod's API is the boundary: a fake GraphQL server on loopback (127.0.0.1) stands in for
 api.runpod.io, and the SDK is pointed at it through its own RUNPOD_API_BASE_URL setting, so the
-SDK's code builds and sends every request. The tests read the exact queries it received.
+SDK's code builds and sends every request over HTTP. The tests read the exact queries it received.
+The CLI runs in-process (click's runner, with the keys as its environment): the SDK takes
+seconds to import, once here instead of once per command.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from agent.cli import main
 from agent.fleet.pods import START_COMMAND
 
-REPO = Path(__file__).resolve().parents[1]
 SWEEP = "me/lora/8f3k2x1q"
 KEYS = {
     "RUNPOD_API_KEY": "rpa_SECRET_runpod_1",
@@ -90,19 +90,14 @@ def runpod_server():
     server.server_close()
 
 
-def lora_sweep(server, *args: str, keys: dict | None = None) -> subprocess.CompletedProcess:
-    env = {
-        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-        "PYTHONPATH": str(REPO),
-        "HOME": str(REPO / "tests"),  # no ~/.runpod credentials file is read
-        "RUNPOD_API_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}",
-        **(KEYS if keys is None else keys),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+def lora_sweep(server, *args: str, keys: dict | None = None) -> Result:
+    """The real CLI in this process; its environment holds exactly the keys given (KEYS by default)."""
+    keys = KEYS if keys is None else keys
+    env = {name: keys.get(name) for name in KEYS}  # None unsets a key for the call
+    env["RUNPOD_API_BASE_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
+    done = CliRunner().invoke(main, list(args), env=env, prog_name="lora-sweep")
     for secret in KEYS.values():
-        assert secret not in done.stdout + done.stderr, "a secret was printed"
+        assert secret not in done.output, "a secret was printed"
     return done
 
 
@@ -120,7 +115,7 @@ def test_dry_run_prints_the_pod_specs_with_secrets_masked_and_the_cost_and_creat
         "--max-hours", "6", "--package", "lora-sweep==0.1.0", "--dry-run",
     )  # fmt: skip
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     specs = json.loads("[" + re.sub(r"\}\n\{", "},{", done.stdout.split("\ncost:")[0]) + "]")
     assert [spec["name"] for spec in specs] == ["lora-sweep-me-lora-8f3k2x1q-1", "lora-sweep-me-lora-8f3k2x1q-2"]
     spec = specs[0]
@@ -144,7 +139,7 @@ def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_enviro
         "--network-volume", "vol-7", "--image", "my/image:1",
     )  # fmt: skip
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     mutations = sent("podFindAndDeployOnDemand")
     assert len(mutations) == 2
     for index, mutation in enumerate(mutations, start=1):
@@ -164,7 +159,7 @@ def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_enviro
 def test_up_interruptible_sends_runpods_documented_spot_mutation_at_the_lowest_bid(runpod_server):
     done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--interruptible")
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     [mutation] = sent("podRentInterruptable")
     assert input_field(mutation, "bidPerGpu") == "0.2"
     assert input_field(mutation, "name") == '"lora-sweep-me-lora-8f3k2x1q-1"'
@@ -180,7 +175,7 @@ def test_a_missing_key_is_one_line_naming_it_before_any_request(runpod_server, m
     keys = {key: value for key, value in KEYS.items() if key != missing}
     done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], keys=keys)
 
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith(f"Error: {missing} is not set")
     assert FakeRunPod.requests == []
@@ -189,7 +184,7 @@ def test_a_missing_key_is_one_line_naming_it_before_any_request(runpod_server, m
 def test_an_unknown_gpu_type_is_one_line_and_creates_nothing(runpod_server):
     done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", "NVIDIA Nope")
 
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert done.stderr.startswith("Error: RunPod: No GPU found") and len(done.stderr.strip().splitlines()) == 1
     assert sent("podFindAndDeployOnDemand") == []
 
@@ -197,13 +192,13 @@ def test_an_unknown_gpu_type_is_one_line_and_creates_nothing(runpod_server):
 def test_pods_need_a_wandb_sweep(runpod_server):
     done = lora_sweep(runpod_server, "pods", "up", "3k9x2abc", "--count", "1", "--gpu-type", GPU["id"])
 
-    assert done.returncode == 1 and "entity/project/id" in done.stderr and FakeRunPod.requests == []
+    assert done.exit_code == 1 and "entity/project/id" in done.stderr and FakeRunPod.requests == []
 
 
 def test_status_shows_only_this_sweeps_pods_and_never_their_environment(runpod_server):
     done = lora_sweep(runpod_server, "pods", "status", SWEEP, keys={"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]})
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "pod-a1" in done.stdout and "pod-b1" not in done.stdout and "pod-x" not in done.stdout
     assert "1.5h" in done.stdout and "1 pod(s), $0.880/h" in done.stdout
 
@@ -215,7 +210,7 @@ def test_down_removes_only_our_pods(runpod_server):
     key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]}
     done = lora_sweep(runpod_server, "pods", "down", SWEEP, keys=key)
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert [input_field(query, "podId") for query in sent("podTerminate")] == ['"pod-a1"']
 
     FakeRunPod.requests.clear()
@@ -223,4 +218,4 @@ def test_down_removes_only_our_pods(runpod_server):
     assert sorted(input_field(query, "podId") for query in sent("podTerminate")) == ['"pod-a1"', '"pod-b1"']
 
     done = lora_sweep(runpod_server, "pods", "down", keys=key)
-    assert done.returncode == 1 and "--all" in done.stderr
+    assert done.exit_code == 1 and "--all" in done.stderr
