@@ -192,3 +192,26 @@ def test_an_unknown_local_sweep_is_one_line_before_any_agent_starts(tmp_path):
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "logs").exists()
+
+
+def test_sigint_reaches_every_local_agent_and_their_runs_go_back_in_the_queue(tmp_path):
+    store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
+    sweep_id = create_sweep(
+        store_path,
+        {
+            "method": "grid",
+            "program": str(PROGRAMS / "record_args.py"),
+            "command": PYTHON_COMMAND,
+            "parameters": {"point": {"values": [1, 2, 3]}, "log": {"value": str(log)}, "sleep": {"value": 60.0}},
+        },
+    )
+    supervisor = start_supervisor(tmp_path, sweep_id, "--store", str(store_path), "--gpus", "0,1", "--stagger", "0")
+    wait_for(lambda: len([r for r in runs_of(store_path, sweep_id) if r.pid]) == 2, 60, "a run on each GPU")
+
+    supervisor.send_signal(signal.SIGINT)
+    out, err = supervisor.communicate(timeout=60)
+
+    assert supervisor.returncode == 130, err
+    assert {run.state for run in runs_of(store_path, sweep_id)} == {"pending"}  # nothing lost, nothing left running
+    assert err.count("requeued") == 2
+    assert err.strip().splitlines()[-1].endswith("; stopped by SIGINT: exit 130")
