@@ -30,11 +30,12 @@ def parse_gpus(spec: str, cuda_visible_devices: str | None, nvidia_smi: str | No
 def visible_gpus(cuda_visible_devices: str | None, nvidia_smi: str | None) -> tuple[str, ...]:
     # An already narrowed CUDA_VISIBLE_DEVICES (a pod slice, a scheduler's choice) wins, as in CUDA;
     # its entries may be indices or GPU UUIDs, and either works as a child's CUDA_VISIBLE_DEVICES.
-    if cuda_visible_devices is not None and cuda_visible_devices.strip():
+    # Set but empty, or starting with a negative id, it hides every GPU from CUDA: honour that too.
+    if cuda_visible_devices is not None:
         ids = tuple(part.strip() for part in cuda_visible_devices.split(",") if part.strip())
         if ids and not ids[0].startswith("-"):
             return ids
-        raise GpuError(f"--gpus all: CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} hides every GPU")
+        raise GpuError(f"--gpus all: CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} hides every GPU; unset it")
     if nvidia_smi is None:
         raise GpuError("--gpus all: no GPU visible (no nvidia-smi on PATH); pass ids such as --gpus 0,1")
     ids = query_nvidia_smi(nvidia_smi)
