@@ -82,7 +82,10 @@ def test_the_pods_start_command_installs_runs_an_agent_per_gpu_and_removes_the_p
     assert {tuple(start["argv"]) for start in starts} == {("agent", "--forward-signals", SWEEP)}
     assert {start["env"]["WANDB_API_KEY"] for start in starts} == {"wandb-key"}
     assert_removed_once_at_the_end(tmp_path)
-    assert (tmp_path / ".lora-sweep" / "logs" / "me-lora-8f3k2x1q" / "gpu-1.log").exists()
+    logs = sorted((tmp_path / ".lora-sweep" / "logs" / "me-lora-8f3k2x1q").glob("gpu-*.log"))
+    assert [log.name for log in logs] == ["gpu-0.log", "gpu-1.log"]
+    for text in [done.stdout, done.stderr] + [log.read_text() for log in logs]:
+        assert "wandb-key" not in text  # the key reached the agents' environment, and nothing else
 
 
 def test_a_failed_install_removes_the_pod_without_starting_agents(tmp_path):
