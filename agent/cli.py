@@ -156,16 +156,87 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     help="Seconds between SIGTERM and SIGKILL when a run is stopped (as `wandb agent`).",
 )
 @_STORE_OPTION
-def agent_command(sweep_id, count, max_consecutive_failed_runs, heartbeat_timeout, kill_grace, store_path) -> None:
-    """Run the runs of local sweep SWEEP_ID, one after another, as `wandb agent` would.
+@click.option(
+    "--gpus",
+    metavar="all|0,1,3",
+    help="One supervised agent per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES). `all`: every visible GPU.",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Supervised agents: a log file per GPU here  [default: .lora-sweep/logs/<sweep>]",
+)
+@click.option(
+    "--stagger",
+    envvar="LORA_SWEEP_STAGGER",
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Supervised agents: seconds between one agent's start and the next.",
+)
+@click.option(
+    "--max-restarts",
+    envvar="LORA_SWEEP_MAX_RESTARTS",
+    show_envvar=True,
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Supervised agents: restarts of a crashed agent before it is given up.",
+)
+@click.option(
+    "--restart-backoff",
+    envvar="LORA_SWEEP_RESTART_BACKOFF",
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Supervised agents: seconds before the first restart; doubles each time, at most 60.",
+)
+def agent_command(
+    sweep_id,
+    count,
+    max_consecutive_failed_runs,
+    heartbeat_timeout,
+    kill_grace,
+    store_path,
+    gpus,
+    log_dir,
+    stagger,
+    max_restarts,
+    restart_backoff,
+) -> None:
+    """Run the runs of sweep SWEEP_ID: a local sweep id, or entity/project/id on W&B.
 
     \b
-    Example:
-      lora-sweep agent 3k9x2abc --count 4
+    Examples:
+      lora-sweep agent 3k9x2abc --count 4            # one local agent, in this process
+      lora-sweep agent 3k9x2abc --gpus 0,1           # one local agent per GPU
+      lora-sweep agent me/lora/8f3k2x1q --gpus all   # `wandb agent` per visible GPU
 
-    Start several agents on one machine to run in parallel; they share the store. Ctrl-C stops
-    the current run and puts it back in the queue.
+    Without --gpus a local sweep runs its runs one after another, as `wandb agent` would; start
+    several agents to run in parallel, they share the store. Ctrl-C stops the current run and
+    puts it back in the queue.
+
+    With --gpus, and always for a W&B sweep, agents run supervised: for a W&B sweep the real
+    `wandb agent` with signal forwarding, for a local one the local agent; one per GPU with
+    --gpus. A crashed agent is restarted, SIGINT and SIGTERM reach every agent, --count applies
+    to each agent. See docs/gpu.md.
     """
+    from agent.review.fetch import is_wandb_path
+
+    if gpus is not None or is_wandb_path(sweep_id):
+        from agent.fleet.supervisor import SupervisorOptions
+
+        options = SupervisorOptions(stagger_s=stagger, max_restarts=max_restarts, backoff_s=restart_backoff)
+        # Every option of the single agent travels to each local child.
+        agent_flags = [f"--heartbeat-timeout={heartbeat_timeout}", f"--kill-grace={kill_grace}"]
+        agent_flags += [f"--count={count}"] if count else []
+        agent_flags += (
+            [f"--max-consecutive-failed-runs={max_consecutive_failed_runs}"] if max_consecutive_failed_runs else []
+        )
+        _supervise_agents(sweep_id, gpus, count, tuple(agent_flags), store_path, log_dir, options)
+        return
     from agent.local.runner import AgentOptions, run_agent
     from agent.local.store import UnknownSweep
 
@@ -183,6 +254,50 @@ def agent_command(sweep_id, count, max_consecutive_failed_runs, heartbeat_timeou
     click.echo(f"agent: {len(result.outcomes)} run(s); stopping: {result.reason}", err=True)
     if result.failed:
         raise SystemExit(130 if result.reason == "interrupted" else 1)
+
+
+def _supervise_agents(sweep_id, gpus_spec, count, agent_flags, store_path, log_dir, options):
+    import os
+    import shutil
+    import sys
+
+    from agent.fleet.agents import (
+        children_per_gpu,
+        default_log_dir,
+        local_agent_argv,
+        single_child,
+        wandb_agent_argv,
+    )
+    from agent.fleet.gpus import GpuError, parse_gpus
+    from agent.fleet.supervisor import Supervisor
+    from agent.local.store import UnknownSweep
+    from agent.review.fetch import is_wandb_path
+
+    env = dict(os.environ)
+    nvidia_smi = shutil.which("nvidia-smi", path=env.get("PATH"))
+    try:
+        gpus = parse_gpus(gpus_spec, env.get("CUDA_VISIBLE_DEVICES"), nvidia_smi) if gpus_spec is not None else None
+    except GpuError as error:
+        raise click.ClickException(str(error)) from None
+    if is_wandb_path(sweep_id):
+        wandb = shutil.which("wandb", path=env.get("PATH"))
+        if wandb is None:
+            raise click.ClickException("`wandb` is not on PATH: install it in this environment (pip install wandb)")
+        argv = wandb_agent_argv(wandb, sweep_id, count)
+    else:
+        store = _open_store(store_path)
+        try:
+            store.sweep_record(sweep_id)
+        except UnknownSweep as error:
+            raise click.ClickException(str(error)) from None
+        argv = local_agent_argv(sys.executable, sweep_id, Path(store.path).resolve(), agent_flags)
+    log_dir = log_dir or default_log_dir(sweep_id)
+    children = children_per_gpu(argv, gpus, env, log_dir) if gpus else single_child(argv, env, log_dir)
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    echo(f"supervising {len(children)} agent(s) for {sweep_id}; logs in {log_dir}/")
+    result = Supervisor(children, options, echo).run()
+    echo(result.summary())
+    raise SystemExit(result.exit_code)
 
 
 @main.command("runs")
@@ -232,6 +347,163 @@ def demo_command(sweep_yaml, store_path) -> None:
     store = _open_store(store_path, must_exist=False)
     if not run_demo(store, config, sweep_yaml, echo=click.echo):
         raise SystemExit(1)
+
+
+# RunPod pods ------------------------------------------------------------------------------------
+# Keys are read here, at the entry point, and passed down; logic lives in agent/fleet/.
+
+
+@main.group("pods")
+def pods_group() -> None:
+    """RunPod pods that work a W&B sweep, one agent per GPU, and remove themselves.
+
+    \b
+    Example:
+      export RUNPOD_API_KEY=... WANDB_API_KEY=... HF_TOKEN=...
+      lora-sweep pods up me/lora/8f3k2x1q --count 2 --gpu-type "NVIDIA GeForce RTX 4090" --dry-run
+      lora-sweep pods status me/lora/8f3k2x1q
+      lora-sweep pods down me/lora/8f3k2x1q
+
+    Needs the RunPod extra: pip install 'lora-sweep[runpod]'. See docs/gpu.md.
+    """
+
+
+def _runpod(for_pods: bool):
+    import os
+
+    from agent.fleet.pods import PodError, secrets_from
+    from agent.fleet.runpod_api import RunPod, RunPodError
+
+    try:
+        secrets = secrets_from(dict(os.environ), for_pods)
+        return RunPod(secrets), secrets
+    except (PodError, RunPodError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _installed_package() -> str:
+    from importlib.metadata import version
+
+    return f"lora-sweep=={version('lora-sweep')}"
+
+
+@pods_group.command("up")
+@click.argument("sweep_id", metavar="ENTITY/PROJECT/SWEEP_ID")
+@click.option("--count", type=click.IntRange(min=1), required=True, help="How many pods.")
+@click.option("--gpu-type", required=True, help='RunPod GPU type id, e.g. "NVIDIA GeForce RTX 4090".')
+@click.option("--gpus-per-pod", type=click.IntRange(min=1), default=1, show_default=True, help="One agent per GPU.")
+@click.option("--interruptible", is_flag=True, help="Spot pods at RunPod's lowest bid: cheaper, can be reclaimed.")
+@click.option("--image", default=None, help="Container image  [default: RunPod's PyTorch image, CUDA 12.8]")
+@click.option("--network-volume", metavar="ID", help="RunPod network volume mounted at /workspace.")
+@click.option(
+    "--max-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=12.0,
+    show_default=True,
+    help="Watchdog: a pod stops its agents and removes itself after this long.",
+)
+@click.option("--package", default=None, help="pip requirement installed on the pod  [default: this version]")
+@click.option(
+    "--torch-index",
+    default=None,
+    help='pip index of the torch build for the image ("" keeps its torch)  [default: CUDA 12.8 wheels]',
+)
+@click.option("--container-disk", type=click.IntRange(min=10), default=50, show_default=True, help="GB per pod.")
+@click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
+def pods_up_command(
+    sweep_id,
+    count,
+    gpu_type,
+    gpus_per_pod,
+    interruptible,
+    image,
+    network_volume,
+    max_hours,
+    package,
+    torch_index,
+    container_disk,
+    dry_run,
+) -> None:
+    """Rent COUNT pods that each run `lora-sweep agent SWEEP_ID --gpus all`, then remove themselves.
+
+    Every pod installs lora-sweep, runs one `wandb agent` per GPU until the sweep has no more runs,
+    and removes itself on every path (done, setup failed, crashed, stopped, --max-hours reached).
+    RUNPOD_API_KEY and WANDB_API_KEY (and HF_TOKEN, when set) are read from the environment and
+    passed to the pods as environment; they are never printed.
+
+    \b
+    Example:
+      lora-sweep pods up me/lora/8f3k2x1q --count 2 --gpu-type "NVIDIA GeForce RTX 4090" \\
+          --gpus-per-pod 2 --interruptible --max-hours 6 --dry-run
+    """
+    from agent.fleet.pod_actions import pods_up
+    from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodError, PodPlan, pod_specs
+    from agent.fleet.runpod_api import RunPodError
+    from agent.review.fetch import is_wandb_path
+
+    if not is_wandb_path(sweep_id):
+        raise click.ClickException(
+            f"{sweep_id!r}: pods work a W&B sweep, entity/project/id (a local sweep's store stays on this machine)"
+        )
+    api, secrets = _runpod(for_pods=True)
+    plan = PodPlan(
+        sweep_id=sweep_id,
+        count=count,
+        gpu_type=gpu_type,
+        gpus_per_pod=gpus_per_pod,
+        interruptible=interruptible,
+        image=image or DEFAULT_IMAGE,
+        network_volume=network_volume,
+        max_hours=max_hours,
+        package=package or _installed_package(),
+        torch_index=DEFAULT_TORCH_INDEX if torch_index is None else torch_index,
+        container_disk_gb=container_disk,
+    )
+    try:
+        pods_up(api, plan, pod_specs(plan, secrets), secrets, dry_run, echo=click.echo)
+    except (PodError, RunPodError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@pods_group.command("status")
+@click.argument("sweep_id", required=False, metavar="[ENTITY/PROJECT/SWEEP_ID]")
+def pods_status_command(sweep_id) -> None:
+    """List the pods of SWEEP_ID (or of every sweep): status, GPUs, cost per hour, uptime.
+
+    \b
+    Example:
+      lora-sweep pods status me/lora/8f3k2x1q
+    """
+    from agent.fleet.pod_actions import pods_status
+    from agent.fleet.runpod_api import RunPodError
+
+    api, _ = _runpod(for_pods=False)
+    try:
+        pods_status(api, sweep_id, echo=click.echo)
+    except RunPodError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@pods_group.command("down")
+@click.argument("sweep_id", required=False, metavar="[ENTITY/PROJECT/SWEEP_ID]")
+@click.option("--all", "all_sweeps", is_flag=True, help="Remove the pods of every sweep.")
+def pods_down_command(sweep_id, all_sweeps) -> None:
+    """Remove the pods of SWEEP_ID, or with --all every lora-sweep pod; other pods are left alone.
+
+    \b
+    Example:
+      lora-sweep pods down me/lora/8f3k2x1q
+    """
+    from agent.fleet.pod_actions import pods_down
+    from agent.fleet.runpod_api import RunPodError
+
+    if bool(sweep_id) == all_sweeps:
+        raise click.ClickException("give a SWEEP_ID, or --all for the pods of every sweep")
+    api, _ = _runpod(for_pods=False)
+    try:
+        pods_down(api, sweep_id, echo=click.echo)
+    except RunPodError as error:
+        raise click.ClickException(str(error)) from None
 
 
 # report ------------------------------------------------------------------------------------------

@@ -1,0 +1,223 @@
+"""Supervise one agent process per GPU: logs, signal forwarding, restarts with backoff, one verdict.
+
+Children run in their own sessions, so a Ctrl-C in the terminal reaches them once, through us,
+and never twice (a second SIGINT makes `wandb agent` kill its run without grace).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class AgentChild:
+    """One agent process to keep running: what to start, with which environment, logging where."""
+
+    label: str
+    """How its lines are prefixed on the console, e.g. `gpu 0`."""
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    stagger_s: float = 5.0
+    """Seconds between starting one agent and the next: two agents asking W&B at the same
+    moment can both be handed the same requeued run."""
+    max_restarts: int = 3
+    """Restarts of a crashed agent before it is given up; a crash loop must not run forever."""
+    backoff_s: float = 2.0
+    """Wait before the first restart; it doubles with each restart of the same agent."""
+    backoff_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    label: str
+    returncode: int | None
+    """The last exit status; None when the agent never started (stopped before its turn)."""
+    restarts: int
+
+    @property
+    def failed(self) -> bool:
+        return self.returncode not in (0, None)
+
+    def describe(self) -> str:
+        if self.returncode is None:
+            state = "not started"
+        else:
+            state = "ok" if self.returncode == 0 else f"failed (exit {self.returncode})"
+        return f"{self.label} {state}" + (f" after {self.restarts} restart(s)" if self.restarts else "")
+
+
+@dataclass(frozen=True)
+class SupervisionResult:
+    outcomes: tuple[ChildOutcome, ...]
+    signal_received: int | None
+
+    @property
+    def exit_code(self) -> int:
+        # Interrupted is its own answer (128 + signal, as a shell reports it); otherwise any agent
+        # that ended badly after its restarts makes the whole a failure.
+        if self.signal_received is not None:
+            return 128 + self.signal_received
+        return 1 if any(outcome.failed for outcome in self.outcomes) else 0
+
+    def summary(self) -> str:
+        parts = ", ".join(outcome.describe() for outcome in self.outcomes)
+        stopped = f"; stopped by {signal.Signals(self.signal_received).name}" if self.signal_received else ""
+        verdict = "ok" if self.exit_code == 0 else f"exit {self.exit_code}"
+        return f"agents: {parts}{stopped}: {verdict}"
+
+
+@dataclass
+class _Slot:
+    """The mutable state of one supervised child, changed only by the supervisor's loop."""
+
+    child: AgentChild
+    start_at: float
+    process: subprocess.Popen | None = None
+    reader: threading.Thread | None = None
+    restarts: int = 0
+    returncode: int | None = None
+    done: bool = False
+    log: IO[str] | None = field(default=None, repr=False)
+
+
+class Supervisor:
+    """Starts the children staggered, keeps them running, and ends when every one has exited."""
+
+    def __init__(self, children: list[AgentChild], options: SupervisorOptions, echo: Callable[[str], None]):
+        now = time.monotonic()
+        self.slots = [_Slot(child, start_at=now + i * options.stagger_s) for i, child in enumerate(children)]
+        self.options = options
+        self.echo = echo
+        self.echo_lock = threading.Lock()
+        self.pending_signals: list[int] = []
+        self.signal_received: int | None = None
+
+    def run(self) -> SupervisionResult:
+        """Supervise until every child is done; SIGINT and SIGTERM are forwarded while it runs."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not all(slot.done for slot in self.slots):
+                self._forward_signals()
+                for slot in self.slots:
+                    self._step(slot)
+                time.sleep(POLL_S)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._kill_leftovers()
+        outcomes = tuple(ChildOutcome(s.child.label, s.returncode, s.restarts) for s in self.slots)
+        return SupervisionResult(outcomes, self.signal_received)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.pending_signals.append(signum)
+
+    def _forward_signals(self) -> None:
+        while self.pending_signals:
+            signum = self.pending_signals.pop(0)
+            self.signal_received = self.signal_received or signum
+            self._say(None, f"got {signal.Signals(signum).name}: forwarding it to every agent")
+            for slot in self.slots:
+                if slot.process is not None and slot.process.poll() is None:
+                    slot.process.send_signal(signum)
+                elif not slot.done:
+                    # Waiting for its turn or for a restart: it never starts now.
+                    self._mark_done(slot)
+
+    def _step(self, slot: _Slot) -> None:
+        if slot.done:
+            return
+        if slot.process is None:
+            if time.monotonic() >= slot.start_at:
+                self._start(slot)
+            return
+        returncode = slot.process.poll()
+        if returncode is None:
+            return
+        self._finish_process(slot, returncode)
+        if returncode == 0 or self.signal_received is not None:
+            self._say(slot, f"exited with {returncode}")
+            self._mark_done(slot)
+        elif slot.restarts < self.options.max_restarts:
+            slot.restarts += 1
+            delay = min(self.options.backoff_s * 2 ** (slot.restarts - 1), self.options.backoff_max_s)
+            slot.start_at = time.monotonic() + delay
+            self._say(
+                slot, f"exited with {returncode}; restart {slot.restarts}/{self.options.max_restarts} in {delay:g}s"
+            )
+        else:
+            self._say(slot, f"exited with {returncode}; giving up after {slot.restarts} restart(s)")
+            self._mark_done(slot)
+
+    def _start(self, slot: _Slot) -> None:
+        child = slot.child
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if slot.log is None:
+            slot.log = open(child.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in _mark_done
+        try:
+            slot.process = subprocess.Popen(
+                child.argv,
+                env=dict(child.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+            )
+        except OSError as error:
+            # A program that cannot start will not start on retry either.
+            self._say(slot, f"cannot start {child.argv[0]}: {error}")
+            slot.returncode = 127
+            self._mark_done(slot)
+            return
+        self._say(slot, f"started (pid {slot.process.pid}): {' '.join(child.argv)}")
+        slot.reader = threading.Thread(target=self._pump, args=(slot, slot.process.stdout, slot.log), daemon=True)
+        slot.reader.start()
+
+    def _pump(self, slot: _Slot, stream: IO[str], log: IO[str]) -> None:
+        """Copy a child's output to its log file and, prefixed with its label, to the console."""
+        for line in stream:
+            log.write(line)
+            log.flush()
+            with self.echo_lock:
+                self.echo(f"[{slot.child.label}] {line.rstrip()}")
+
+    def _finish_process(self, slot: _Slot, returncode: int) -> None:
+        # Output left by a grandchild that still holds the pipe is not waited for past a few seconds.
+        if slot.reader is not None:
+            slot.reader.join(timeout=5)
+        slot.returncode = returncode
+        slot.process = None
+
+    def _mark_done(self, slot: _Slot) -> None:
+        slot.done = True
+        if slot.log is not None:
+            slot.log.close()
+
+    def _say(self, slot: _Slot | None, message: str) -> None:
+        if slot is not None and slot.log is not None and not slot.log.closed:
+            slot.log.write(f"[supervisor] {message}\n")
+            slot.log.flush()
+        with self.echo_lock:
+            self.echo(f"[{slot.child.label if slot else 'supervisor'}] {message}")
+
+    def _kill_leftovers(self) -> None:
+        """Only reached with children alive when the loop itself failed: never leave them orphaned."""
+        for slot in self.slots:
+            if slot.process is not None and slot.process.poll() is None:
+                slot.process.kill()
+                slot.process.wait()

@@ -1,0 +1,221 @@
+"""`lora-sweep pods`, run as the real CLI with the real `runpod` SDK.
+
+RunPod's API is the boundary: a fake GraphQL server on loopback (127.0.0.1) stands in for
+api.runpod.io, and the SDK is pointed at it through its own RUNPOD_API_BASE_URL setting, so the
+SDK's code builds and sends every request over HTTP. The tests read the exact queries it received.
+The CLI runs in-process (click's runner, with the keys as its environment): the SDK takes
+seconds to import, once here instead of once per command.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from click.testing import CliRunner, Result
+
+from agent.cli import main
+from agent.fleet.pods import START_COMMAND
+
+SWEEP = "me/lora/8f3k2x1q"
+KEYS = {
+    "RUNPOD_API_KEY": "rpa_SECRET_runpod_1",
+    "WANDB_API_KEY": "0123456789abcdefSECRETwandb",
+    "HF_TOKEN": "hf_SECRETtoken",
+}
+GPU = {
+    "id": "NVIDIA GeForce RTX 4090",
+    "displayName": "RTX 4090",
+    "memoryInGb": 24,
+    "lowestPrice": {"minimumBidPrice": 0.2, "uninterruptablePrice": 0.44},
+}
+LISTED_PODS = [
+    {"id": "pod-a1", "name": "lora-sweep-me-lora-8f3k2x1q-1", "desiredStatus": "RUNNING", "gpuCount": 2,
+     "costPerHr": 0.88, "uptimeSeconds": 5400, "env": ["WANDB_API_KEY=0123456789abcdefSECRETwandb"]},
+    {"id": "pod-b1", "name": "lora-sweep-me-lora-other-1", "desiredStatus": "RUNNING", "gpuCount": 1,
+     "costPerHr": 0.44, "uptimeSeconds": 60, "env": []},
+    {"id": "pod-x", "name": "my-notebook", "desiredStatus": "RUNNING", "gpuCount": 1, "costPerHr": 0.3,
+     "uptimeSeconds": 60, "env": []},
+]  # fmt: skip
+
+
+class FakeRunPod(BaseHTTPRequestHandler):
+    """Answers the GraphQL operations the SDK sends, by operation name, and records each request."""
+
+    requests: list[dict] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        query = body["query"]
+        self.requests.append({"path": self.path, "auth": self.headers["Authorization"], "query": query})
+        self.reply({"data": self.answer(query)})
+
+    def answer(self, query: str) -> dict:
+        if "gpuTypes" in query:
+            return {"gpuTypes": [GPU] if f'id: "{GPU["id"]}"' in query else []}
+        if "podFindAndDeployOnDemand" in query or "podRentInterruptable" in query:
+            operation = "podFindAndDeployOnDemand" if "podFindAndDeployOnDemand" in query else "podRentInterruptable"
+            return {operation: {"id": f"pod-new{len(self.requests)}", "imageName": "x", "machineId": "m"}}
+        if "networkVolumes" in query:
+            return {"myself": {"id": "u", "networkVolumes": [{"id": "vol-7", "dataCenterId": "EU-RO-1"}]}}
+        if "pods" in query:
+            return {"myself": {"pods": LISTED_PODS}}
+        if "podTerminate" in query:
+            return {"podTerminate": None}
+        raise AssertionError(f"unexpected query {query}")
+
+    def reply(self, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def runpod_server():
+    FakeRunPod.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRunPod)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def lora_sweep(server, *args: str, keys: dict | None = None) -> Result:
+    """The real CLI in this process; its environment holds exactly the keys given (KEYS by default)."""
+    keys = KEYS if keys is None else keys
+    env = {name: keys.get(name) for name in KEYS}  # None unsets a key for the call
+    env["RUNPOD_API_BASE_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
+    done = CliRunner().invoke(main, list(args), env=env, prog_name="lora-sweep")
+    for secret in KEYS.values():
+        assert secret not in done.output, "a secret was printed"
+    return done
+
+
+def sent(operation: str) -> list[str]:
+    return [request["query"] for request in FakeRunPod.requests if operation in request["query"]]
+
+
+def input_field(query: str, name: str) -> str:
+    return re.search(rf"\b{name}: (\"[^\"]*\"|[^,\s}}]+)", query).group(1)
+
+
+def test_dry_run_prints_the_pod_specs_with_secrets_masked_and_the_cost_and_creates_nothing(runpod_server):
+    done = lora_sweep(
+        runpod_server, "pods", "up", SWEEP, "--count", "2", "--gpu-type", GPU["id"], "--gpus-per-pod", "2",
+        "--max-hours", "6", "--package", "lora-sweep==0.1.0", "--dry-run",
+    )  # fmt: skip
+
+    assert done.exit_code == 0, done.stderr
+    specs = json.loads("[" + re.sub(r"\}\n\{", "},{", done.stdout.split("\ncost:")[0]) + "]")
+    assert [spec["name"] for spec in specs] == ["lora-sweep-me-lora-8f3k2x1q-1", "lora-sweep-me-lora-8f3k2x1q-2"]
+    spec = specs[0]
+    assert (spec["gpu_type_id"], spec["gpu_count"], spec["interruptible"]) == (GPU["id"], 2, False)
+    assert spec["docker_args"] == START_COMMAND
+    assert spec["env"]["WANDB_API_KEY"] == "***" and spec["env"]["HF_TOKEN"] == "***"
+    assert spec["env"]["LORA_SWEEP_ID"] == SWEEP and spec["env"]["LORA_SWEEP_PACKAGE"] == "lora-sweep==0.1.0"
+    assert spec["env"]["LORA_SWEEP_MAX_HOURS"] == "6"
+    assert (
+        "cost: $0.440/h per RTX 4090 (on demand), $0.880/h per pod, $1.760/h for 2 pod(s); "
+        "--max-hours 6 caps it at $10.56" in done.stdout
+    )
+    assert sent("podFindAndDeployOnDemand") == [] and sent("podRentInterruptable") == []
+    assert {request["auth"] for request in FakeRunPod.requests} == {f"Bearer {KEYS['RUNPOD_API_KEY']}"}
+    assert {request["path"] for request in FakeRunPod.requests} == {"/graphql"}
+
+
+def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_environment(runpod_server):
+    done = lora_sweep(
+        runpod_server, "pods", "up", SWEEP, "--count", "2", "--gpu-type", GPU["id"], "--gpus-per-pod", "2",
+        "--network-volume", "vol-7", "--image", "my/image:1",
+    )  # fmt: skip
+
+    assert done.exit_code == 0, done.stderr
+    mutations = sent("podFindAndDeployOnDemand")
+    assert len(mutations) == 2
+    for index, mutation in enumerate(mutations, start=1):
+        assert input_field(mutation, "name") == f'"lora-sweep-me-lora-8f3k2x1q-{index}"'
+        assert input_field(mutation, "imageName") == '"my/image:1"'
+        assert input_field(mutation, "gpuTypeId") == f'"{GPU["id"]}"'
+        assert input_field(mutation, "gpuCount") == "2"
+        assert input_field(mutation, "networkVolumeId") == '"vol-7"'
+        assert input_field(mutation, "dataCenterId") == '"EU-RO-1"'  # where the volume lives
+        assert f'dockerArgs: "{START_COMMAND}"' in mutation
+        for key in ("WANDB_API_KEY", "HF_TOKEN"):
+            assert f'{{ key: "{key}", value: "{KEYS[key]}" }}' in mutation  # the pod gets the key itself
+        assert KEYS["RUNPOD_API_KEY"] not in mutation  # the pod never needs the RunPod key
+    assert "created pod pod-new" in done.stdout and sent("podRentInterruptable") == []
+
+
+def test_up_interruptible_sends_runpods_documented_spot_mutation_at_the_lowest_bid(runpod_server):
+    done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--interruptible")
+
+    assert done.exit_code == 0, done.stderr
+    [mutation] = sent("podRentInterruptable")
+    assert input_field(mutation, "bidPerGpu") == "0.2"
+    assert input_field(mutation, "name") == '"lora-sweep-me-lora-8f3k2x1q-1"'
+    assert input_field(mutation, "cloudType") == "ALL"
+    assert json.dumps(START_COMMAND) in mutation
+    assert f'{{key: "WANDB_API_KEY", value: "{KEYS["WANDB_API_KEY"]}"}}' in mutation
+    assert sent("podFindAndDeployOnDemand") == []
+    assert "$0.200/h per RTX 4090 (interruptible, lowest bid)" in done.stdout
+
+
+@pytest.mark.parametrize("missing", ["RUNPOD_API_KEY", "WANDB_API_KEY"])
+def test_a_missing_key_is_one_line_naming_it_before_any_request(runpod_server, missing):
+    keys = {key: value for key, value in KEYS.items() if key != missing}
+    done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], keys=keys)
+
+    assert done.exit_code == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(f"Error: {missing} is not set")
+    assert FakeRunPod.requests == []
+
+
+def test_an_unknown_gpu_type_is_one_line_and_creates_nothing(runpod_server):
+    done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", "NVIDIA Nope")
+
+    assert done.exit_code == 1
+    assert done.stderr.startswith("Error: RunPod: No GPU found") and len(done.stderr.strip().splitlines()) == 1
+    assert sent("podFindAndDeployOnDemand") == []
+
+
+def test_pods_need_a_wandb_sweep(runpod_server):
+    done = lora_sweep(runpod_server, "pods", "up", "3k9x2abc", "--count", "1", "--gpu-type", GPU["id"])
+
+    assert done.exit_code == 1 and "entity/project/id" in done.stderr and FakeRunPod.requests == []
+
+
+def test_status_shows_only_this_sweeps_pods_and_never_their_environment(runpod_server):
+    done = lora_sweep(runpod_server, "pods", "status", SWEEP, keys={"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]})
+
+    assert done.exit_code == 0, done.stderr
+    assert "pod-a1" in done.stdout and "pod-b1" not in done.stdout and "pod-x" not in done.stdout
+    assert "1.5h" in done.stdout and "1 pod(s), $0.880/h" in done.stdout
+
+    everything = lora_sweep(runpod_server, "pods", "status", keys={"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]})
+    assert "pod-a1" in everything.stdout and "pod-b1" in everything.stdout and "my-notebook" not in everything.stdout
+
+
+def test_down_removes_only_our_pods(runpod_server):
+    key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]}
+    done = lora_sweep(runpod_server, "pods", "down", SWEEP, keys=key)
+
+    assert done.exit_code == 0, done.stderr
+    assert [input_field(query, "podId") for query in sent("podTerminate")] == ['"pod-a1"']
+
+    FakeRunPod.requests.clear()
+    done = lora_sweep(runpod_server, "pods", "down", "--all", keys=key)
+    assert sorted(input_field(query, "podId") for query in sent("podTerminate")) == ['"pod-a1"', '"pod-b1"']
+
+    done = lora_sweep(runpod_server, "pods", "down", keys=key)
+    assert done.exit_code == 1 and "--all" in done.stderr

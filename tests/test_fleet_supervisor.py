@@ -1,0 +1,217 @@
+"""One supervised agent per GPU, run as real processes with real signals.
+
+W&B's server is the boundary: `tests/fleet_bin/wandb` stands in for the `wandb` executable
+(first on PATH) and records the argv, environment and signals each agent got. Local sweeps run
+the real local agents over a small grid of tests/programs/record_args.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from local_sweeps import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, runs_of, wait_for
+
+FLEET_BIN = Path(__file__).parent / "fleet_bin"
+SWEEP = "me/lora/8f3k2x1q"
+
+
+def supervisor_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = agent_env(STANDIN_RECORD=str(tmp_path / "wandb.jsonl"), **extra)
+    env["PATH"] = f"{FLEET_BIN}{os.pathsep}{env['PATH']}"
+    if "CUDA_VISIBLE_DEVICES" not in extra:
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+def start_supervisor(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "agent", *args, "--log-dir", str(tmp_path / "logs")],
+        cwd=tmp_path,
+        env=env or supervisor_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_supervisor(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    process = start_supervisor(tmp_path, *args, env=env)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def events(tmp_path: Path, event: str) -> list[dict]:
+    record = tmp_path / "wandb.jsonl"
+    lines = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    return [line for line in lines if line["event"] == event]
+
+
+def test_a_wandb_sweep_gets_one_forwarding_wandb_agent_per_gpu_staggered(tmp_path):
+    done = run_supervisor(tmp_path, SWEEP, "--gpus", "0,3", "--count", "2", "--stagger", "0.5")
+
+    assert done.returncode == 0, done.stderr
+    starts = sorted(events(tmp_path, "start"), key=lambda start: start["time"])
+    assert [start["gpu"] for start in starts] == ["0", "3"]
+    for start in starts:
+        assert Path(start["argv"][0]).name == "agent"
+        assert start["argv"] == ["agent", "--forward-signals", "--count", "2", SWEEP]
+        assert start["env"]["CUDA_VISIBLE_DEVICES"] == start["gpu"]
+    assert starts[1]["time"] - starts[0]["time"] >= 0.4  # 0.5 s apart, less the jitter of interpreter start-up
+    assert "[gpu 0] stand-in wandb agent on GPU '0', start 1" in done.stderr
+    assert "[gpu 3] stand-in wandb agent on GPU '3', start 1" in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok, gpu 3 ok: ok"
+    assert "stand-in wandb agent on GPU '3'" in (tmp_path / "logs" / "gpu-3.log").read_text()
+    assert "GPU '0'" not in (tmp_path / "logs" / "gpu-3.log").read_text()
+
+
+def test_a_wandb_sweep_without_gpus_runs_one_supervised_agent_on_the_gpus_it_sees(tmp_path):
+    done = run_supervisor(tmp_path, SWEEP, env=supervisor_env(tmp_path, CUDA_VISIBLE_DEVICES="1,2"))
+
+    assert done.returncode == 0, done.stderr
+    [start] = events(tmp_path, "start")
+    assert start["argv"] == ["agent", "--forward-signals", SWEEP]
+    assert start["env"]["CUDA_VISIBLE_DEVICES"] == "1,2"
+    assert (tmp_path / "logs" / "agent.log").exists()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_reaches_every_agent_once_and_the_supervisor_says_it_was_stopped(tmp_path, sig, code):
+    env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60")
+    supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", env=env)
+    wait_for(lambda: len(events(tmp_path, "start")) == 2, 30, "both agents to start")
+
+    supervisor.send_signal(sig)
+    out, err = supervisor.communicate(timeout=30)
+
+    assert supervisor.returncode == code, err
+    got = events(tmp_path, "signal")
+    assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", sig.name), ("1", sig.name)]
+    assert err.strip().splitlines()[-1] == f"agents: gpu 0 ok, gpu 1 ok; stopped by {sig.name}: exit {code}"
+
+
+def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
+    env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="3,3,0")
+    done = run_supervisor(tmp_path, SWEEP, "--gpus", "0", "--restart-backoff", "0.3", env=env)
+
+    assert done.returncode == 0, done.stderr
+    starts = [event["time"] for event in events(tmp_path, "start")]
+    exits = [event["time"] for event in events(tmp_path, "exit")]
+    assert len(starts) == 3
+    assert starts[1] - exits[0] >= 0.3 and starts[2] - exits[1] >= 0.6  # the wait doubles
+    assert "[gpu 0] exited with 3; restart 1/3 in 0.3s" in done.stderr
+    assert "[gpu 0] exited with 3; restart 2/3 in 0.6s" in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok after 2 restart(s): ok"
+    assert (tmp_path / "logs" / "gpu-0.log").read_text().count("stand-in wandb agent") == 3
+
+
+def test_an_agent_that_keeps_crashing_is_given_up_and_the_exit_code_says_so(tmp_path):
+    env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="0", STANDIN_WANDB_EXITS_1="3")
+    done = run_supervisor(
+        tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", "--max-restarts", "2", "--restart-backoff", "0", env=env
+    )
+
+    assert done.returncode == 1
+    assert sorted(start["gpu"] for start in events(tmp_path, "start")) == ["0", "1", "1", "1"]
+    assert "[gpu 1] exited with 3; giving up after 2 restart(s)" in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok, gpu 1 failed (exit 3) after 2 restart(s): exit 1"
+
+
+def test_gpus_all_means_the_gpus_nvidia_smi_lists(tmp_path):
+    done = run_supervisor(
+        tmp_path, SWEEP, "--gpus", "all", "--stagger", "0", env=supervisor_env(tmp_path, STANDIN_GPUS="0 1 2")
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(start["env"]["CUDA_VISIBLE_DEVICES"] for start in events(tmp_path, "start")) == ["0", "1", "2"]
+
+
+def test_gpus_all_honours_a_narrowed_cuda_visible_devices(tmp_path):
+    env = supervisor_env(tmp_path, CUDA_VISIBLE_DEVICES="GPU-5b1c,GPU-77aa")
+    done = run_supervisor(tmp_path, SWEEP, "--gpus", "all", "--stagger", "0", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(start["gpu"] for start in events(tmp_path, "start")) == ["GPU-5b1c", "GPU-77aa"]
+    assert (tmp_path / "logs" / "gpu-GPU-5b1c.log").exists()
+
+
+def test_gpus_all_on_a_machine_without_gpus_is_one_line_and_starts_nothing(tmp_path):
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "wandb").symlink_to(FLEET_BIN / "wandb")  # wandb is there, nvidia-smi is not
+    env = {**supervisor_env(tmp_path), "PATH": str(bare)}
+    done = run_supervisor(tmp_path, SWEEP, "--gpus", "all", env=env)
+
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == "Error: --gpus all: no GPU visible (no nvidia-smi on PATH); pass ids such as --gpus 0,1"
+    )
+    assert events(tmp_path, "start") == []
+
+
+@pytest.mark.parametrize("spec", ["0,,1", "0,0"])
+def test_bad_gpu_lists_are_one_line(tmp_path, spec):
+    done = run_supervisor(tmp_path, SWEEP, "--gpus", spec)
+
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("Error: --gpus")
+
+
+def test_a_local_sweep_gets_one_real_local_agent_per_gpu_sharing_its_grid(tmp_path):
+    store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
+    sweep_id = create_sweep(
+        store_path,
+        {
+            "method": "grid",
+            "program": str(PROGRAMS / "record_args.py"),
+            "command": PYTHON_COMMAND,
+            "parameters": {"point": {"values": list(range(6))}, "log": {"value": str(log)}, "sleep": {"value": 0.5}},
+        },
+    )
+    done = run_supervisor(tmp_path, sweep_id, "--store", str(store_path), "--gpus", "0,1", "--stagger", "0.2")
+
+    assert done.returncode == 0, done.stderr
+    ran = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(int(line["args"]["point"]) for line in ran if line["event"] == "done") == list(range(6))
+    assert {run.state for run in runs_of(store_path, sweep_id)} == {"finished"}
+    logs = [(tmp_path / "logs" / f"gpu-{gpu}.log").read_text() for gpu in "01"]
+    assert all("finished" in text for text in logs), logs  # both GPUs' agents ran runs
+    assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok, gpu 1 ok: ok"
+
+
+def test_an_unknown_local_sweep_is_one_line_before_any_agent_starts(tmp_path):
+    store_path = tmp_path / "sweeps.db"
+    create_sweep(store_path, {"method": "grid", "program": "x.py", "parameters": {"a": {"values": [1]}}})
+    done = run_supervisor(tmp_path, "nosuchid", "--store", str(store_path), "--gpus", "0")
+
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_sigint_reaches_every_local_agent_and_their_runs_go_back_in_the_queue(tmp_path):
+    store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
+    sweep_id = create_sweep(
+        store_path,
+        {
+            "method": "grid",
+            "program": str(PROGRAMS / "record_args.py"),
+            "command": PYTHON_COMMAND,
+            "parameters": {"point": {"values": [1, 2, 3]}, "log": {"value": str(log)}, "sleep": {"value": 60.0}},
+        },
+    )
+    supervisor = start_supervisor(tmp_path, sweep_id, "--store", str(store_path), "--gpus", "0,1", "--stagger", "0")
+    wait_for(lambda: len([r for r in runs_of(store_path, sweep_id) if r.pid]) == 2, 60, "a run on each GPU")
+
+    supervisor.send_signal(signal.SIGINT)
+    out, err = supervisor.communicate(timeout=60)
+
+    assert supervisor.returncode == 130, err
+    assert {run.state for run in runs_of(store_path, sweep_id)} == {"pending"}  # nothing lost, nothing left running
+    assert err.count("requeued") == 2
+    assert err.strip().splitlines()[-1].endswith("; stopped by SIGINT: exit 130")
