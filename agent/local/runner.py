@@ -211,11 +211,12 @@ def _final_state(exit_code: int, stop_reason: str | None) -> str:
 
 
 def _record_history(store: Store, run_id: str, rows: list[dict], metric_name: str | None) -> bool:
-    """Keep the rows that carry the objective (what hyperband and reports read); True if any."""
-    kept = [row for row in rows if metric_name is None or metric_name in row]
+    """Keep the rows that carry the objective (what hyperband and reports read) or the training loss
+    (the report's loss curves); True if any carries the objective."""
+    kept = [row for row in rows if metric_name is None or metric_name in row or "train/loss" in row]
     if kept:
         store.append_history(run_id, kept)
-    return bool(kept) and metric_name is not None
+    return metric_name is not None and any(metric_name in row for row in kept)
 
 
 def _copy_output(process, tail: collections.deque[str], sink: IO[str] | None) -> None:

@@ -87,7 +87,7 @@ def format_terminal(review: Review) -> str:
     return "\n".join(parts)
 
 
-def write_markdown(review: Review, path: Path) -> None:
+def write_markdown(review: Review, path: Path, pictures: list[str]) -> None:
     results, importance = review.results, review.importance
     parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(results), ""]
     parts += [f"> **Warning:** {warning}" for warning in review.warnings]
@@ -99,6 +99,10 @@ def write_markdown(review: Review, path: Path) -> None:
         parts += ["![parameter importance](importance.png)", ""]
     parts += ["## Parallel coordinates", "", "![parallel coordinates](parallel_coordinates.png)", ""]
     parts += ["## Objective vs steps", "", "![objective vs steps](curves.png)", ""]
+    if "loss.png" in pictures:
+        parts += ["## Training loss vs steps", "", "![train/loss vs steps](loss.png)", ""]
+    if "gpu_memory.png" in pictures:
+        parts += ["## Peak GPU memory", "", "![peak GPU memory per run](gpu_memory.png)", ""]
     path.write_text("\n".join(parts))
 
 
