@@ -9,6 +9,7 @@ by the in-test server of tests/wandb_backend.py, which captures the requests.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import wandb_workspaces.reports.v2 as wr
 import yaml
@@ -128,7 +129,7 @@ def test_dashboard_saves_the_view_and_the_report_through_wandb_workspaces(monkey
     ]
 
     (report,) = [variables for operation, variables in server.mutations if operation == "upsertView"]
-    assert report["type"] == "runs" and report["displayName"] == "Sweep sw33p: eval/rougeL"
+    assert report["type"] == "runs" and report["displayName"] == "Sweep sw33p review"
     blocks = json.dumps(json.loads(report["spec"])["blocks"])
     # The verdicts and the winner are `lora-sweep report`'s, computed from the same runs.
     assert "learning_rate: best at the largest value tried" in blocks
@@ -137,7 +138,7 @@ def test_dashboard_saves_the_view_and_the_report_through_wandb_workspaces(monkey
 
     lines = first.output.splitlines()
     assert lines[-2].startswith("Workspace: https://") and lines[-2].endswith("/team/lora?nw=sweep-sw33p")
-    assert lines[-1].startswith("Report: https://") and "/team/lora/reports/Sweep-sw33p" in lines[-1]
+    assert lines[-1].startswith("Report: https://") and "/team/lora/reports/Sweep-sw33p-review--" in lines[-1]
 
     # Run again: the same view is updated, not a second one created.
     core.graphql.clear()
@@ -160,3 +161,9 @@ def test_dashboard_errors_are_one_line(monkeypatch):
     local = CliRunner().invoke(main, ["dashboard", "3k9x2abc"])
     assert local.exit_code == 1
     assert local.stderr == "Error: '3k9x2abc' is not a W&B sweep path entity/project/sweep_id\n"
+
+
+def test_the_docs_show_the_commands_help():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "review.md").read_text()
+    help_text = CliRunner().invoke(main, ["dashboard", "--help"], prog_name="lora-sweep").output
+    assert f"```\n{help_text}```" in docs
