@@ -84,6 +84,15 @@ def test_a_failing_page_of_runs_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failing_history_scan_is_one_line(tmp_path, monkeypatch):
+    serve(monkeypatch, FakeServer("team", "lora", "sw33p", SWEEP_CONFIG, twelve_runs(), failing_history_run="run03"))
+    result = CliRunner().invoke(main, ["report", "team/lora/sw33p", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: cannot read W&B sweep team/lora/sw33p: failed to read run history: context deadline exceeded\n"
+    )
+
+
 def test_an_unknown_sweep_is_one_line(tmp_path, monkeypatch):
     serve(monkeypatch, FakeServer("team", "lora", "sw33p", SWEEP_CONFIG, twelve_runs()))
     result = CliRunner().invoke(main, ["report", "team/lora/nope", "--out", str(tmp_path / "out")])

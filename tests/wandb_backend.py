@@ -67,6 +67,8 @@ class FakeServer:
     runs: list[StoredRun]
     failing_runs_page: int | None = None
     """The page of the sweep's runs whose request fails (0-based), as a server behind a bad gateway would."""
+    failing_history_run: str | None = None
+    """The run whose history scan fails, as wandb-core reports a failed download."""
     views: dict[str, dict] = field(default_factory=dict)
     mutations: list[tuple[str, dict]] = field(default_factory=list)
     """Every mutation received: (operation name, variables)."""
@@ -236,6 +238,8 @@ class FakeCore:
             return pb.ReadRunHistoryResponse(scan_run_history_init=pb.ScanRunHistoryInitResponse(request_id=scan_id))
         scan = request.scan_run_history
         run_id, keys = self.scans[scan.request_id]
+        if run_id == self.server.failing_history_run:
+            raise WandbApiFailedError("failed to read run history: context deadline exceeded")
         rows = [
             row
             for row in self.server.run_named(run_id).history
