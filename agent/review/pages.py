@@ -107,7 +107,9 @@ def write_markdown(review: Review, path: Path, pictures: list[str]) -> None:
 
 
 def write_html(review: Review, figures: list, path: Path) -> None:
-    """One page; the first figure carries plotly.js inline, the others reuse it."""
+    """One page; the first figure carries plotly.js inline, the others reuse it.
+
+    `figures`: parallel coordinates, importance (when computed), then the curves and cost figures."""
     results, importance = review.results, review.importance
     charts = [
         plotly.io.to_html(figure, full_html=False, include_plotlyjs=(index == 0), div_id=f"figure-{index}")
@@ -127,7 +129,9 @@ def write_html(review: Review, figures: list, path: Path) -> None:
         charts[0],
         "<h2>Parameter importance</h2>",
         html_table(*importance_table(importance)) if importance else "<p>Too few finished runs.</p>",
-        *charts[1:],
+        *(charts[1:2] if importance else []),
+        "<h2>Training curves and cost</h2>",
+        *(charts[2:] if importance else charts[1:]),
     ]
     page = (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
