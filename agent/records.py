@@ -12,6 +12,8 @@ from typing import Any
 
 STEP_KEY = "train/global_step"
 """The x axis of every curve: the optimizer step the trial program logs with each evaluation."""
+LOSS_KEY = "train/loss"
+"""The training loss the trial program logs (through HF Trainer) every `logging_steps`."""
 OBJECTIVE = "eval/rougeL"
 """The trial program's objective (ROUGE-L x100 on the fixed validation subset); sweeps name it."""
 DEFAULT_GOAL = "minimize"

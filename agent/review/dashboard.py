@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.records import STEP_KEY, Objective, SweepRecord
-from agent.review.results import LOSS_KEY, PEAK_MEMORY_KEY
+from agent.records import LOSS_KEY, STEP_KEY, Objective, SweepRecord
+from agent.review.results import PEAK_MEMORY_KEY
 
 TOKENS_KEY = "train/tokens_per_s"
 RUNTIME_KEY = "_runtime"

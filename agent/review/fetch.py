@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.records import OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, objective_of
-
-LOSS_KEY = "train/loss"
+from agent.records import LOSS_KEY, OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, objective_of
 
 
 class FetchError(Exception):

@@ -18,10 +18,10 @@ import plotly.graph_objects as go
 from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
-from agent.records import STEP_KEY
+from agent.records import LOSS_KEY, STEP_KEY
 from agent.review.importance import Importance
 from agent.review.pages import format_value
-from agent.review.results import LOSS_KEY, PEAK_MEMORY_KEY, Parameter, RunResult, SweepResults
+from agent.review.results import PEAK_MEMORY_KEY, Parameter, RunResult, SweepResults
 
 COLORSCALE = "Viridis"
 MAX_TICKS = 8

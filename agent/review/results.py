@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.records import (
+    LOSS_KEY,
     STEP_KEY,
     RunRecord,
     SweepRecord,
@@ -21,7 +22,6 @@ from agent.records import (
 )
 
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
-LOSS_KEY = "train/loss"
 
 FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
 LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
