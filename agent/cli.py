@@ -529,15 +529,49 @@ def report(sweep_id: str, out: Path | None, store_path: str | None) -> None:
       lora-sweep report 3fk2a9 --out review/
       python -m agent.train --config review/best.yaml   # rerun the winner
     """
-    from agent.review.report import ReviewError, review_sweep
+    from agent.review.report import ReviewError, default_out_dir, review_sweep
 
-    out = out or Path("outputs", "review", sweep_id.replace("/", "-"))
+    out = out or default_out_dir(sweep_id)
     try:
         review = review_sweep(sweep_id, out, store_path)
     except ReviewError as error:
         raise click.ClickException(str(error)) from None
     click.echo(review.format_terminal())
     click.echo(f"\nWrote {out}/: {', '.join(review.files)}")
+
+
+@main.command("dashboard")
+@click.argument("sweep_path", metavar="ENTITY/PROJECT/SWEEP_ID")
+@click.option(
+    "--report",
+    "with_report",
+    is_flag=True,
+    help="Also publish a W&B Report: the same panels, the verdicts and the winning configuration.",
+)
+def dashboard_command(sweep_path: str, with_report: bool) -> None:
+    """Save a W&B workspace view made for one W&B sweep, and print its URL.
+
+    The view shows only the sweep's runs: parallel coordinates of the swept parameters (in the
+    sweep file's order, the sweep's metric last), parameter importance for that metric, the
+    metric and train/loss against train/global_step, peak GPU memory, tokens/s and runtime per
+    run. Running it again updates the same view. Needs `wandb login` (or WANDB_API_KEY).
+
+    \b
+    Example:
+      lora-sweep dashboard my-team/lora/8x2kq0ab --report
+    """
+    from agent.review.dashboard import DashboardError, publish
+    from agent.review.fetch import is_wandb_path
+
+    if not is_wandb_path(sweep_path):
+        raise click.ClickException(f"{sweep_path!r} is not a W&B sweep path entity/project/sweep_id")
+    try:
+        urls = publish(sweep_path, with_report)
+    except DashboardError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Workspace: {urls[0]}")
+    if with_report:
+        click.echo(f"Report: {urls[1]}")
 
 
 if __name__ == "__main__":

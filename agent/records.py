@@ -12,6 +12,8 @@ from typing import Any
 
 STEP_KEY = "train/global_step"
 """The x axis of every curve: the optimizer step the trial program logs with each evaluation."""
+LOSS_KEY = "train/loss"
+"""The training loss the trial program logs (through HF Trainer) every `logging_steps`."""
 OBJECTIVE = "eval/rougeL"
 """The trial program's objective (ROUGE-L x100 on the fixed validation subset); sweeps name it."""
 DEFAULT_GOAL = "minimize"
@@ -47,7 +49,7 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     """The run summary: `eval/rougeL` holds the best evaluation, plus `final/*`, `train/*`, `_runtime`."""
     history: list[dict[str, Any]] = field(default_factory=list)
-    """Logged rows holding the objective, in order, each with `train/global_step`."""
+    """Logged rows holding the objective or `train/loss`, each with `train/global_step`."""
     runtime_s: float | None = None
     exit_code: int | None = None
 
@@ -66,9 +68,72 @@ class SweepRecord:
         return Objective(declared.name or OBJECTIVE, declared.goal)
 
     @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        """Every parameter spec, nested blocks flattened to dotted names, in declaration order."""
+        return flatten_parameters(self.config.get("parameters") or {})
+
+    @property
     def swept_parameters(self) -> list[str]:
         """The parameters the sweep varies, in declaration order (fixed ones left out)."""
-        return [name for name, spec in self.config.get("parameters", {}).items() if not is_fixed(spec)]
+        return [name for name, spec in self.parameters.items() if not is_fixed(spec)]
+
+
+def flatten_parameters(specs: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """`{optim: {parameters: {lr: ...}}}` (W&B's nested form) becomes `{"optim.lr": ...}`."""
+    flat: dict[str, dict[str, Any]] = {}
+    for name, spec in specs.items():
+        spec = spec if isinstance(spec, dict) else {"value": spec}
+        if isinstance(spec.get("parameters"), dict):
+            flat.update(flatten_parameters(spec["parameters"], f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = spec
+    return flat
+
+
+def config_value(config: dict[str, Any], name: str) -> Any:
+    """A parameter's value in a run config: a flat key, else a dotted path into nested dicts; None if absent."""
+    if name in config:
+        return config[name]
+    value: Any = config
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def objective_value(run: RunRecord, objective: Objective) -> float | None:
+    """The run's objective: its summary value (the best evaluation), else the best value in its history."""
+    value = run.summary.get(objective.name)
+    if is_number(value):
+        return float(value)
+    logged = [float(row[objective.name]) for row in run.history if is_number(row.get(objective.name))]
+    if not logged:
+        return None
+    return max(logged) if objective.maximize else min(logged)
+
+
+def rank_runs(record: SweepRecord) -> list[RunRecord]:
+    """The one ranking of runs: finished runs first, then the others, each best first by the sweep's
+    goal; runs with no objective value last, in sweep order. `runs`, `demo` and `report` all use it,
+    so the best configuration they name is always the same run."""
+    objective = record.objective
+
+    def rank(run: RunRecord) -> tuple[int, float]:
+        value = objective_value(run, objective)
+        if value is None:
+            return (2, 0.0)
+        return (0 if run.state == "finished" else 1, -value if objective.maximize else value)
+
+    return sorted(record.runs, key=rank)  # stable: ties keep sweep order
+
+
+def best_run(record: SweepRecord) -> RunRecord | None:
+    """The winner: the best finished run with an objective value; None while no run qualifies."""
+    ranked = rank_runs(record)
+    if ranked and ranked[0].state == "finished" and objective_value(ranked[0], record.objective) is not None:
+        return ranked[0]
+    return None
 
 
 def is_fixed(spec: dict[str, Any]) -> bool:

@@ -88,7 +88,8 @@ def test_objective_falls_back_to_the_best_in_history_when_the_summary_lacks_it()
             {"train/global_step": 100, "eval/rougeL": 9.0},
         ],
     )
-    results = collect_results(SweepRecord("s", {"parameters": {"lora_r": {"values": [4, 8]}}}, [run]))
+    config = {"metric": {"name": "eval/rougeL", "goal": "maximize"}, "parameters": {"lora_r": {"values": [4, 8]}}}
+    results = collect_results(SweepRecord("s", config, [run]))
     assert results.runs[0].objective == 9.5
     assert results.runs[0].curve == [(0.0, 7.0), (50.0, 9.5), (100.0, 9.0)]
 

@@ -28,6 +28,6 @@ def test_a_malformed_sweep_id_is_one_line_on_stderr():
 def test_every_picture_in_the_review_docs_exists():
     docs = Path(__file__).resolve().parents[1] / "docs"
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (docs / "review.md").read_text())
-    assert len(pictures) == 3
+    assert "images/review/report_html.png" in pictures  # the HTML page as a browser shows it
     for picture in pictures:
         assert (docs / picture).is_file(), picture

@@ -99,7 +99,14 @@ def test_figures_hold_the_runs_values(reviewed):
         assert curves[run.run_id]["x"] == [row["train/global_step"] for row in evaluations]
         assert curves[run.run_id]["y"] == pytest.approx([row["eval/rougeL"] for row in evaluations])
         assert curves[run.run_id]["x"][0] == 0  # the untuned baseline opens every curve
-    for name in ("parallel_coordinates.png", "curves.png", "importance.png", "summary.md"):
+    # The agent keeps the training-loss rows too (logging_steps 10 of 30 steps: steps 10, 20, 30).
+    losses = {trace["name"].split()[0]: trace for trace in plotly_data(page, "figure-3")}
+    for run in record.runs:
+        logged = [row for row in run.history if "train/loss" in row]
+        assert [row["train/global_step"] for row in logged] == [10, 20, 30]
+        assert losses[run.run_id]["x"] == [row["train/global_step"] for row in logged]
+        assert losses[run.run_id]["y"] == pytest.approx([row["train/loss"] for row in logged])
+    for name in ("parallel_coordinates.png", "curves.png", "importance.png", "loss.png", "summary.md"):
         assert (work / "review" / name).stat().st_size > 1000, name
 
 

@@ -88,7 +88,12 @@ def test_a_wandb_sweep_becomes_a_sweep_record():
     assert (first.run_id, first.state, first.runtime_s) == ("aaa111", "finished", 90.5)
     assert first.config == {"lora_r": 4, "learning_rate": 0.001}  # W&B's own keys dropped
     assert "predictions" not in first.summary  # media objects are not metrics
-    assert [row["eval/rougeL"] for row in first.history] == [7.0, 12.0]  # evaluations only
+    # The evaluations, then the training-loss rows: the two scans the review asks for.
+    assert [(row["train/global_step"], row.get("eval/rougeL"), row.get("train/loss")) for row in first.history] == [
+        (0, 7.0, None),
+        (50, 12.0, None),
+        (10, None, 2.5),
+    ]
 
 
 def test_the_wandb_path_writes_the_same_review(tmp_path):

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.local.listing import best_run, runs_as_table, sort_by_objective
+from agent.local.listing import runs_as_table
 from agent.local.runner import AgentOptions, run_agent
 from agent.local.store import Store
+from agent.records import best_run, objective_value
 
 
 def run_demo(store: Store, config: dict[str, Any], source: str, echo: Callable[[str], None]) -> bool:
@@ -25,12 +26,12 @@ def run_demo(store: Store, config: dict[str, Any], source: str, echo: Callable[[
     record = store.sweep_record(sweep_id)
     echo("")
     echo(f"Runs by {record.objective.name} ({record.objective.goal}):")
-    echo(runs_as_table(record, sort_by_objective(record)))
+    echo(runs_as_table(record))
     best = best_run(record)
     if best is not None:
         echo("")
         metric = record.objective.name
-        echo(f"Best configuration (run {best.run_id}, {metric}={best.summary[metric]:.4g}):")
+        echo(f"Best configuration (run {best.run_id}, {metric}={objective_value(best, record.objective):.4g}):")
         for key, value in best.config.items():
             echo(f"  {key}: {value}")
     echo("")

@@ -23,7 +23,7 @@ from typing import IO
 from agent import sweep_config
 from agent.local import controller, launch, metrics
 from agent.local.store import RunRow, Store, new_id
-from agent.records import objective_of
+from agent.records import LOSS_KEY, objective_of
 
 # `wandb agent` gives up once 5 runs failed and none finished (MAX_INITIAL_FAILURES).
 MAX_INITIAL_FAILURES = 5
@@ -211,11 +211,12 @@ def _final_state(exit_code: int, stop_reason: str | None) -> str:
 
 
 def _record_history(store: Store, run_id: str, rows: list[dict], metric_name: str | None) -> bool:
-    """Keep the rows that carry the objective (what hyperband and reports read); True if any."""
-    kept = [row for row in rows if metric_name is None or metric_name in row]
+    """Keep the rows that carry the objective (what hyperband and reports read) or the training loss
+    (the report's loss curves); True if any carries the objective."""
+    kept = [row for row in rows if metric_name is None or metric_name in row or LOSS_KEY in row]
     if kept:
         store.append_history(run_id, kept)
-    return bool(kept) and metric_name is not None
+    return metric_name is not None and any(metric_name in row for row in kept)
 
 
 def _copy_output(process, tail: collections.deque[str], sink: IO[str] | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.records import OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, objective_of
+from agent.records import LOSS_KEY, OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, objective_of
 
 
 class FetchError(Exception):
@@ -28,25 +28,28 @@ def fetch_sweep(sweep_id: str, store_path: Path | None = None) -> SweepRecord:
     return fetch_local_sweep(sweep_id, store_path)
 
 
-def fetch_wandb_sweep(path: str, api: Any = None) -> SweepRecord:
-    """Read a W&B sweep and its runs through `wandb.Api()`; `api` stands in for it in tests."""
+def fetch_wandb_sweep(path: str, api: Any = None, with_runs: bool = True) -> SweepRecord:
+    """Read a W&B sweep and (unless `with_runs` is False) its runs through `wandb.Api()`."""
     import wandb
+    from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
     try:
         sweep = (api or wandb.Api()).sweep(path)
         metric = objective_of(sweep.config).name or OBJECTIVE
-        runs = [record_wandb_run(run, metric) for run in sweep.runs]
+        runs = [record_wandb_run(run, metric) for run in sweep.runs] if with_runs else []
         return SweepRecord(sweep_id=path, config=dict(sweep.config), runs=runs)
-    # wandb raises its own errors for login and network problems, ValueError for an unknown sweep.
-    except (wandb.errors.Error, ValueError) as error:
+    # wandb raises its own errors for login problems and ValueError for an unknown sweep; from 0.31
+    # every GraphQL call goes through wandb-core, and a failed one (network, HTTP status, GraphQL
+    # error), on any page of runs or history, raises WandbApiFailedError, which is not a wandb.Error.
+    except (wandb.errors.Error, ValueError, WandbApiFailedError) as error:
         raise FetchError(f"cannot read W&B sweep {path}: {first_line(error)}") from error
 
 
 def record_wandb_run(run: Any, metric: str) -> RunRecord:
     # Media and tables sit in the summary as nested objects; the review reads only scalars.
     summary = {key: value for key, value in run.summary.items() if isinstance(value, (int, float, str, bool))}
-    # scan_history returns only rows holding every requested key: the evaluations.
-    history = [dict(row) for row in run.scan_history(keys=[STEP_KEY, metric])]
+    # scan_history returns only rows holding every requested key: the evaluations, then the losses.
+    history = [dict(row) for key in (metric, LOSS_KEY) for row in run.scan_history(keys=[STEP_KEY, key])]
     runtime = summary.get("_runtime")
     return RunRecord(
         run_id=run.id,

@@ -1,5 +1,6 @@
 """The figures: parallel coordinates (objective as the last, coloured axis, as W&B's panel draws
-it), objective-vs-steps curves of every run, and the importance bars.
+it), objective-vs-steps and loss-vs-steps curves of every run, the importance bars, and peak GPU
+memory per run (for runs that logged it).
 
 Each figure is built twice from the same data: an interactive plotly figure for the HTML page and
 a static matplotlib PNG (plotly's own PNG export needs kaleido and a browser download).
@@ -8,6 +9,7 @@ a static matplotlib PNG (plotly's own PNG export needs kaleido and a browser dow
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +18,10 @@ import plotly.graph_objects as go
 from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
-from agent.records import STEP_KEY
+from agent.records import LOSS_KEY, STEP_KEY
 from agent.review.importance import Importance
 from agent.review.pages import format_value
-from agent.review.results import Parameter, RunResult, SweepResults
+from agent.review.results import PEAK_MEMORY_KEY, Parameter, RunResult, SweepResults
 
 COLORSCALE = "Viridis"
 MAX_TICKS = 8
@@ -139,32 +141,77 @@ def describe_run(results: SweepResults, run: RunResult) -> str:
 
 
 def plot_curves(results: SweepResults) -> go.Figure:
-    figure = go.Figure()
-    for run in results.runs:
-        if run.curve:
-            steps, values = zip(*run.curve)
-            figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=describe_run(results, run)))
-    figure.update_layout(
-        title=f"{results.metric} vs training steps (step 0: the untuned base model)",
-        xaxis_title=STEP_KEY,
-        yaxis_title=results.metric,
-    )
-    return figure
+    title = f"{results.metric} vs training steps (step 0: the untuned base model)"
+    return plot_series(results, lambda run: run.curve, results.metric, title)
 
 
 def draw_curves(results: SweepResults, path: Path) -> None:
+    title = f"{results.metric} vs training steps (step 0: the untuned base model)"
+    draw_series(results, lambda run: run.curve, results.metric, title, path)
+
+
+def plot_loss(results: SweepResults) -> go.Figure:
+    return plot_series(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps")
+
+
+def draw_loss(results: SweepResults, path: Path) -> None:
+    draw_series(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps", path)
+
+
+def plot_series(results: SweepResults, points_of: Callable, label: str, title: str) -> go.Figure:
+    figure = go.Figure()
+    for run in results.runs:
+        if points_of(run):
+            steps, values = zip(*points_of(run))
+            figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=describe_run(results, run)))
+    figure.update_layout(title=title, xaxis_title=STEP_KEY, yaxis_title=label)
+    return figure
+
+
+def draw_series(results: SweepResults, points_of: Callable, label: str, title: str, path: Path) -> None:
     figure = Figure(figsize=(10, 5), layout="constrained")
     plot = figure.add_subplot()
     plot.set_prop_cycle(color=cm.tab20.colors)  # 20 distinct colours before any repeats
     for run in results.runs:
-        if run.curve:
-            steps, values = zip(*run.curve)
+        if points_of(run):
+            steps, values = zip(*points_of(run))
             plot.plot(steps, values, marker="o", markersize=3, label=describe_run(results, run))
     plot.set_xlabel(STEP_KEY)
-    plot.set_ylabel(results.metric)
-    plot.set_title(f"{results.metric} vs training steps (step 0: the untuned base model)")
+    plot.set_ylabel(label)
+    plot.set_title(title)
     plot.grid(alpha=0.3)
-    plot.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if plot.lines:  # a legend of nothing would only print matplotlib's warning
+        plot.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        plot.text(0.5, 0.5, "no run logged any history", ha="center", va="center", transform=plot.transAxes)
+    figure.savefig(path, dpi=120)
+
+
+# GPU memory
+
+
+def with_peak_memory(results: SweepResults) -> list[RunResult]:
+    return [run for run in results.runs if run.peak_memory_gb is not None]
+
+
+def plot_gpu_memory(results: SweepResults) -> go.Figure:
+    runs = with_peak_memory(results)
+    figure = go.Figure(
+        go.Bar(x=[run.peak_memory_gb for run in runs], y=[describe_run(results, run) for run in runs], orientation="h")
+    )
+    figure.update_layout(title=f"Peak GPU memory allocated per run ({PEAK_MEMORY_KEY})", xaxis_title="GB")
+    figure.update_yaxes(autorange="reversed")  # best run on top, as in the table
+    return figure
+
+
+def draw_gpu_memory(results: SweepResults, path: Path) -> None:
+    runs = with_peak_memory(results)
+    figure = Figure(figsize=(10, 0.4 * len(runs) + 1.5), layout="constrained")
+    plot = figure.add_subplot()
+    plot.barh([describe_run(results, run) for run in runs], [run.peak_memory_gb for run in runs], color="tab:purple")
+    plot.invert_yaxis()  # best run on top, as in the table
+    plot.set_xlabel("GB")
+    plot.set_title(f"Peak GPU memory allocated per run ({PEAK_MEMORY_KEY})")
     figure.savefig(path, dpi=120)
 
 

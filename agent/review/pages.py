@@ -87,7 +87,7 @@ def format_terminal(review: Review) -> str:
     return "\n".join(parts)
 
 
-def write_markdown(review: Review, path: Path) -> None:
+def write_markdown(review: Review, path: Path, pictures: list[str]) -> None:
     results, importance = review.results, review.importance
     parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(results), ""]
     parts += [f"> **Warning:** {warning}" for warning in review.warnings]
@@ -99,11 +99,17 @@ def write_markdown(review: Review, path: Path) -> None:
         parts += ["![parameter importance](importance.png)", ""]
     parts += ["## Parallel coordinates", "", "![parallel coordinates](parallel_coordinates.png)", ""]
     parts += ["## Objective vs steps", "", "![objective vs steps](curves.png)", ""]
+    if "loss.png" in pictures:
+        parts += ["## Training loss vs steps", "", "![train/loss vs steps](loss.png)", ""]
+    if "gpu_memory.png" in pictures:
+        parts += ["## Peak GPU memory", "", "![peak GPU memory per run](gpu_memory.png)", ""]
     path.write_text("\n".join(parts))
 
 
 def write_html(review: Review, figures: list, path: Path) -> None:
-    """One page; the first figure carries plotly.js inline, the others reuse it."""
+    """One page; the first figure carries plotly.js inline, the others reuse it.
+
+    `figures`: parallel coordinates, importance (when computed), then the curves and cost figures."""
     results, importance = review.results, review.importance
     charts = [
         plotly.io.to_html(figure, full_html=False, include_plotlyjs=(index == 0), div_id=f"figure-{index}")
@@ -123,7 +129,9 @@ def write_html(review: Review, figures: list, path: Path) -> None:
         charts[0],
         "<h2>Parameter importance</h2>",
         html_table(*importance_table(importance)) if importance else "<p>Too few finished runs.</p>",
-        *charts[1:],
+        *(charts[1:2] if importance else []),
+        "<h2>Training curves and cost</h2>",
+        *(charts[2:] if importance else charts[1:]),
     ]
     page = (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"

@@ -7,11 +7,14 @@ Files written to the output folder:
     report.html               everything, interactive (plotly.js inlined once; works offline)
     summary.md                the same in Markdown, for a pull request
     parallel_coordinates.png  curves.png  importance.png
+    loss.png                  train/loss vs steps, when runs logged it
+    gpu_memory.png            peak GPU memory per run, when runs logged it
     best.yaml                 the winner's parameters: `python -m agent.train --config best.yaml`
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +29,13 @@ from agent.review.results import SweepResults, collect_results
 from agent.review.verdict import judge_parameters, measure_noise, tolerance_of, warn_about_winner
 
 RERUN_COMMAND = "python -m agent.train --config best.yaml"
+REVIEW_ROOT = Path("outputs", "review")
+
+
+def default_out_dir(sweep_id: str) -> Path:
+    """`outputs/review/<id>`, one folder name whatever the id holds (`a/b/c`, `../x`, `/abs`):
+    every run of characters other than letters, digits, `_` and `-` becomes one `-`."""
+    return REVIEW_ROOT / (re.sub(r"[^A-Za-z0-9_-]+", "-", sweep_id).strip("-") or "sweep")
 
 
 class ReviewError(Exception):
@@ -56,20 +66,24 @@ def review_sweep(sweep_id: str, out_dir: Path, store_path: Path | None = None) -
 
 
 def write_review(sweep: SweepRecord, out_dir: Path) -> Review:
+    review = assess(sweep, out_dir)
+    return replace(review, files=write_files(review))
+
+
+def assess(sweep: SweepRecord, out_dir: Path) -> Review:
+    """The review's content (results, importance, verdicts, warnings, best.yaml), nothing written."""
     results = collect_results(sweep)
     if not results.finished:
         raise ReviewError(explain_nothing_finished(results))
     noise = measure_noise(results)
-    importance = compute_importance(results)
-    review = Review(
+    return Review(
         results=results,
-        importance=importance,
+        importance=compute_importance(results),
         verdicts=judge_parameters(results, tolerance_of(noise)),
         warnings=warn_about_winner(results, noise),
         best_yaml=format_best_config(results),
         out_dir=out_dir,
     )
-    return replace(review, files=write_files(review))
 
 
 def write_files(review: Review) -> tuple[str, ...]:
@@ -79,14 +93,21 @@ def write_files(review: Review) -> tuple[str, ...]:
     figures.draw_parallel_coordinates(results, out / "parallel_coordinates.png")
     figures.draw_curves(results, out / "curves.png")
     written = ["best.yaml", "parallel_coordinates.png", "curves.png"]
+    interactive = [figures.plot_parallel_coordinates(results), figures.plot_curves(results)]
     if review.importance:
         figures.draw_importance(review.importance, results.metric, out / "importance.png")
         written.append("importance.png")
-    interactive = [figures.plot_parallel_coordinates(results), figures.plot_curves(results)]
-    if review.importance:
         interactive.insert(1, figures.plot_importance(review.importance, results.metric))
+    if any(run.loss for run in results.runs):
+        figures.draw_loss(results, out / "loss.png")
+        written.append("loss.png")
+        interactive.append(figures.plot_loss(results))
+    if figures.with_peak_memory(results):
+        figures.draw_gpu_memory(results, out / "gpu_memory.png")
+        written.append("gpu_memory.png")
+        interactive.append(figures.plot_gpu_memory(results))
     pages.write_html(review, interactive, out / "report.html")
-    pages.write_markdown(review, out / "summary.md")
+    pages.write_markdown(review, out / "summary.md", written)
     return ("report.html", "summary.md", *written)
 
 

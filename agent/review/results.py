@@ -6,12 +6,23 @@ finished runs are ranked, plotted on the parallel coordinates and used for impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from agent.records import STEP_KEY, RunRecord, SweepRecord, is_fixed, is_number
+from agent.records import (
+    LOSS_KEY,
+    STEP_KEY,
+    RunRecord,
+    SweepRecord,
+    config_value,
+    is_fixed,
+    is_number,
+    objective_value,
+    rank_runs,
+)
 
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
+
 FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
 LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
 
@@ -40,6 +51,8 @@ class RunResult:
     peak_memory_gb: float | None
     curve: list[tuple[float, float]]
     """(step, objective) for every evaluation, step 0 being the untuned base model."""
+    loss: list[tuple[float, float]] = field(default_factory=list)
+    """(step, train/loss) for every logged training loss."""
 
     @property
     def finished(self) -> bool:
@@ -76,9 +89,8 @@ class SweepResults:
 
 def collect_results(sweep: SweepRecord) -> SweepResults:
     maximize = sweep.objective.maximize
-    specs = sweep.config.get("parameters") or {}
-    runs = [collect_run(run, specs, sweep.objective.name, maximize) for run in sweep.runs]
-    runs.sort(key=lambda run: rank_key(run, maximize))
+    specs = sweep.parameters
+    runs = [collect_run(run, specs, sweep) for run in rank_runs(sweep)]
     return SweepResults(
         sweep_id=sweep.sweep_id,
         metric=sweep.objective.name,
@@ -89,28 +101,37 @@ def collect_results(sweep: SweepRecord) -> SweepResults:
     )
 
 
-def collect_run(run: RunRecord, specs: dict, metric: str, maximize: bool) -> RunResult:
-    curve = [
-        (float(row.get(STEP_KEY, row.get("_step", index))), float(row[metric]))
-        for index, row in enumerate(run.history)
-        if is_number(row.get(metric))
-    ]
-    objective = run.summary.get(metric)
-    if not is_number(objective):
-        values = [value for _, value in curve]
-        objective = (max if maximize else min)(values) if values else None
+def collect_run(run: RunRecord, specs: dict, sweep: SweepRecord) -> RunResult:
     runtime = run.runtime_s if run.runtime_s is not None else run.summary.get("_runtime")
     names = list(specs) or [name for name in run.config if not name.startswith("_")]
+    params = {name: config_value(run.config, name) for name in names}
     return RunResult(
         run_id=run.run_id,
         state=run.state,
-        params={name: normalize_value(run.config.get(name, fixed_value(specs, name))) for name in names},
-        objective=float(objective) if objective is not None else None,
+        params={
+            name: normalize_value(fixed_value(specs, name) if value is None else value)
+            for name, value in params.items()
+        },
+        objective=objective_value(run, sweep.objective),
         final_rouge={key: float(run.summary[key]) for key in FINAL_ROUGE_KEYS if is_number(run.summary.get(key))},
         runtime_s=float(runtime) if is_number(runtime) else None,
         peak_memory_gb=float(run.summary[PEAK_MEMORY_KEY]) if is_number(run.summary.get(PEAK_MEMORY_KEY)) else None,
-        curve=curve,
+        curve=series_of(run.history, sweep.objective.name),
+        loss=series_of(run.history, LOSS_KEY),
     )
+
+
+def series_of(history: list[dict], key: str) -> list[tuple[float, float]]:
+    """(step, value) for every history row holding a number under `key` and a numeric step.
+
+    The step is `train/global_step`, else W&B's `_step`; a row whose step is not a number is left out.
+    """
+    points = []
+    for row in history:
+        step = row.get(STEP_KEY, row.get("_step"))
+        if is_number(row.get(key)) and is_number(step):
+            points.append((float(step), float(row[key])))
+    return points
 
 
 def describe_swept(specs: dict, runs: list[RunResult]) -> list[Parameter]:
@@ -124,7 +145,10 @@ def describe_swept(specs: dict, runs: list[RunResult]) -> list[Parameter]:
             continue
         declared = spec.get("values")
         observed = [run.params.get(name) for run in runs if run.params.get(name) is not None]
-        categorical = any(not is_number(value) for value in observed + list(declared or []))
+        # A finished run without the parameter (the sweep changed, or the run came from elsewhere)
+        # gets its own "None" category rather than a hole in a numeric axis.
+        missing = any(run.finished and run.params.get(name) is None for run in runs)
+        categorical = missing or any(not is_number(value) for value in observed + list(declared or []))
         swept.append(
             Parameter(name, categorical, is_log_scale(spec, observed, categorical), len(declared) if declared else None)
         )
@@ -138,12 +162,6 @@ def is_log_scale(spec: dict, observed: list, categorical: bool) -> bool:
         return True
     numbers = [float(value) for value in list(spec.get("values") or observed) if is_number(value)]
     return bool(numbers) and min(numbers) > 0 and max(numbers) / min(numbers) >= LOG_SCALE_RATIO
-
-
-def rank_key(run: RunResult, maximize: bool) -> tuple:
-    if run.objective is None:
-        return (2, 0.0)
-    return (0 if run.finished else 1, -run.objective if maximize else run.objective)
 
 
 def fixed_value(specs: dict, name: str) -> Any:
