@@ -135,9 +135,9 @@ def target_module_problems(parameters: dict[str, Any]) -> list[str]:
     values = spec.get("values") or ([spec["value"]] if "value" in spec else [])
     problems = []
     for value in values:
-        if str(value) in TARGET_MODULE_ALIASES:
+        if not isinstance(value, str) or value in TARGET_MODULE_ALIASES:  # a non-string is a type problem already
             continue
-        unknown = [name.strip() for name in str(value).split(",") if name.strip() not in LLAMA_LINEAR_LAYERS]
+        unknown = [name.strip() for name in value.split(",") if name.strip() not in LLAMA_LINEAR_LAYERS]
         if unknown:
             problems.append(
                 f"target_modules={value!r}: Llama models have no linear layer named {', '.join(unknown)}; use "
