@@ -74,11 +74,21 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
         (["--dataset=columns.jsonl"], "error: dataset 'columns.jsonl' has no dialogue or summary column"),
         (["--target_modules=q_proj,gate"], "error: target_modules='q_proj,gate': no linear layer named gate"),
         (["--config=missing.yaml"], "error: config file 'missing.yaml' does not exist"),
+        (["--model_name_or_path=./no-model"], "error: model directory './no-model' does not exist"),
+        (["--model_name_or_path=empty-model"], "error: model directory 'empty-model' holds no model"),
+        (["--model_name_or_path=no-tokenizer"], "error: cannot load the tokenizer of 'no-tokenizer'"),
+        (["--dataset=numbers.jsonl"], "error: dataset 'numbers.jsonl': row 1's summary is not text but int"),
+        (["--dataset=nulls.jsonl"], "error: dataset 'nulls.jsonl': every row of the train split has an empty"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tiny_model_dir, tmp_path, args, message):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "columns.jsonl").write_text('{"text": "hi", "label": "greeting"}\n' * 3)
+    (tmp_path / "numbers.jsonl").write_text('{"dialogue": "A: hi", "summary": 7}\n' * 4)
+    (tmp_path / "nulls.jsonl").write_text('{"dialogue": "A: hi", "summary": null}\n' * 4)
+    (tmp_path / "empty-model").mkdir()
+    (tmp_path / "no-tokenizer").mkdir()
+    (tmp_path / "no-tokenizer" / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     result = run_program(["-m", "agent.train", *TINY, *args], cwd=tmp_path, timeout=180)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

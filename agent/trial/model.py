@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,11 +11,22 @@ from agent.trial.config import TINY_MODEL, ConfigError, LoraArgs, ModelArgs
 
 
 def resolve_model_path(name: str) -> str:
+    """A Hub id as given, or a local model directory checked to hold a saved model."""
     if name == TINY_MODEL:
         from agent.trial.tiny import ensure_tiny_model
 
         return str(ensure_tiny_model())
-    return name
+    path = Path(name).expanduser()
+    if not path.exists() and not name.startswith((".", "/", "~")):
+        return name  # a Hub id; the loaders say whether it can be fetched
+    if not path.is_dir():
+        raise ConfigError(f"model directory {name!r} does not exist: check the path, or give a Hub id")
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model directory {name!r} holds no model (no config.json): give a directory written by "
+            "save_pretrained, or a Hub id"
+        )
+    return str(path)
 
 
 def use_bf16(args: ModelArgs) -> bool:
@@ -26,7 +38,14 @@ def use_bf16(args: ModelArgs) -> bool:
 def load_tokenizer(args: ModelArgs) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.model_name_or_path))
+    path = resolve_model_path(args.model_name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:  # a missing tokenizer file or an unreachable Hub id
+        raise ConfigError(
+            f"cannot load the tokenizer of {args.model_name_or_path!r}: {str(error).splitlines()[0]} "
+            "(check the Hub id, your Hub login for gated models, or that the directory holds tokenizer files)"
+        ) from None
     if tokenizer.pad_token is None:  # Llama 3 ships no pad token; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
