@@ -115,3 +115,42 @@ def test_help_lists_every_parameter():
 
     for name in PARAMETERS:
         assert f"--{name}" in result.stdout
+
+
+def test_a_sweep_run_keeps_its_parameters_quietly_and_lands_in_the_sweeps_project(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """As `wandb agent SWEEP_ID` launches a run: the parameters in WANDB_SWEEP_PARAM_PATH, locked by the sweep.
+
+    The agent found the sweep through the project in wandb/settings (no entity or project in the id):
+    the run must land there, and no "Config item ... was locked by 'sweep'" warning may be printed.
+    """
+    swept = {
+        "model_name_or_path": "builtin:tiny-llama",
+        "dataset": "builtin:synthetic",
+        "learning_rate": 1e-3,
+        "max_steps": 2,
+        "eval_steps": 2,
+        "eval_subset_size": 4,
+        "max_new_tokens": 4,
+        "logging_steps": 1,
+        "per_device_train_batch_size": 4,
+        "seed": 3,
+    }
+    params = tmp_path / "config-run1.yaml"
+    params.write_text(yaml.safe_dump({name: {"value": value} for name, value in swept.items()}))
+    (tmp_path / "wandb").mkdir()
+    (tmp_path / "wandb" / "settings").write_text("[default]\nproject = team-project\n")
+    env = {"WANDB_SWEEP_ID": "abc12345", "WANDB_SWEEP_PARAM_PATH": str(params), "WANDB_SILENT": "false"}
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    result = run_program(["-m", "agent.train", "--lora_r=4"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "was locked" not in result.stdout + result.stderr
+
+    summary = inspect_summary(wandb_run_dir(tmp_path))
+    assert summary["project"] == "team-project"
+    config = summary["config"]
+    assert {name: config[name] for name in swept} == swept
+    assert config["lora_r"] == 4  # a flag the sweep does not set still applies
+    assert isinstance(summary["summary"]["eval/rougeL"], (int, float))
+    assert isinstance(summary["summary"]["train/loss"], float)  # the Trainer's logs still reach the run
