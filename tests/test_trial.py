@@ -73,6 +73,11 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
         (["--dataset=empty.jsonl"], "error: dataset file 'empty.jsonl' is empty"),
         (["--dataset=columns.jsonl"], "error: dataset 'columns.jsonl' has no dialogue or summary column"),
         (["--target_modules=q_proj,gate"], "error: target_modules='q_proj,gate': no linear layer named gate"),
+        # the layer names are checked before any data loads: this Hub id is never fetched
+        (
+            ["--dataset=nobody/no-such-dataset", "--target_modules=qz"],
+            "error: target_modules='qz': no linear layer named qz",
+        ),
         (["--config=missing.yaml"], "error: config file 'missing.yaml' does not exist"),
         (["--model_name_or_path=./no-model"], "error: model directory './no-model' does not exist"),
         (["--model_name_or_path=empty-model"], "error: model directory 'empty-model' holds no model"),

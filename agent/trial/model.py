@@ -91,6 +91,26 @@ def check_target_modules(model: Any, args: LoraArgs) -> None:
         )
 
 
+def check_model(model_args: ModelArgs, lora_args: LoraArgs) -> None:
+    """The model's directory and the LoRA target names, checked from its config alone, before any data or weights.
+
+    The layers come from a skeleton of the model on the meta device: real module names, no memory.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = resolve_model_path(model_args.model_name_or_path)
+    try:
+        model_config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:  # an unreachable or unknown Hub id, an unreadable config.json
+        raise ConfigError(
+            f"cannot load model {model_args.model_name_or_path!r}: {str(error).splitlines()[0]} "
+            "(check the Hub id, your Hub login for gated models, or the local path)"
+        ) from None
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(model_config)
+    check_target_modules(skeleton, lora_args)
+
+
 def add_lora(model: Any, args: LoraArgs) -> Any:
     from peft import get_peft_model
 

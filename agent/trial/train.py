@@ -102,9 +102,10 @@ def run_trial(config: TrialConfig, run: Any) -> None:
     from agent.trial.callbacks import BestAdapterKeeper, LogTrainingToWandb, RougeCallback
     from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
     from agent.trial.evaluation import Evaluator
-    from agent.trial.model import add_lora, load_base_model, load_tokenizer
+    from agent.trial.model import add_lora, check_model, load_base_model, load_tokenizer
 
     started = time.perf_counter()
+    check_model(config.model, config.lora)  # a wrong path or layer name fails before data loads or weights are read
     set_seed(config.train.seed)  # before the adapter exists: its initial weights are random too
     splits = load_dialogues(config.data.dataset)
     tokenizer = load_tokenizer(config.model)
