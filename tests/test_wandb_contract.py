@@ -106,7 +106,10 @@ def fake_server(monkeypatch):
         ServiceApi, "send_api_request", lambda api, request, timeout=None: server.send_api_request(request)
     )
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)  # never sent anywhere: the fake accepts any key
-    return server
+    yield server
+    import wandb
+
+    wandb.teardown()  # W&B's process-wide settings (the key, the sweep) must not reach later tests
 
 
 def test_wandb_sweep_uploads_each_shipped_file_as_written(fake_server, monkeypatch):
