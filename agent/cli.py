@@ -26,8 +26,12 @@ def main() -> None:
 def validate(sweep_yaml: str) -> None:
     """Check a sweep YAML before any run starts: W&B's schema, then every parameter.
 
-    Parameters are checked against the trial program's (name, type, range) when the sweep runs
-    `agent.train`. Every problem is printed, one line each. For a grid, prints its run count.
+    Also refused: a file that is not UTF-8 text, what `wandb sweep` itself rejects (a min/max pair
+    mixing int and float), and a sweep with neither program nor command. Parameters are checked
+    against the trial program's (name, type, range) when the sweep runs `agent.train`, and
+    target_modules against Llama's layer names when every model it can use is a Llama. Every
+    problem is printed, one line each. For a grid, prints its run count; for a metric without a
+    goal, W&B's default (minimize).
 
     \b
     Example:

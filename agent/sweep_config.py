@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 
 from agent.trial.config import (
+    LLAMA_LINEAR_LAYERS,
     PARAMETER_TYPES,
     PARAMETERS,
+    TARGET_MODULE_ALIASES,
     ConfigError,
     TrialConfig,
     load_yaml_mapping,
@@ -51,13 +53,41 @@ def sweep_problems(config: dict[str, Any]) -> list[str]:
     import sweeps
 
     problems = [" ".join(str(v).split()) for v in sweeps.schema_violations_from_proposed_config(config)]
+    problems += launch_problems(config) + upload_problems(config)
     parameters = config.get("parameters")
     if isinstance(parameters, dict):
         if config.get("method") == "grid":
             problems += grid_problems(parameters)
         if runs_trainer(config):
             problems += parameter_problems(parameters)
+            if is_llama(parameters):
+                problems += target_module_problems(parameters)
     return list(dict.fromkeys(problems))  # one line per problem, in order
+
+
+def launch_problems(config: dict[str, Any]) -> list[str]:
+    """`wandb agent` launches `command`, or `python <program>` by default: with neither it has nothing to run."""
+    if config.get("program") or config.get("command"):
+        return []
+    return [
+        "the sweep has neither program nor command, so `wandb agent` has nothing to launch; add "
+        "command: [${env}, ${interpreter}, -m, agent.train, ${args}]"
+    ]
+
+
+def upload_problems(config: dict[str, Any]) -> list[str]:
+    """What `wandb sweep` itself refuses before upload, checked by W&B's own code.
+
+    Today that is a min/max pair mixing an int and a float with no distribution ("ambiguous"):
+    the engine's schema accepts it, `wandb sweep` does not.
+    """
+    from wandb.apis.public.sweeps import _validate_config_and_fill_distribution
+
+    try:
+        _validate_config_and_fill_distribution(config)
+    except (ValueError, TypeError) as error:  # TypeError: a parameter spec that is not a mapping
+        return [f"wandb sweep refuses this file: {' '.join(str(error).split())}"]
+    return []
 
 
 def grid_problems(parameters: dict[str, Any]) -> list[str]:
@@ -81,6 +111,38 @@ def parameter_problems(parameters: dict[str, Any]) -> list[str]:
             )
         else:
             problems += [p for value in candidate_values(param) for p in value_problems(param.name, value)]
+    return problems
+
+
+def is_llama(parameters: dict[str, Any]) -> bool:
+    """Whether every model the sweep can use is Llama-architecture: the default, the tiny one, or a llama id."""
+    models = [PARAMETERS["model_name_or_path"].default]
+    spec = parameters.get("model_name_or_path")
+    if isinstance(spec, dict):
+        models = spec.get("values") or ([spec["value"]] if "value" in spec else models)
+    return all("llama" in str(model).lower() for model in models)
+
+
+def target_module_problems(parameters: dict[str, Any]) -> list[str]:
+    """Module names no Llama-architecture model has (`qz`), caught before any GPU time.
+
+    Other architectures name their layers differently; for them the trial program checks the
+    names against the loaded model, before training.
+    """
+    spec = parameters.get("target_modules")
+    if not isinstance(spec, dict):
+        return []
+    values = spec.get("values") or ([spec["value"]] if "value" in spec else [])
+    problems = []
+    for value in values:
+        if not isinstance(value, str) or value in TARGET_MODULE_ALIASES:  # a non-string is a type problem already
+            continue
+        unknown = [name.strip() for name in value.split(",") if name.strip() not in LLAMA_LINEAR_LAYERS]
+        if unknown:
+            problems.append(
+                f"target_modules={value!r}: Llama models have no linear layer named {', '.join(unknown)}; use "
+                f"{', '.join(TARGET_MODULE_ALIASES)}, or a comma list of {', '.join(LLAMA_LINEAR_LAYERS)}"
+            )
     return problems
 
 

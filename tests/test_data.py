@@ -101,3 +101,30 @@ def test_a_single_row_file_cannot_hold_out_validation(tmp_path):
     path.write_text('{"dialogue": "A: hi", "summary": "A says hi."}\n')
     with pytest.raises(ConfigError, match="has one row"):
         load_dialogues(str(path))
+
+
+def _rows(summaries: list, dialogue="A: hi\nB: hello") -> list[dict]:
+    return [{"dialogue": dialogue, "summary": s} for s in summaries]
+
+
+@pytest.mark.parametrize(
+    "name, rows, message",
+    [
+        ("ints.jsonl", _rows(list(range(10))), "row 1's summary is not text but int '0'"),
+        ("mixed.jsonl", _rows(["ok"] * 9 + [5]), "row 10's summary is not text but int '5'"),
+        ("mixed.json", _rows(["ok"] * 9 + [["a", "b"]]), "row 10's summary is not text but list"),
+        ("dict.jsonl", [{"dialogue": {"A": "hi"}, "summary": "x"}] * 4, "row 1's dialogue is not text but dict"),
+        ("nulls.jsonl", _rows([None] * 10), "every row of the train split has an empty or missing"),
+        # the 90/10 split leaves the one filled summary on one side: the other side is empty after cleaning
+        ("blank.jsonl", _rows([""] * 9 + ["fine"]), "split has an empty or missing dialogue or summary"),
+    ],
+)
+def test_rows_that_are_not_text_or_leave_a_split_empty_give_one_line(tmp_path, name, rows, message):
+    path = tmp_path / name
+    if name.endswith(".jsonl"):
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        path.write_text(json.dumps(rows))
+    with pytest.raises(ConfigError) as error:
+        load_dialogues(str(path))
+    assert message in str(error.value) and "\n" not in str(error.value)

@@ -57,3 +57,87 @@ def test_grid_sizes():
 def test_bayes_sweep_sets_hyperband_strictness_explicitly():
     config = load_sweep_config(Path(SWEEPS[0]).parent / "bayes.yaml")
     assert config["early_terminate"]["type"] == "hyperband" and "strict" in config["early_terminate"]
+
+
+def validate(tmp_path, content: bytes | str) -> tuple[int, list[str]]:
+    """`lora-sweep validate` on a file holding `content`: its exit code and its stderr lines."""
+    from click.testing import CliRunner
+
+    from agent.cli import main
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = CliRunner().invoke(main, ["validate", str(sweep)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stderr.splitlines()
+
+
+TRAINER = "program: agent/train.py\n"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe\x00", "is not UTF-8 text"),
+        ("method: random\nparameters:\n  x: {values: [\xe9]}\n".encode("latin-1"), "is not UTF-8 text"),
+        (
+            TRAINER + "method: random\nparameters:\n  lora_dropout: {min: 0, max: 0.5}\n",
+            "wandb sweep refuses this file: Parameter lora_dropout is ambiguous",
+        ),
+        ("method: random\nparameters:\n  lora_r: {values: [4, 8]}\n", "neither program nor command"),
+        (
+            TRAINER + "method: grid\nparameters:\n  target_modules: {values: [qv, 'q_proj,qz']}\n",
+            "target_modules='q_proj,qz': Llama models have no linear layer named qz",
+        ),
+    ],
+    ids=["binary", "latin-1", "ambiguous-range", "nothing-to-launch", "impossible-module"],
+)
+def test_validate_refuses_in_one_line(tmp_path, content, message):
+    code, errors = validate(tmp_path, content)
+    assert code == 1 and len(errors) == 1 and message in errors[0], errors
+
+
+def test_target_modules_of_other_architectures_are_left_to_the_trial_program(tmp_path):
+    # GPT-2 names its attention `c_attn`: only the loaded model can say which names exist.
+    code, errors = validate(
+        tmp_path,
+        TRAINER
+        + "method: grid\nparameters:\n  model_name_or_path: {value: gpt2}\n  target_modules: {values: [c_attn]}\n",
+    )
+    assert code == 0, errors
+
+
+def test_ambiguity_check_is_w_and_bs_own():
+    """The sweeps engine's schema accepts a mixed int/float range; `wandb sweep`'s own check does not."""
+    config = {"program": "agent/train.py", "method": "random", "parameters": {"lora_dropout": {"min": 0, "max": 0.5}}}
+    assert not any("ambiguous" in str(v) for v in sweeps.schema_violations_from_proposed_config(config))
+    assert any("ambiguous" in p for p in sweep_problems(config))
+
+
+def test_hyperband_without_a_goal_minimizes_like_objective_of():
+    """W&B's default goal is `minimize`: the engine's hyperband and our one reading of the goal agree."""
+    from agent.records import objective_of
+
+    config = {
+        "method": "random",
+        "metric": {"name": "m"},
+        "parameters": {"x": {"values": [1, 2]}},
+        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2, "strict": True},
+    }
+    runs = [
+        sweeps.SweepRun(name=name, state=sweeps.RunState.running, config={"x": {"value": 1}}, history=[{"m": v}] * 3)
+        for name, v in [("low", 1), ("high", 10), ("mid", 5), ("other", 6)]
+    ]
+    assert [run.name for run in sweeps.stop_runs(config, runs)] == ["high"]  # the worst when minimizing
+    assert objective_of(config).goal == "minimize" and not objective_of(config).maximize
+
+
+def test_validate_states_w_and_bs_default_goal(tmp_path):
+    from click.testing import CliRunner
+
+    from agent.cli import main
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(TRAINER + "method: random\nmetric: {name: eval/rougeL}\nparameters:\n  lora_r: {values: [4, 8]}\n")
+    result = CliRunner().invoke(main, ["validate", str(sweep)])
+    assert result.exit_code == 0 and "optimizing eval/rougeL (minimize)" in result.output

@@ -73,12 +73,27 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
         (["--dataset=empty.jsonl"], "error: dataset file 'empty.jsonl' is empty"),
         (["--dataset=columns.jsonl"], "error: dataset 'columns.jsonl' has no dialogue or summary column"),
         (["--target_modules=q_proj,gate"], "error: target_modules='q_proj,gate': no linear layer named gate"),
+        # the layer names are checked before any data loads: this Hub id is never fetched
+        (
+            ["--dataset=nobody/no-such-dataset", "--target_modules=qz"],
+            "error: target_modules='qz': no linear layer named qz",
+        ),
         (["--config=missing.yaml"], "error: config file 'missing.yaml' does not exist"),
+        (["--model_name_or_path=./no-model"], "error: model directory './no-model' does not exist"),
+        (["--model_name_or_path=empty-model"], "error: model directory 'empty-model' holds no model"),
+        (["--model_name_or_path=no-tokenizer"], "error: cannot load the tokenizer of 'no-tokenizer'"),
+        (["--dataset=numbers.jsonl"], "error: dataset 'numbers.jsonl': row 1's summary is not text but int"),
+        (["--dataset=nulls.jsonl"], "error: dataset 'nulls.jsonl': every row of the train split has an empty"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tiny_model_dir, tmp_path, args, message):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "columns.jsonl").write_text('{"text": "hi", "label": "greeting"}\n' * 3)
+    (tmp_path / "numbers.jsonl").write_text('{"dialogue": "A: hi", "summary": 7}\n' * 4)
+    (tmp_path / "nulls.jsonl").write_text('{"dialogue": "A: hi", "summary": null}\n' * 4)
+    (tmp_path / "empty-model").mkdir()
+    (tmp_path / "no-tokenizer").mkdir()
+    (tmp_path / "no-tokenizer" / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     result = run_program(["-m", "agent.train", *TINY, *args], cwd=tmp_path, timeout=180)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -105,3 +120,42 @@ def test_help_lists_every_parameter():
 
     for name in PARAMETERS:
         assert f"--{name}" in result.stdout
+
+
+def test_a_sweep_run_keeps_its_parameters_quietly_and_lands_in_the_sweeps_project(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """As `wandb agent SWEEP_ID` launches a run: the parameters in WANDB_SWEEP_PARAM_PATH, locked by the sweep.
+
+    The agent found the sweep through the project in wandb/settings (no entity or project in the id):
+    the run must land there, and no "Config item ... was locked by 'sweep'" warning may be printed.
+    """
+    swept = {
+        "model_name_or_path": "builtin:tiny-llama",
+        "dataset": "builtin:synthetic",
+        "learning_rate": 1e-3,
+        "max_steps": 2,
+        "eval_steps": 2,
+        "eval_subset_size": 4,
+        "max_new_tokens": 4,
+        "logging_steps": 1,
+        "per_device_train_batch_size": 4,
+        "seed": 3,
+    }
+    params = tmp_path / "config-run1.yaml"
+    params.write_text(yaml.safe_dump({name: {"value": value} for name, value in swept.items()}))
+    (tmp_path / "wandb").mkdir()
+    (tmp_path / "wandb" / "settings").write_text("[default]\nproject = team-project\n")
+    env = {"WANDB_SWEEP_ID": "abc12345", "WANDB_SWEEP_PARAM_PATH": str(params), "WANDB_SILENT": "false"}
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    result = run_program(["-m", "agent.train", "--lora_r=4"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "was locked" not in result.stdout + result.stderr
+
+    summary = inspect_summary(wandb_run_dir(tmp_path))
+    assert summary["project"] == "team-project"
+    config = summary["config"]
+    assert {name: config[name] for name in swept} == swept
+    assert config["lora_r"] == 4  # a flag the sweep does not set still applies
+    assert isinstance(summary["summary"]["eval/rougeL"], (int, float))
+    assert isinstance(summary["summary"]["train/loss"], float)  # the Trainer's logs still reach the run

@@ -51,17 +51,30 @@ class RougeCallback(TrainerCallback):
         self.last_step = step
 
 
-class KeepTrialConfig(TrainerCallback):
-    """Re-asserts the trial parameters in wandb.config once the Trainer has started.
+class LogTrainingToWandb(TrainerCallback):
+    """The Trainer's own logs (loss, learning rate, grad norm, epoch) under `train/*`, against the step.
 
-    transformers' WandbCallback copies every TrainingArguments field into wandb.config when training
-    begins, overwriting our names that it shares with different meanings (`bf16: auto` becomes
-    `false`, `output_dir` gains the run id). The config must say what the user asked for, so that a
-    report's best.yaml reruns the same trial. Runs after WandbCallback: user callbacks come last.
+    It stands in for transformers' WandbCallback (`report_to="wandb"`), which also copies every
+    TrainingArguments field into wandb.config. Those share names with the trial parameters
+    (`learning_rate`, `seed`, `bf16`, `output_dir` ...): under a sweep they are locked, and W&B printed
+    one "Config item ... was locked by 'sweep'" warning per shared name on every run; outside a sweep
+    they overwrote what the user asked for. The trial parameters already determine every
+    TrainingArguments field (`build_training_arguments`), so the run's config holds them alone.
     """
 
-    def __init__(self, run: Any, params: dict[str, Any]):
-        self.run, self.params = run, params
+    # Logged once, when training ends: run totals, kept in the summary (as WandbCallback keeps them).
+    TOTALS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos"}
+
+    def __init__(self, run: Any):
+        self.run = run
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.run.config.update(self.params, allow_val_change=True)
+        self.run.define_metric("train/*", step_metric=STEP_KEY)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        from transformers.integrations.integration_utils import rewrite_logs
+
+        logs = dict(logs or {})
+        self.run.summary.update({key: logs.pop(key) for key in self.TOTALS & logs.keys()})
+        if logs:
+            self.run.log({**rewrite_logs(logs), STEP_KEY: state.global_step})

@@ -28,6 +28,8 @@ TARGET_MODULE_ALIASES: dict[str, list[str] | str] = {
     "qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "all-linear": "all-linear",
 }
+LLAMA_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
+"""Every linear layer of a Llama-architecture model (Llama 3.2 and the tiny built-in model alike)."""
 
 
 class ConfigError(ValueError):
@@ -213,6 +215,8 @@ def load_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]
         raise ConfigError(f"{what} {str(path)!r} does not exist") from None
     except OSError as error:
         raise ConfigError(f"cannot read {what} {str(path)!r}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (a binary file?): give a YAML file") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(loaded, dict):

@@ -80,6 +80,8 @@ def _read_file(path: Path) -> Dataset:
     rows = _parse_file(path)
     if len(rows) == 0:
         raise ConfigError(f"dataset file {str(path)!r} has no rows")
+    for column in {"dialogue", "summary"} & set(rows.column_names):  # row numbers of the file, before any split
+        _check_text(rows[column], column, str(path))
     return rows
 
 
@@ -89,9 +91,19 @@ def _parse_file(path: Path) -> Dataset:
         text = path.read_text(encoding="utf-8")
         if text.lstrip().startswith("["):
             try:
-                return Dataset.from_list(json.loads(text))
-            except (json.JSONDecodeError, TypeError, ValueError) as error:
+                rows = json.loads(text)
+            except json.JSONDecodeError as error:
                 raise ConfigError(f"dataset file {str(path)!r} is not valid JSON: {error}") from None
+            if not all(isinstance(row, dict) for row in rows):
+                raise ConfigError(
+                    f"dataset file {str(path)!r} must be a JSON list of objects with dialogue and summary"
+                )
+            for column in ("dialogue", "summary"):  # Arrow's own error names neither the row nor the column
+                _check_text([row.get(column) for row in rows], column, str(path))
+            try:
+                return Dataset.from_list(rows)
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"cannot read dataset file {str(path)!r}: {error}") from None
     from datasets import load_dataset
 
     try:
@@ -109,14 +121,34 @@ def _checked_columns(split: Dataset, where: str) -> Dataset:
     return split
 
 
+def _check_text(values: list[Any], column: str, where: str) -> None:
+    """Every value is a string (or missing, dropped later): numbers or lists are a broken file, not data."""
+    for number, value in enumerate(values, start=1):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(
+                f"dataset {where!r}: row {number}'s {column} is not text but {type(value).__name__} "
+                f"{str(value)[:40]!r}; every dialogue and summary must be a string"
+            )
+
+
 def _checked(splits: DatasetDict, dataset: str) -> DatasetDict:
     for name, split in splits.items():
-        _checked_columns(split, f"{dataset} ({name} split)")
+        where = f"{dataset} ({name} split)"
+        _checked_columns(split, where)
         if len(split) == 0:
             raise ConfigError(f"dataset {dataset!r} has an empty {name} split")
-    return DatasetDict(
+        for column in ("dialogue", "summary"):
+            _check_text(split[column], column, where)
+    cleaned = DatasetDict(
         {name: split.select_columns(["dialogue", "summary"]).map(_normalized) for name, split in splits.items()}
     ).filter(lambda row: bool(row["dialogue"]) and bool(row["summary"]))
+    for name, split in cleaned.items():  # checked after the filter: training on nothing "succeeds" silently
+        if len(split) == 0:
+            raise ConfigError(
+                f"dataset {dataset!r}: every row of the {name} split has an empty or missing dialogue or summary; "
+                "fill them in or give another dataset"
+            )
+    return cleaned
 
 
 def _normalized(row: dict[str, Any]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,11 +11,22 @@ from agent.trial.config import TINY_MODEL, ConfigError, LoraArgs, ModelArgs
 
 
 def resolve_model_path(name: str) -> str:
+    """A Hub id as given, or a local model directory checked to hold a saved model."""
     if name == TINY_MODEL:
         from agent.trial.tiny import ensure_tiny_model
 
         return str(ensure_tiny_model())
-    return name
+    path = Path(name).expanduser()
+    if not path.exists() and not name.startswith((".", "/", "~")):
+        return name  # a Hub id; the loaders say whether it can be fetched
+    if not path.is_dir():
+        raise ConfigError(f"model directory {name!r} does not exist: check the path, or give a Hub id")
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model directory {name!r} holds no model (no config.json): give a directory written by "
+            "save_pretrained, or a Hub id"
+        )
+    return str(path)
 
 
 def use_bf16(args: ModelArgs) -> bool:
@@ -26,7 +38,14 @@ def use_bf16(args: ModelArgs) -> bool:
 def load_tokenizer(args: ModelArgs) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.model_name_or_path))
+    path = resolve_model_path(args.model_name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:  # a missing tokenizer file or an unreachable Hub id
+        raise ConfigError(
+            f"cannot load the tokenizer of {args.model_name_or_path!r}: {str(error).splitlines()[0]} "
+            "(check the Hub id, your Hub login for gated models, or that the directory holds tokenizer files)"
+        ) from None
     if tokenizer.pad_token is None:  # Llama 3 ships no pad token; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -70,6 +89,26 @@ def check_target_modules(model: Any, args: LoraArgs) -> None:
             f"target_modules={args.target_modules!r}: no linear layer named {', '.join(missing)} in this model; "
             f"use qv, qkv, qkvo, all-linear, or names from {', '.join(sorted(linear))}"
         )
+
+
+def check_model(model_args: ModelArgs, lora_args: LoraArgs) -> None:
+    """The model's directory and the LoRA target names, checked from its config alone, before any data or weights.
+
+    The layers come from a skeleton of the model on the meta device: real module names, no memory.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = resolve_model_path(model_args.model_name_or_path)
+    try:
+        model_config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:  # an unreachable or unknown Hub id, an unreadable config.json
+        raise ConfigError(
+            f"cannot load model {model_args.model_name_or_path!r}: {str(error).splitlines()[0]} "
+            "(check the Hub id, your Hub login for gated models, or the local path)"
+        ) from None
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(model_config)
+    check_target_modules(skeleton, lora_args)
 
 
 def add_lora(model: Any, args: LoraArgs) -> Any:

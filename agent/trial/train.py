@@ -27,6 +27,8 @@ from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_m
 if TYPE_CHECKING:
     from agent.trial.callbacks import BestAdapterKeeper
 
+DEFAULT_PROJECT = "lora-sweep"
+"""The W&B project of a run started outside any sweep, unless WANDB_PROJECT names another."""
 # Sample predictions logged as a W&B Table: enough to read, small enough to sync quickly.
 TABLE_ROWS = 20
 
@@ -71,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import wandb
 
-    os.environ.setdefault("WANDB_PROJECT", "lora-sweep")
+    if wandb.env.SWEEP_ID not in os.environ:
+        # Our project name for standalone runs only: under `wandb agent SWEEP_ID` the agent found the
+        # sweep through the project it resolved (WANDB_PROJECT or wandb/settings), and its runs belong there.
+        os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
     run = wandb.init(config=config.to_params())
     try:
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
@@ -94,12 +99,13 @@ def run_trial(config: TrialConfig, run: Any) -> None:
     import torch
     from transformers import Trainer, set_seed
 
-    from agent.trial.callbacks import BestAdapterKeeper, KeepTrialConfig, RougeCallback
+    from agent.trial.callbacks import BestAdapterKeeper, LogTrainingToWandb, RougeCallback
     from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
     from agent.trial.evaluation import Evaluator
-    from agent.trial.model import add_lora, load_base_model, load_tokenizer
+    from agent.trial.model import add_lora, check_model, load_base_model, load_tokenizer
 
     started = time.perf_counter()
+    check_model(config.model, config.lora)  # a wrong path or layer name fails before data loads or weights are read
     set_seed(config.train.seed)  # before the adapter exists: its initial weights are random too
     splits = load_dialogues(config.data.dataset)
     tokenizer = load_tokenizer(config.model)
@@ -127,7 +133,7 @@ def run_trial(config: TrialConfig, run: Any) -> None:
         train_dataset=train_set,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback, KeepTrialConfig(run, config.to_params())],
+        callbacks=[callback, LogTrainingToWandb(run)],
     )
     train_started = time.perf_counter()
     trainer.train()
@@ -194,7 +200,7 @@ def build_training_arguments(config: TrialConfig, out_dir: Path, run_name: str) 
         remove_unused_columns=False,  # keep `length` for the sampler; the collator picks its keys
         eval_strategy="no",  # ROUGE comes from generation, in RougeCallback
         save_strategy="no",  # the best adapter is kept by BestAdapterKeeper
-        report_to=["wandb"],
+        report_to=[],  # LogTrainingToWandb logs to the run: WandbCallback would write over the trial config
     )
 
 
