@@ -117,6 +117,15 @@ class TrainArgs:
     logging_steps: int = param(10, "steps between training-loss logs")
     seed: int = param(42, "seed for data order, LoRA init and dropout")
     output_dir: str = param("outputs", "where each run writes its adapter and config, under a run-id folder")
+    checkpoint_dir: str = param(
+        "",
+        "a mounted or network volume for checkpoints (under a run-id folder), so a requeued run resumes "
+        "on any machine; empty keeps them under output_dir",
+    )
+    preempt_grace_s: float = param(
+        4.0, "seconds after SIGTERM within which a last checkpoint must be written (RunPod kills at 5)"
+    )
+    max_attempts: int = param(3, "launches of a run that may fail or die unannounced before it ends failed")
 
     def problems(self) -> list[str]:
         out = _positive(
@@ -133,6 +142,9 @@ class TrainArgs:
             out.append(f"warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
         if self.weight_decay < 0:
             out.append(f"weight_decay={self.weight_decay}: must be >= 0")
+        if self.preempt_grace_s < 0:
+            out.append(f"preempt_grace_s={self.preempt_grace_s}: must be >= 0 (0 saves nothing on SIGTERM)")
+        out += _positive(self, "max_attempts")
         return out
 
 

@@ -1,0 +1,211 @@
+"""Preemption and resume: the real trial program in subprocesses, stopped by real signals.
+
+A second launch with the same WANDB_RUN_ID and checkpoint_dir is what a requeue does (W&B gives a
+requeued run its id back). W&B runs offline; each launch writes its own offline run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, inspect_summary
+from safetensors.torch import load_file
+
+from agent.local.metrics import inspect_command, read_history
+from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
+
+TRIAL = [
+    "-m",
+    "agent.train",
+    "--model_name_or_path=builtin:tiny-llama",
+    "--dataset=builtin:synthetic",
+    "--max_steps=40",
+    "--eval_steps=10",
+    "--eval_subset_size=8",
+    "--max_new_tokens=8",
+    "--per_device_train_batch_size=4",
+    "--learning_rate=1e-3",
+    "--logging_steps=1",  # every step in the history: steps lost are counted exactly
+]
+
+
+def launch(cwd: Path, run_id: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id}
+    args = [sys.executable, *TRIAL, f"--checkpoint_dir={cwd / 'volume'}", *extra]
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stderr
+
+
+def wait_for_checkpoint(process: subprocess.Popen, folder: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not (folder / COMPLETE_MARKER).exists():
+        assert process.poll() is None, f"the run ended before {folder} was written: {process.communicate()[1][-3000:]}"
+        assert time.monotonic() < deadline, f"no {folder} after {timeout} s"
+        time.sleep(0.2)
+
+
+def attempt_dirs(cwd: Path, run_id: str) -> list[Path]:
+    """The offline run folders of one run id, one per launch, oldest first."""
+    return sorted((cwd / "wandb").glob(f"offline-run-*-{run_id}"))
+
+
+def train_steps(run_dir: Path) -> list[int]:
+    return [row["train/global_step"] for row in read_history(run_dir) if "train/loss" in row]
+
+
+def eval_points(run_dir: Path) -> dict[int, float]:
+    return {row["train/global_step"]: row["eval/rougeL"] for row in read_history(run_dir) if "eval/rougeL" in row}
+
+
+def marked_preempting(run_dir: Path) -> bool:
+    out = subprocess.run(inspect_command(run_dir, "--json"), capture_output=True, text=True, timeout=120)
+    return any(json.loads(line).get("type") == "preempting" for line in out.stdout.splitlines() if line.strip())
+
+
+def adapter(path: Path) -> dict:
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), f"{key} differs"
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_model_dir, tmp_path_factory) -> dict:
+    """The reference: the same trial, never stopped."""
+    cwd = tmp_path_factory.mktemp("straight")
+    code, stderr = finish(launch(cwd, "straight"))
+    assert code == 0, stderr[-3000:]
+    [run_dir] = attempt_dirs(cwd, "straight")
+    return {
+        "summary": inspect_summary(run_dir)["summary"],
+        "evals": eval_points(run_dir),
+        "best": adapter(cwd / "outputs" / "straight" / "best_adapter"),
+        "last": adapter(cwd / "volume" / "straight" / "checkpoint-40"),
+    }
+
+
+def assert_continues_as_if_never_stopped(cwd: Path, run_id: str, straight: dict) -> None:
+    first, second = attempt_dirs(cwd, run_id)
+    evals = {**eval_points(first), **eval_points(second)}
+    assert evals == straight["evals"]  # the same curve, point for point
+    summary = inspect_summary(second)["summary"]
+    assert summary["eval/rougeL"] == straight["summary"]["eval/rougeL"]
+    assert summary["final/rougeL"] == straight["summary"]["final/rougeL"]
+    assert_same_weights(adapter(cwd / "outputs" / run_id / "best_adapter"), straight["best"])
+    assert_same_weights(adapter(cwd / "volume" / run_id / "checkpoint-40"), straight["last"])
+
+
+def test_sigterm_checkpoints_within_the_grace_and_the_requeued_run_continues(straight, tmp_path):
+    first = launch(tmp_path, "term")
+    wait_for_checkpoint(first, tmp_path / "volume" / "term" / "checkpoint-10")
+    first.send_signal(signal.SIGTERM)
+    code, stderr = finish(first)
+    assert code == 143, stderr[-3000:]
+    saved = re.search(r"preempted: checkpoint at step (\d+) written ([\d.]+) s after SIGTERM", stderr)
+    assert saved, stderr[-3000:]
+    step, seconds = int(saved[1]), float(saved[2])
+    assert seconds < 4.0  # preempt_grace_s, the default
+    [first_dir] = attempt_dirs(tmp_path, "term")
+    assert marked_preempting(first_dir)
+    assert max(train_steps(first_dir)) == step  # nothing trained is lost
+    folders = sorted(p.name for p in (tmp_path / "volume" / "term").glob("checkpoint-*"))
+    assert folders == [f"checkpoint-{step}"]  # only the newest is kept
+    assert [a["outcome"] for a in read_attempts(tmp_path / "volume" / "term")] == ["preempted"]
+
+    code, stderr = finish(launch(tmp_path, "term"))
+    assert code == 0, stderr[-3000:]
+    _, second_dir = attempt_dirs(tmp_path, "term")
+    assert train_steps(second_dir)[0] == step + 1  # the step count continues, never back to 0
+    summary = inspect_summary(second_dir)
+    assert summary["exit_code"] == 0
+    assert summary["summary"]["attempt/number"] == 2 and summary["summary"]["attempt/resumed_from_step"] == step
+    assert_continues_as_if_never_stopped(tmp_path, "term", straight)
+
+
+def test_sigkill_without_warning_resumes_from_the_last_periodic_checkpoint(straight, tmp_path):
+    first = launch(tmp_path, "kill")
+    wait_for_checkpoint(first, tmp_path / "volume" / "kill" / "checkpoint-10")
+    time.sleep(2)  # a few steps past the checkpoint, which the kill loses
+    first.kill()
+    finish(first)
+    [first_dir] = attempt_dirs(tmp_path, "kill")
+    assert marked_preempting(first_dir)  # marked early: a lost heartbeat requeues it on W&B
+    lost = max(train_steps(first_dir)) - 10
+    assert 0 <= lost < 10  # at most one eval interval
+
+    code, stderr = finish(launch(tmp_path, "kill"))
+    assert code == 0, stderr[-3000:]
+    _, second_dir = attempt_dirs(tmp_path, "kill")
+    assert train_steps(second_dir)[0] == 11
+    attempts = read_attempts(tmp_path / "volume" / "kill")
+    assert [a["outcome"] for a in attempts] == ["running", "finished"]  # the first never said how it ended
+    assert_continues_as_if_never_stopped(tmp_path, "kill", straight)
+
+
+def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, tmp_path):
+    # A real failure on every attempt: the adapter cannot be saved, because output_dir is a file.
+    (tmp_path / "outputs").write_text("not a folder")
+    failing = ["--max_steps=10", "--max_attempts=2"]
+    codes, dirs = [], []
+    for _ in range(3):  # the third launch stands for a controller that requeues anyway
+        code, stderr = finish(launch(tmp_path, "crash", *failing))
+        codes.append(code)
+        assert "Traceback" in stderr or "gave up" in stderr, stderr[-3000:]
+    dirs = attempt_dirs(tmp_path, "crash")
+    assert codes == [1, 1, 1]
+    # The first attempt is marked preempting, so W&B requeues it; the last allowed one is not.
+    assert [marked_preempting(d) for d in dirs] == [True, False, False]
+    last = inspect_summary(dirs[1])["summary"]
+    assert last["attempt/outcome"] == "failed"
+    assert last["failure_reason"].startswith("failed on attempt 2, the last of max_attempts=2: NotADirectoryError")
+    given_up = inspect_summary(dirs[2])["summary"]
+    assert given_up["failure_reason"].startswith(
+        "gave up after 2 failed attempts (max_attempts=2); last: NotADirectory"
+    )
+    assert "train/loss" not in given_up  # nothing trained on a run that has used its attempts
+
+
+def test_a_resumed_runs_config_is_rebuilt_from_our_parameters_but_a_sweep_typo_still_fails(tmp_path):
+    from agent.trial.config import ConfigError, TrialConfig
+    from agent.trial.train import sweep_parameter_names, trial_params
+
+    # What wandb.config holds on a resumed run: ours, transformers' TrainingArguments, W&B's own key.
+    resumed = {"lora_r": 16, "learning_rate": 1e-4, "adam_beta1": 0.9, "lr_scheduler_type": "linear", "_wandb": {}}
+    sweep_file = tmp_path / "config-abc.yaml"
+    sweep_file.write_text("wandb_version: 1\nlora_r:\n  value: 16\n")
+    config = TrialConfig.from_params(trial_params(resumed, sweep_parameter_names(str(sweep_file))))
+    assert config.lora.lora_r == 16 and config.train.learning_rate == 1e-4
+
+    sweep_file.write_text("wandb_version: 1\nlora_rank:\n  value: 16\n")
+    with pytest.raises(ConfigError, match="unknown parameter 'lora_rank': did you mean lora_r?"):
+        TrialConfig.from_params(trial_params({**resumed, "lora_rank": 16}, sweep_parameter_names(str(sweep_file))))
+
+
+def test_announced_preemptions_do_not_count_against_max_attempts(tmp_path):
+    from agent.trial.checkpoint import FAILED, PREEMPTED, begin_attempt, end_attempt
+
+    assert begin_attempt(tmp_path).failures_before == 0
+    end_attempt(tmp_path, PREEMPTED)
+    second = begin_attempt(tmp_path)  # then killed without a word
+    assert (second.number, second.failures_before) == (2, 0)
+    third = begin_attempt(tmp_path)
+    assert third.failures_before == 1 and "without warning" in third.last_failure
+    end_attempt(tmp_path, FAILED, "OutOfMemoryError: CUDA out of memory")
+    fourth = begin_attempt(tmp_path)
+    assert fourth.failures_before == 2 and fourth.last_failure.startswith("OutOfMemoryError")
+    assert fourth.is_last(max_attempts=3) and not fourth.exhausted(max_attempts=3)
