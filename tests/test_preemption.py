@@ -26,8 +26,7 @@ TRIAL = [
     "-m",
     "agent.train",
     "--model_name_or_path=builtin:tiny-llama",
-    "--dataset=builtin:synthetic",
-    "--max_steps=40",
+    "--max_steps=30",
     "--eval_steps=10",
     "--eval_subset_size=8",
     "--max_new_tokens=8",
@@ -37,23 +36,50 @@ TRIAL = [
 ]
 
 
-def launch(cwd: Path, run_id: str, *extra: str) -> subprocess.Popen:
+@pytest.fixture(scope="module")
+def dialogues(tmp_path_factory) -> Path:
+    """A slice of the synthetic set as local files: every launch tokenizes and scores less."""
+    from agent.trial.synthetic import synthetic_dialogues
+
+    folder = tmp_path_factory.mktemp("dialogues")
+    splits = synthetic_dialogues()
+    splits["train"].select(range(400)).to_json(folder / "train.jsonl")
+    splits["validation"].select(range(16)).to_json(folder / "validation.jsonl")
+    return folder
+
+
+def launch(cwd: Path, dataset: Path, run_id: str, *extra: str) -> subprocess.Popen:
+    """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id}
-    args = [sys.executable, *TRIAL, f"--checkpoint_dir={cwd / 'volume'}", *extra]
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
+    log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    process.log = log
+    return process
 
 
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
-    _, stderr = process.communicate(timeout=timeout)
-    return process.returncode, stderr
+    process.wait(timeout=timeout)
+    return process.returncode, process.log.read_text()
 
 
-def wait_for_checkpoint(process: subprocess.Popen, folder: Path, timeout: float = 300) -> None:
+def steps_done(process: subprocess.Popen) -> int:
+    """How far the Trainer's progress bar has got (W&B may not store the last rows of a killed run)."""
+    done = re.findall(r"(\d+)/30 \[", process.log.read_text())
+    return int(done[-1]) if done else 0
+
+
+def wait_until(process: subprocess.Popen, ready, what: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while not (folder / COMPLETE_MARKER).exists():
-        assert process.poll() is None, f"the run ended before {folder} was written: {process.communicate()[1][-3000:]}"
-        assert time.monotonic() < deadline, f"no {folder} after {timeout} s"
+    while not ready():
+        assert process.poll() is None, f"the run ended before {what}: {process.log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
         time.sleep(0.2)
+
+
+def wait_for_checkpoint(process: subprocess.Popen, folder: Path) -> None:
+    wait_until(process, (folder / COMPLETE_MARKER).exists, str(folder))
 
 
 def attempt_dirs(cwd: Path, run_id: str) -> list[Path]:
@@ -85,85 +111,77 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def straight(tiny_model_dir, tmp_path_factory) -> dict:
+def straight(tiny_model_dir, dialogues, tmp_path_factory) -> dict:
     """The reference: the same trial, never stopped."""
     cwd = tmp_path_factory.mktemp("straight")
-    code, stderr = finish(launch(cwd, "straight"))
+    code, stderr = finish(launch(cwd, dialogues, "straight"))
     assert code == 0, stderr[-3000:]
     [run_dir] = attempt_dirs(cwd, "straight")
     return {
         "summary": inspect_summary(run_dir)["summary"],
         "evals": eval_points(run_dir),
         "best": adapter(cwd / "outputs" / "straight" / "best_adapter"),
-        "last": adapter(cwd / "volume" / "straight" / "checkpoint-40"),
+        "last": adapter(cwd / "volume" / "straight" / "checkpoint-30"),
     }
 
 
-def assert_continues_as_if_never_stopped(cwd: Path, run_id: str, straight: dict) -> None:
-    first, second = attempt_dirs(cwd, run_id)
-    evals = {**eval_points(first), **eval_points(second)}
-    assert evals == straight["evals"]  # the same curve, point for point
-    summary = inspect_summary(second)["summary"]
-    assert summary["eval/rougeL"] == straight["summary"]["eval/rougeL"]
-    assert summary["final/rougeL"] == straight["summary"]["final/rougeL"]
-    assert_same_weights(adapter(cwd / "outputs" / run_id / "best_adapter"), straight["best"])
-    assert_same_weights(adapter(cwd / "volume" / run_id / "checkpoint-40"), straight["last"])
+def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dialogues, tmp_path):
+    volume = tmp_path / "volume" / "twice"
 
+    # 1. SIGKILL, no warning: the periodic checkpoint at step 10 is what survives.
+    first = launch(tmp_path, dialogues, "twice")
+    wait_for_checkpoint(first, volume / "checkpoint-10")
+    wait_until(first, lambda: steps_done(first) >= 12, "step 12")  # steps past the checkpoint, which the kill loses
+    first.kill()
+    finish(first)
+    lost_to_kill = steps_done(first) - 10
+    assert 2 <= lost_to_kill < 10  # at most one eval interval
+    [killed] = attempt_dirs(tmp_path, "twice")
+    assert marked_preempting(killed)  # marked early: on W&B, the lost heartbeat requeues it
 
-def test_sigterm_checkpoints_within_the_grace_and_the_requeued_run_continues(straight, tmp_path):
-    first = launch(tmp_path, "term")
-    wait_for_checkpoint(first, tmp_path / "volume" / "term" / "checkpoint-10")
-    first.send_signal(signal.SIGTERM)
-    code, stderr = finish(first)
+    # 2. The requeued run resumes at step 11; SIGTERM once it has passed step 20.
+    second = launch(tmp_path, dialogues, "twice")
+    wait_for_checkpoint(second, volume / "checkpoint-20")
+    second.send_signal(signal.SIGTERM)
+    code, stderr = finish(second)
     assert code == 143, stderr[-3000:]
     saved = re.search(r"preempted: checkpoint at step (\d+) written ([\d.]+) s after SIGTERM", stderr)
     assert saved, stderr[-3000:]
     step, seconds = int(saved[1]), float(saved[2])
     assert seconds < 4.0  # preempt_grace_s, the default
-    [first_dir] = attempt_dirs(tmp_path, "term")
-    assert marked_preempting(first_dir)
-    assert max(train_steps(first_dir)) == step  # nothing trained is lost
-    folders = sorted(p.name for p in (tmp_path / "volume" / "term").glob("checkpoint-*"))
-    assert folders == [f"checkpoint-{step}"]  # only the newest is kept
-    assert [a["outcome"] for a in read_attempts(tmp_path / "volume" / "term")] == ["preempted"]
+    _, preempted = attempt_dirs(tmp_path, "twice")
+    assert train_steps(preempted)[0] == 11  # the step count continues, never back to 0
+    assert max(train_steps(preempted)) == step  # nothing trained is lost to an announced preemption
+    assert marked_preempting(preempted)
+    assert sorted(p.name for p in volume.glob("checkpoint-*")) == [f"checkpoint-{step}"]  # only the newest
 
-    code, stderr = finish(launch(tmp_path, "term"))
+    # 3. Requeued again: it finishes, equal to the run never stopped.
+    code, stderr = finish(launch(tmp_path, dialogues, "twice"))
     assert code == 0, stderr[-3000:]
-    _, second_dir = attempt_dirs(tmp_path, "term")
-    assert train_steps(second_dir)[0] == step + 1  # the step count continues, never back to 0
-    summary = inspect_summary(second_dir)
+    *_, last = attempt_dirs(tmp_path, "twice")
+    assert train_steps(last)[0] == step + 1
+    summary = inspect_summary(last)
     assert summary["exit_code"] == 0
-    assert summary["summary"]["attempt/number"] == 2 and summary["summary"]["attempt/resumed_from_step"] == step
-    assert_continues_as_if_never_stopped(tmp_path, "term", straight)
+    assert summary["summary"]["attempt/number"] == 3 and summary["summary"]["attempt/resumed_from_step"] == step
+    assert [a["outcome"] for a in read_attempts(volume)] == ["running", "preempted", "finished"]
+
+    evals = {k: v for run_dir in attempt_dirs(tmp_path, "twice") for k, v in eval_points(run_dir).items()}
+    assert evals.items() <= straight["evals"].items()  # the same curve, point for point
+    assert {20, 30} <= evals.keys()
+    assert summary["summary"]["eval/rougeL"] == straight["summary"]["eval/rougeL"]
+    assert summary["summary"]["final/rougeL"] == straight["summary"]["final/rougeL"]
+    assert_same_weights(adapter(tmp_path / "outputs" / "twice" / "best_adapter"), straight["best"])
+    assert_same_weights(adapter(volume / "checkpoint-30"), straight["last"])
+    print(f"steps lost: SIGKILL {lost_to_kill}, SIGTERM 0; SIGTERM to checkpoint {seconds:.2f} s")
 
 
-def test_sigkill_without_warning_resumes_from_the_last_periodic_checkpoint(straight, tmp_path):
-    first = launch(tmp_path, "kill")
-    wait_for_checkpoint(first, tmp_path / "volume" / "kill" / "checkpoint-10")
-    time.sleep(2)  # a few steps past the checkpoint, which the kill loses
-    first.kill()
-    finish(first)
-    [first_dir] = attempt_dirs(tmp_path, "kill")
-    assert marked_preempting(first_dir)  # marked early: a lost heartbeat requeues it on W&B
-    lost = max(train_steps(first_dir)) - 10
-    assert 0 <= lost < 10  # at most one eval interval
-
-    code, stderr = finish(launch(tmp_path, "kill"))
-    assert code == 0, stderr[-3000:]
-    _, second_dir = attempt_dirs(tmp_path, "kill")
-    assert train_steps(second_dir)[0] == 11
-    attempts = read_attempts(tmp_path / "volume" / "kill")
-    assert [a["outcome"] for a in attempts] == ["running", "finished"]  # the first never said how it ended
-    assert_continues_as_if_never_stopped(tmp_path, "kill", straight)
-
-
-def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, tmp_path):
+def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
     # A real failure on every attempt: the adapter cannot be saved, because output_dir is a file.
     (tmp_path / "outputs").write_text("not a folder")
     failing = ["--max_steps=10", "--max_attempts=2"]
-    codes, dirs = [], []
+    codes = []
     for _ in range(3):  # the third launch stands for a controller that requeues anyway
-        code, stderr = finish(launch(tmp_path, "crash", *failing))
+        code, stderr = finish(launch(tmp_path, dialogues, "crash", *failing))
         codes.append(code)
         assert "Traceback" in stderr or "gave up" in stderr, stderr[-3000:]
     dirs = attempt_dirs(tmp_path, "crash")
