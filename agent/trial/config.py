@@ -117,15 +117,6 @@ class TrainArgs:
     logging_steps: int = param(10, "steps between training-loss logs")
     seed: int = param(42, "seed for data order, LoRA init and dropout")
     output_dir: str = param("outputs", "where each run writes its adapter and config, under a run-id folder")
-    checkpoint_dir: str = param(
-        "",
-        "a mounted or network volume for checkpoints (under a run-id folder), so a requeued run resumes "
-        "on any machine; empty keeps them under output_dir",
-    )
-    preempt_grace_s: float = param(
-        4.0, "seconds after SIGTERM within which a last checkpoint must be written (RunPod kills at 5)"
-    )
-    max_attempts: int = param(3, "launches of a run that may fail or die unannounced before it ends failed")
 
     def problems(self) -> list[str]:
         out = _positive(
@@ -142,9 +133,6 @@ class TrainArgs:
             out.append(f"warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
         if self.weight_decay < 0:
             out.append(f"weight_decay={self.weight_decay}: must be >= 0")
-        if self.preempt_grace_s < 0:
-            out.append(f"preempt_grace_s={self.preempt_grace_s}: must be >= 0 (0 saves nothing on SIGTERM)")
-        out += _positive(self, "max_attempts")
         return out
 
 
@@ -159,7 +147,28 @@ class EvalArgs:
         return _positive(self, "eval_steps", "eval_subset_size", "eval_batch_size", "max_new_tokens")
 
 
-SECTIONS = (ModelArgs, DataArgs, LoraArgs, TrainArgs, EvalArgs)
+@dataclass(frozen=True)
+class PreemptArgs:
+    """Checkpoints and attempts: what lets a run survive preemption (docs/preemption.md)."""
+
+    checkpoint_dir: str = param(
+        "",
+        "a mounted or network volume for checkpoints (under a run-id folder), so a requeued run resumes "
+        "on any machine; empty keeps them under output_dir",
+    )
+    preempt_grace_s: float = param(
+        4.0, "seconds after SIGTERM within which a last checkpoint must be written (RunPod kills at 5)"
+    )
+    max_attempts: int = param(3, "launches of a run that may fail or die unannounced before it ends failed")
+
+    def problems(self) -> list[str]:
+        out = _positive(self, "max_attempts")
+        if self.preempt_grace_s < 0:
+            out.append(f"preempt_grace_s={self.preempt_grace_s}: must be >= 0 (0 saves nothing on SIGTERM)")
+        return out
+
+
+SECTIONS = (ModelArgs, DataArgs, LoraArgs, TrainArgs, EvalArgs, PreemptArgs)
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,7 @@ class TrialConfig:
     lora: LoraArgs = LoraArgs()
     train: TrainArgs = TrainArgs()
     eval: EvalArgs = EvalArgs()
+    preempt: PreemptArgs = PreemptArgs()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrialConfig:
@@ -202,7 +212,7 @@ class TrialConfig:
         return {k: v for section in self.sections() for k, v in dataclasses.asdict(section).items()}
 
     def sections(self) -> tuple:
-        return (self.model, self.data, self.lora, self.train, self.eval)
+        return (self.model, self.data, self.lora, self.train, self.eval, self.preempt)
 
 
 SECTION_NAMES = [f.name for f in dataclasses.fields(TrialConfig)]

@@ -121,11 +121,11 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
     """One launch of a run, counted; returns the exit code. A preempted run exits 143, marked preempting."""
     from agent.trial.checkpoint import FAILED, FINISHED, PREEMPTED, STOPPED, begin_attempt, end_attempt, run_folder
 
-    folder = run_folder(config.train.checkpoint_dir, config.train.output_dir, run.id)
+    folder = run_folder(config.preempt.checkpoint_dir, config.train.output_dir, run.id)
     attempt = begin_attempt(folder)
     run.summary["attempt/number"] = attempt.number
-    if attempt.exhausted(config.train.max_attempts):
-        return give_up(run, attempt, config.train.max_attempts)
+    if attempt.exhausted(config.preempt.max_attempts):
+        return give_up(run, attempt, config.preempt.max_attempts)
     try:
         fine_tune(config, run, stop, folder, attempt)
     except Preempted:
@@ -137,9 +137,9 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
     except BaseException as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
         end_attempt(folder, FAILED, reason)
-        if attempt.is_last(config.train.max_attempts):
+        if attempt.is_last(config.preempt.max_attempts):
             reason = (
-                f"failed on attempt {attempt.number}, the last of max_attempts={config.train.max_attempts}: {reason}"
+                f"failed on attempt {attempt.number}, the last of max_attempts={config.preempt.max_attempts}: {reason}"
             )
         run.summary.update({"attempt/outcome": FAILED, "failure_reason": reason})
         raise
@@ -168,7 +168,7 @@ def fine_tune(config: TrialConfig, run: Any, stop: StopRequest, folder: Path, at
     run.summary["time/load_s"] = time.perf_counter() - started
     if resume_from is None:
         trial.rouge.evaluate(trial.model, step=0)  # the untuned baseline starts every ROUGE curve
-    if not attempt.is_last(config.train.max_attempts):
+    if not attempt.is_last(config.preempt.max_attempts):
         # Marked from now on, a run killed without warning (lost heartbeat, non-zero exit) is requeued.
         # The last allowed attempt is not marked: if it fails, the run ends failed.
         run.mark_preempting()
@@ -217,7 +217,7 @@ def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest) -> T
     define_metrics(run)
     keeper = BestAdapterKeeper()
     rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop)
-    checkpoints = CheckpointKeeper(stop, keeper, config.train.preempt_grace_s)
+    checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s)
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     trainer = Trainer(
         model=model,
