@@ -227,3 +227,38 @@ def test_announced_preemptions_do_not_count_against_max_attempts(tmp_path):
     fourth = begin_attempt(tmp_path)
     assert fourth.failures_before == 2 and fourth.last_failure.startswith("OutOfMemoryError")
     assert fourth.is_last(max_attempts=3) and not fourth.exhausted(max_attempts=3)
+
+
+def test_sigterm_saves_only_when_the_last_measured_save_fits_in_the_grace():
+    from transformers import TrainerControl, TrainerState
+
+    from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
+    from agent.trial.stopping import StopRequest
+
+    request = StopRequest()
+    request.signum, request.received_at = signal.SIGTERM, time.monotonic() - 1.0  # SIGTERM came 1 s ago
+    keeper = CheckpointKeeper(request, BestAdapterKeeper(), grace_s=4.0)
+    state = TrainerState(global_step=13)
+
+    keeper.save_seconds = 2.0  # 1 + 2 <= 4: there is time
+    control = TrainerControl()
+    keeper.on_step_end(None, state, control)
+    assert control.should_save and control.should_training_stop
+
+    keeper.save_seconds = 3.5  # 1 + 3.5 > 4: SIGKILL would cut the save short; the periodic one stands
+    control = TrainerControl(should_save=True)  # even at a periodic step
+    keeper.on_step_end(None, state, control)
+    assert not control.should_save and control.should_training_stop
+
+
+def test_sigint_ends_training_early_and_keeps_the_best_adapter(tiny_model_dir, dialogues, tmp_path):
+    process = launch(tmp_path, dialogues, "stop")
+    wait_for_checkpoint(process, tmp_path / "volume" / "stop" / "checkpoint-10")
+    process.send_signal(signal.SIGINT)
+    code, stderr = finish(process)
+    assert code == 0, stderr[-3000:]  # a person's stop: finished, never requeued
+    [run_dir] = attempt_dirs(tmp_path, "stop")
+    summary = inspect_summary(run_dir)["summary"]
+    assert summary["attempt/outcome"] == "stopped" and "final/rougeL" in summary
+    assert max(train_steps(run_dir)) < 30
+    assert (tmp_path / "outputs" / "stop" / "best_adapter" / "adapter_model.safetensors").exists()
