@@ -29,6 +29,7 @@ from agent.trial.stopping import PREEMPTED_EXIT_CODE, Preempted, StopRequest
 
 if TYPE_CHECKING:
     from agent.trial.callbacks import BestAdapterKeeper
+    from agent.trial.checkpoint import Attempt
 
 # Sample predictions logged as a W&B Table: enough to read, small enough to sync quickly.
 TABLE_ROWS = 20
@@ -149,7 +150,7 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
     return 0
 
 
-def give_up(run: Any, attempt: Any, max_attempts: int) -> int:
+def give_up(run: Any, attempt: Attempt, max_attempts: int) -> int:
     """A controller relaunched a run that already failed max_attempts times: end it failed, train nothing."""
     reason = (
         f"gave up after {attempt.failures_before} failed attempts (max_attempts={max_attempts}); "
@@ -160,7 +161,7 @@ def give_up(run: Any, attempt: Any, max_attempts: int) -> int:
     return 1
 
 
-def fine_tune(config: TrialConfig, run: Any, stop: StopRequest, folder: Path, attempt: Any) -> None:
+def fine_tune(config: TrialConfig, run: Any, stop: StopRequest, folder: Path, attempt: Attempt) -> None:
     """Data and model -> ROUGE baseline (or the checkpoint to resume) -> training -> the best adapter, scored."""
     started = time.perf_counter()
     trial = prepare(config, run, folder, stop)
