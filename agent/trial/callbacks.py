@@ -1,14 +1,21 @@
-"""Trainer callbacks: ROUGE evaluations during training and the adapter of the best one."""
+"""Trainer callbacks: ROUGE evaluations during training, the adapter of the best one, and
+checkpoints that let a preempted run continue."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
-from transformers import TrainerCallback
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback, TrainerState
+from transformers.trainer_callback import ExportableState
 
 from agent.records import STEP_KEY
+from agent.trial.checkpoint import BEST_ADAPTER_FILE, CHECKPOINT_PREFIX, seal
+from agent.trial.stopping import StopRequest
 
 
 class BestAdapterKeeper:
@@ -28,18 +35,41 @@ class BestAdapterKeeper:
         if self.state is not None:
             set_peft_model_state_dict(model, self.state)
 
+    def save(self, path: Path) -> None:
+        if self.state is not None:
+            save_file({k: v.contiguous() for k, v in self.state.items()}, str(path))
 
-class RougeCallback(TrainerCallback):
-    """ROUGE on the fixed validation subset every `eval_steps` optimizer steps."""
+    def load(self, path: Path, score: float, step: int) -> None:
+        self.score, self.step = score, step
+        self.state = load_file(str(path)) if path.exists() else None
 
-    def __init__(self, run: Any, evaluator: Any, keeper: BestAdapterKeeper, eval_steps: int):
+
+class RougeCallback(TrainerCallback, ExportableState):
+    """ROUGE on the fixed validation subset every `eval_steps` optimizer steps.
+
+    Its counters and the best score travel in each checkpoint's trainer state (`state()`); the
+    best adapter's weights go beside it in a file (`CheckpointKeeper`).
+    """
+
+    def __init__(self, run: Any, evaluator: Any, keeper: BestAdapterKeeper, eval_steps: int, request: StopRequest):
         self.run, self.evaluator, self.keeper, self.eval_steps = run, evaluator, keeper, eval_steps
+        self.request = request
         self.last_step = -1
         self.eval_seconds = 0.0
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.eval_steps == 0:
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        # A checkpoint taken on SIGTERM at an eval step skipped that evaluation: catch up, so the
+        # curve has the same points as a run never stopped.
+        if self.due(state.global_step) and self.last_step < state.global_step:
             self.evaluate(model, state.global_step)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        # Under preemption the grace period is for the checkpoint, not for a generation pass.
+        if self.due(state.global_step) and not self.request.preempted:
+            self.evaluate(model, state.global_step)
+
+    def due(self, step: int) -> bool:
+        return step > 0 and step % self.eval_steps == 0
 
     def evaluate(self, model: Any, step: int) -> None:
         started = time.perf_counter()
@@ -49,6 +79,76 @@ class RougeCallback(TrainerCallback):
         self.run.log({**{f"eval/{k}": v for k, v in result.metrics.items()}, STEP_KEY: step})
         self.keeper.offer(model, result.metrics["rougeL"], step)
         self.last_step = step
+
+    def state(self) -> dict:
+        return {
+            "args": {},
+            "attributes": {
+                "last_step": self.last_step,
+                "eval_seconds": self.eval_seconds,
+                "best_score": self.keeper.score,
+                "best_step": self.keeper.step,
+            },
+        }
+
+    def restore_from(self, checkpoint: Path) -> None:
+        """Counters and best adapter as they were when `checkpoint` was written."""
+        saved = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+        attributes = saved.stateful_callbacks[type(self).__name__]["attributes"]
+        self.last_step, self.eval_seconds = attributes["last_step"], attributes["eval_seconds"]
+        self.keeper.load(checkpoint / BEST_ADAPTER_FILE, attributes["best_score"], attributes["best_step"])
+
+
+class CheckpointKeeper(TrainerCallback):
+    """Seals every checkpoint the Trainer writes, and answers stop signals at the end of a step.
+
+    The Trainer saves every `eval_steps` (right after that step's ROUGE evaluation). On SIGTERM it
+    saves once more, at the end of the step under way, if the last measured save fits in what is
+    left of `grace_s`; otherwise the periodic checkpoint stands and at most one eval interval is
+    lost. Either way training stops there.
+    """
+
+    def __init__(self, request: StopRequest, keeper: BestAdapterKeeper, grace_s: float, on_sealed: Any = None):
+        self.request, self.keeper, self.grace_s, self.on_sealed = request, keeper, grace_s, on_sealed
+        self.save_seconds = 0.0  # the last save's duration: the estimate for the next one
+        self.save_started = 0.0
+        self.stop_to_checkpoint_s: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.request.in_training = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.request.in_training = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.request.signum is not None:
+            control.should_training_stop = True
+            if self.request.preempted:
+                fits = self.request.seconds_since() + self.save_seconds <= self.grace_s
+                control.should_save = fits
+                if not fits:
+                    print(
+                        f"preempted: no checkpoint at step {state.global_step}, a save takes "
+                        f"{self.save_seconds:.1f} s and the grace is {self.grace_s:g} s",
+                        file=sys.stderr,
+                    )
+        if control.should_save:
+            self.save_started = time.monotonic()
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        self.keeper.save(folder / BEST_ADAPTER_FILE)
+        seal(folder)
+        self.save_seconds = time.monotonic() - self.save_started
+        if self.request.preempted:
+            self.stop_to_checkpoint_s = self.request.seconds_since()
+            print(
+                f"preempted: checkpoint at step {state.global_step} written "
+                f"{self.stop_to_checkpoint_s:.2f} s after SIGTERM",
+                file=sys.stderr,
+            )
+        if self.on_sealed is not None:
+            self.on_sealed(folder)
 
 
 class LogTrainingToWandb(TrainerCallback):

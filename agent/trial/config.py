@@ -149,7 +149,28 @@ class EvalArgs:
         return _positive(self, "eval_steps", "eval_subset_size", "eval_batch_size", "max_new_tokens")
 
 
-SECTIONS = (ModelArgs, DataArgs, LoraArgs, TrainArgs, EvalArgs)
+@dataclass(frozen=True)
+class PreemptArgs:
+    """Checkpoints and attempts: what lets a run survive preemption (docs/preemption.md)."""
+
+    checkpoint_dir: str = param(
+        "",
+        "a mounted or network volume for checkpoints (under a run-id folder), so a requeued run resumes "
+        "on any machine; empty keeps them under output_dir",
+    )
+    preempt_grace_s: float = param(
+        4.0, "seconds after SIGTERM within which a last checkpoint must be written (RunPod kills at 5)"
+    )
+    max_attempts: int = param(3, "launches of a run that may fail or die unannounced before it ends failed")
+
+    def problems(self) -> list[str]:
+        out = _positive(self, "max_attempts")
+        if self.preempt_grace_s < 0:
+            out.append(f"preempt_grace_s={self.preempt_grace_s}: must be >= 0 (0 saves nothing on SIGTERM)")
+        return out
+
+
+SECTIONS = (ModelArgs, DataArgs, LoraArgs, TrainArgs, EvalArgs, PreemptArgs)
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,7 @@ class TrialConfig:
     lora: LoraArgs = LoraArgs()
     train: TrainArgs = TrainArgs()
     eval: EvalArgs = EvalArgs()
+    preempt: PreemptArgs = PreemptArgs()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrialConfig:
@@ -192,7 +214,7 @@ class TrialConfig:
         return {k: v for section in self.sections() for k, v in dataclasses.asdict(section).items()}
 
     def sections(self) -> tuple:
-        return (self.model, self.data, self.lora, self.train, self.eval)
+        return (self.model, self.data, self.lora, self.train, self.eval, self.preempt)
 
 
 SECTION_NAMES = [f.name for f in dataclasses.fields(TrialConfig)]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +25,11 @@ import yaml
 
 from agent.records import OBJECTIVE, STEP_KEY
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
+from agent.trial.stopping import PREEMPTED_EXIT_CODE, Preempted, StopRequest
 
 if TYPE_CHECKING:
     from agent.trial.callbacks import BestAdapterKeeper
+    from agent.trial.checkpoint import Attempt
 
 DEFAULT_PROJECT = "lora-sweep"
 """The W&B project of a run started outside any sweep, unless WANDB_PROJECT names another."""
@@ -68,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         config = TrialConfig.from_params(parse_args(argv))  # bad flags fail before any import of torch
+        sweep_names = sweep_parameter_names(os.environ.get("WANDB_SWEEP_PARAM_PATH"))
     except ConfigError as error:
         return report_error(error)
 
@@ -77,16 +82,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Our project name for standalone runs only: under `wandb agent SWEEP_ID` the agent found the
         # sweep through the project it resolved (WANDB_PROJECT or wandb/settings), and its runs belong there.
         os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
+    stop = StopRequest().install()  # before wandb.init: a preemption can come at any time
     run = wandb.init(config=config.to_params())
     try:
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
-        config = TrialConfig.from_params(dict(run.config))
-        run_trial(config, run)
+        config = TrialConfig.from_params(trial_params(dict(run.config), sweep_names))
+        exit_code = run_trial(config, run, stop)
     except ConfigError as error:
         run.finish(exit_code=1)
         return report_error(error)
-    run.finish()
-    return 0
+    except BaseException:
+        traceback.print_exc()
+        run.finish(exit_code=1)
+        return 1
+    run.finish(exit_code=exit_code)
+    return exit_code
+
+
+def sweep_parameter_names(path: str | None) -> set[str]:
+    """The names an agent's sweep sets (WANDB_SWEEP_PARAM_PATH: `{name: {value: ...}}`)."""
+    if not path or not Path(path).exists():
+        return set()
+    names = load_yaml_mapping(path, "sweep parameter file", "parameter names to values")
+    return {name for name in names if name != "wandb_version"}
+
+
+def trial_params(run_config: dict[str, Any], sweep_names: set[str]) -> dict[str, Any]:
+    """Our parameters out of wandb.config.
+
+    A resumed run's config also holds what others wrote there on an earlier attempt (transformers'
+    WandbCallback copies its 100+ TrainingArguments fields, W&B adds `_wandb`): those are left out.
+    Every name the sweep itself sets is kept, so a typo in a sweep file still fails.
+    """
+    return {k: v for k, v in run_config.items() if k in PARAMETERS or k in sweep_names}
 
 
 def report_error(error: ConfigError) -> int:
@@ -95,16 +123,90 @@ def report_error(error: ConfigError) -> int:
     return 1
 
 
-def run_trial(config: TrialConfig, run: Any) -> None:
-    import torch
+def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
+    """One launch of a run, counted; returns the exit code. A preempted run exits 143, marked preempting."""
+    from agent.trial.checkpoint import FAILED, FINISHED, PREEMPTED, STOPPED, begin_attempt, end_attempt, run_folder
+
+    folder = run_folder(config.preempt.checkpoint_dir, config.train.output_dir, run.id)
+    attempt = begin_attempt(folder)
+    run.summary["attempt/number"] = attempt.number
+    if attempt.exhausted(config.preempt.max_attempts):
+        return give_up(run, attempt, config.preempt.max_attempts)
+    try:
+        fine_tune(config, run, stop, folder, attempt)
+    except Preempted:
+        run.mark_preempting()  # W&B requeues a run marked preempting that exits non-zero
+        end_attempt(folder, PREEMPTED)
+        run.summary["attempt/outcome"] = PREEMPTED
+        print(f"preempted: run {run.id} exits {PREEMPTED_EXIT_CODE} to be requeued", file=sys.stderr)
+        return PREEMPTED_EXIT_CODE
+    except BaseException as error:
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+        end_attempt(folder, FAILED, reason)
+        if attempt.is_last(config.preempt.max_attempts):
+            reason = (
+                f"failed on attempt {attempt.number}, the last of max_attempts={config.preempt.max_attempts}: {reason}"
+            )
+        run.summary.update({"attempt/outcome": FAILED, "failure_reason": reason})
+        raise
+    outcome = STOPPED if stop.stopped else FINISHED
+    end_attempt(folder, outcome)
+    run.summary["attempt/outcome"] = outcome
+    return 0
+
+
+def give_up(run: Any, attempt: Attempt, max_attempts: int) -> int:
+    """A controller relaunched a run that already failed max_attempts times: end it failed, train nothing."""
+    reason = (
+        f"gave up after {attempt.failures_before} failed attempts (max_attempts={max_attempts}); "
+        f"last: {attempt.last_failure}"
+    )
+    run.summary.update({"attempt/outcome": "gave_up", "failure_reason": reason})
+    print(f"error: {reason}", file=sys.stderr)
+    return 1
+
+
+def fine_tune(config: TrialConfig, run: Any, stop: StopRequest, folder: Path, attempt: Attempt) -> None:
+    """Data and model -> ROUGE baseline (or the checkpoint to resume) -> training -> the best adapter, scored."""
+    started = time.perf_counter()
+    trial = prepare(config, run, folder, stop)
+    resume_from = restore(trial, folder, run)
+    run.summary["time/load_s"] = time.perf_counter() - started
+    if resume_from is None:
+        trial.rouge.evaluate(trial.model, step=0)  # the untuned baseline starts every ROUGE curve
+    if not attempt.is_last(config.preempt.max_attempts):
+        # Marked from now on, a run killed without warning (lost heartbeat, non-zero exit) is requeued.
+        # The last allowed attempt is not marked: if it fails, the run ends failed.
+        run.mark_preempting()
+    train_s = train(trial, stop, resume_from)
+    if stop.preempted:
+        raise Preempted
+    finish(trial, run, config, train_s)
+
+
+@dataclass
+class Trial:
+    """What one launch builds before training: the pieces every later step uses."""
+
+    model: Any
+    tokenizer: Any
+    validation: Any
+    trainer: Any
+    rouge: Any
+    keeper: Any
+    checkpoints: Any
+    collator: Any
+    out_dir: Path
+
+
+def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest) -> Trial:
     from transformers import Trainer, set_seed
 
-    from agent.trial.callbacks import BestAdapterKeeper, LogTrainingToWandb, RougeCallback
+    from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper, LogTrainingToWandb, RougeCallback
     from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
     from agent.trial.evaluation import Evaluator
     from agent.trial.model import add_lora, check_model, load_base_model, load_tokenizer
 
-    started = time.perf_counter()
     check_model(config.model, config.lora)  # a wrong path or layer name fails before data loads or weights are read
     set_seed(config.train.seed)  # before the adapter exists: its initial weights are random too
     splits = load_dialogues(config.data.dataset)
@@ -116,16 +218,13 @@ def run_trial(config: TrialConfig, run: Any) -> None:
     evaluate_subset = Evaluator(tokenizer, subset["dialogue"], subset["summary"], config.data, config.eval)
     trainable, total = model.get_nb_trainable_parameters()
     run.summary.update({"train/trainable_params": trainable, "train/total_params": total})
-    out_dir = Path(config.train.output_dir) / run.id
-    training_args = build_training_arguments(config, out_dir, run.name)
+    training_args = build_training_arguments(config, folder, run.name)
     model.to(training_args.device)  # the baseline evaluation runs where training will
 
     define_metrics(run)
     keeper = BestAdapterKeeper()
-    callback = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps)
-    run.summary["time/load_s"] = time.perf_counter() - started
-    callback.evaluate(model, step=0)  # the untuned baseline starts every ROUGE curve
-
+    rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop)
+    checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s)
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     trainer = Trainer(
         model=model,
@@ -133,26 +232,55 @@ def run_trial(config: TrialConfig, run: Any) -> None:
         train_dataset=train_set,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[callback, LogTrainingToWandb(run)],
+        # Order matters: the evaluation of a step comes before its checkpoint, so the checkpoint holds it.
+        callbacks=[rouge, checkpoints, LogTrainingToWandb(run)],
     )
-    train_started = time.perf_counter()
-    trainer.train()
-    final_step = trainer.state.global_step
-    if callback.last_step != final_step:
-        callback.evaluate(model, step=final_step)
-    train_s = time.perf_counter() - train_started - callback.eval_seconds
+    out_dir = Path(config.train.output_dir) / run.id
+    return Trial(model, tokenizer, validation, trainer, rouge, keeper, checkpoints, collator, out_dir)
 
-    keeper.restore(model)
-    score_full_validation(run, model, tokenizer, validation, config)
-    save_adapter(run, model, config, keeper, out_dir / "best_adapter")
+
+def restore(trial: Trial, folder: Path, run: Any) -> Path | None:
+    """The newest complete checkpoint of this run, with the best adapter and counters it holds."""
+    from agent.trial.checkpoint import latest_checkpoint, step_of
+
+    checkpoint = latest_checkpoint(folder)
+    if checkpoint is not None:
+        trial.rouge.restore_from(checkpoint)
+        run.summary["attempt/resumed_from_step"] = step_of(checkpoint)
+        print(f"resuming run {run.id} from {checkpoint}", file=sys.stderr)
+    return checkpoint
+
+
+def train(trial: Trial, stop: StopRequest, resume_from: Path | None) -> float:
+    """The Trainer's loop (continued from `resume_from`), and a last evaluation if the end missed one.
+
+    Returns the seconds spent training, evaluations excluded.
+    """
+    started, eval_before = time.perf_counter(), trial.rouge.eval_seconds
+    trial.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if stop.preempted:
+        return 0.0
+    final_step = trial.trainer.state.global_step
+    if trial.rouge.last_step != final_step:
+        trial.rouge.evaluate(trial.model, step=final_step)
+    return time.perf_counter() - started - (trial.rouge.eval_seconds - eval_before)
+
+
+def finish(trial: Trial, run: Any, config: TrialConfig, train_s: float) -> None:
+    """The best adapter: restored, scored on the whole validation split, saved; the run's summary."""
+    import torch
+
+    trial.keeper.restore(trial.model)
+    score_full_validation(run, trial.model, trial.tokenizer, trial.validation, config)
+    save_adapter(run, trial.model, config, trial.keeper, trial.out_dir / "best_adapter")
     run.summary.update(
         {
             # A scalar best, so the dashboard, `best_run()` and reports need not unpack {"max": ...}.
-            OBJECTIVE: keeper.score,
+            OBJECTIVE: trial.keeper.score,
             "time/train_s": train_s,
-            "time/eval_s": callback.eval_seconds,
-            "train/tokens_per_s": collator.real_tokens / train_s if train_s > 0 else 0.0,
-            "train/real_token_share": collator.real_token_share,
+            "time/eval_s": trial.rouge.eval_seconds,
+            "train/tokens_per_s": trial.collator.real_tokens / train_s if train_s > 0 else 0.0,
+            "train/real_token_share": trial.collator.real_token_share,
         }
     )
     if torch.cuda.is_available():
@@ -163,8 +291,8 @@ def run_trial(config: TrialConfig, run: Any) -> None:
             }
         )
     print(
-        f"best eval/rougeL {keeper.score:.2f} at step {keeper.step}; "
-        f"final/rougeL {run.summary['final/rougeL']:.2f}; adapter in {out_dir / 'best_adapter'}"
+        f"best eval/rougeL {trial.keeper.score:.2f} at step {trial.keeper.step}; "
+        f"final/rougeL {run.summary['final/rougeL']:.2f}; adapter in {trial.out_dir / 'best_adapter'}"
     )
 
 
@@ -175,15 +303,19 @@ def define_metrics(run: Any) -> None:
     run.define_metric(OBJECTIVE, step_metric=STEP_KEY, summary="max")
 
 
-def build_training_arguments(config: TrialConfig, out_dir: Path, run_name: str) -> Any:
-    """Every training parameter of the trial config, explicitly: nothing swept is left behind."""
+def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_name: str) -> Any:
+    """Every training parameter of the trial config, explicitly: nothing swept is left behind.
+
+    The Trainer writes its checkpoints (every `eval_steps`, after that step's evaluation) to the
+    run's checkpoint folder; CheckpointKeeper keeps the newest.
+    """
     from transformers import TrainingArguments
 
     from agent.trial.model import use_bf16
 
     t = config.train
     return TrainingArguments(
-        output_dir=str(out_dir),
+        output_dir=str(checkpoint_folder),
         run_name=run_name,
         learning_rate=t.learning_rate,
         num_train_epochs=t.num_train_epochs,
@@ -199,7 +331,9 @@ def build_training_arguments(config: TrialConfig, out_dir: Path, run_name: str) 
         train_sampling_strategy="group_by_length",  # batches of similar length pad little
         remove_unused_columns=False,  # keep `length` for the sampler; the collator picks its keys
         eval_strategy="no",  # ROUGE comes from generation, in RougeCallback
-        save_strategy="no",  # the best adapter is kept by BestAdapterKeeper
+        save_strategy="steps",  # checkpoints to resume from after a preemption
+        save_steps=config.eval.eval_steps,
+        save_total_limit=None,  # CheckpointKeeper removes older ones once the new one is complete
         report_to=[],  # LogTrainingToWandb logs to the run: WandbCallback would write over the trial config
     )
 
