@@ -26,7 +26,7 @@ def store_with_runs(tmp_path):
     sweep_id = store.create_sweep(GRID, None, None)
     with store.write():
         good = store.add_run(sweep_id, {"lr": 0.1}, "agent-1")
-        store.finish_run(good.run_id, "finished", 0, {"score": 42.5}, None)
+        store.finish_run(good.attempt, "finished", 0, {"score": 42.5}, None)
         store.add_run(sweep_id, {"lr": 0.2}, "agent-1")
     store.close()
     return path, sweep_id
