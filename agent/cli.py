@@ -185,7 +185,7 @@ def agent_command(sweep_id, count, max_consecutive_failed_runs, heartbeat_timeou
     """
     problem = agent_defaults.heartbeat_timeout_problem(heartbeat_timeout)
     if problem:
-        raise click.UsageError(problem)
+        raise click.ClickException(problem)
     from agent.local.runner import run_agent
     from agent.local.store import StoreError
 

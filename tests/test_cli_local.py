@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from local_sweeps import no_leaked_processes  # noqa: F401
 
 from agent.cli import main
 from agent.local.store import Store
@@ -17,6 +18,8 @@ GRID = {
     "metric": {"name": "score", "goal": "maximize"},
     "parameters": {"lr": {"values": [0.1, 0.2]}},
 }
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
 @pytest.fixture

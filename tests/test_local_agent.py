@@ -6,9 +6,12 @@ import json
 import signal
 import time
 
-from local_sweeps import PROGRAMS, PYTHON_COMMAND, create_sweep, runs_of, start_agent, wait_for
+import pytest
+from local_sweeps import PROGRAMS, PYTHON_COMMAND, create_sweep, no_leaked_processes, runs_of, start_agent, wait_for  # noqa: F401
 
 from agent.local.store import Store
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
 def record_args_sweep(log, values, sleep=0.0):

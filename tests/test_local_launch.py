@@ -8,13 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
-from local_sweeps import agent_env
+from local_sweeps import agent_env, no_leaked_processes  # noqa: F401
 
 from agent.local.launch import prepare_launch
 from agent.local.metrics import inspect_command
 
 PARAMS = {"lr": 0.001, "use_x": False, "name": "a b"}
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
 def test_every_wandb_agent_macro_expands(tmp_path):

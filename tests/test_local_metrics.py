@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 import wandb
-from local_sweeps import PROGRAMS, agent_env
+from local_sweeps import PROGRAMS, agent_env, no_leaked_processes  # noqa: F401
 from packaging.version import Version
 
 from agent.local import metrics
 from agent.local.launch import find_run_file, prepare_launch
 from agent.records import Objective
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
 def test_installed_wandb_is_the_tested_one():

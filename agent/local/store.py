@@ -75,7 +75,6 @@ CREATE TABLE IF NOT EXISTS history (
     PRIMARY KEY (run_id, idx)
 );
 """
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class StoreError(Exception):
@@ -173,6 +172,14 @@ def _store_error(path: Path, error: BaseException) -> StoreError:
     return StoreError(f"local sweep store {path}: {text}")
 
 
+def _not_a_store(path: Path, error: sqlite3.DatabaseError) -> StoreError:
+    if "not a database" in str(error):
+        return StoreError(
+            f"{path} is not a lora-sweep store (not an SQLite database, or damaged): choose another --store"
+        )
+    return _store_error(path, error)
+
+
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """Read without writing anything into the file. A WAL database in a folder we cannot write
     needs `immutable`: no writer can be at work where nobody may write."""
@@ -190,22 +197,25 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
 
 def _identify(path: Path) -> str:
     """'new' (nothing there yet), 'ours', or 'legacy' (ours from before the schema version);
-    anything else is a StoreError, found without writing a byte."""
+    anything else is a StoreError, found without writing a byte.
+
+    Only SQLite opens the file: closing any other handle on it would drop the POSIX locks that
+    this process's connections hold, and another agent could then checkpoint the log away
+    under them."""
     if path.is_dir():
         raise StoreError(f"the store path {path} is a folder: give --store a file path")
     if not path.exists() or path.stat().st_size == 0:
         return "new"
-    with open(path, "rb") as file:
-        head = file.read(100)
-    if not head.startswith(_SQLITE_MAGIC):
-        raise StoreError(f"{path} is not a lora-sweep store (not an SQLite file): choose another --store")
-    if len(head) < 100:
-        raise StoreError(f"the store {path} is damaged (truncated): move it away; its sweeps cannot be read")
-    db = _connect_read_only(path)
+    try:
+        db = _connect_read_only(path)
+    except sqlite3.DatabaseError as error:
+        raise _not_a_store(path, error) from None
     try:
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise _not_a_store(path, error) from None
     finally:
         db.close()
     if application_id == APPLICATION_ID:
