@@ -259,6 +259,9 @@ class Store:
             raise StoreError(f"cannot create the store {self.path}: part of its folder path is a file") from None
         except OSError as error:
             raise StoreError(f"cannot create the store {self.path}: {error.strerror}") from None
+        # SQLite keeps its write-ahead log beside the file: both must be writable.
+        if not os.access(self.path.parent, os.W_OK) or self.path.exists() and not os.access(self.path, os.W_OK):
+            raise StoreError(f"the store {self.path} is read-only here: use a writable --store for this command")
         # isolation_level=None: we issue BEGIN ourselves, so each transaction is explicit.
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         db.execute("PRAGMA busy_timeout=30000")
