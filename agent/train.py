@@ -11,7 +11,7 @@ what is wrong in one line before trying.
 import importlib.util
 import sys
 
-NEEDED = ("wandb", "torch", "transformers", "peft")
+NEEDED = ("agent", "wandb", "torch", "transformers", "peft")  # `agent`: this project, installed
 
 
 def environment_problem() -> str | None:

@@ -23,7 +23,7 @@ from agent.local.store import Store
 pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
-def scorer_sweep(tmp_path, exit_codes):
+def scorer_sweep(tmp_path, exit_codes, steps, ignore_sigterm):
     return {
         "method": "grid",
         "program": str(PROGRAMS / "scorer.py"),
@@ -31,8 +31,11 @@ def scorer_sweep(tmp_path, exit_codes):
         "metric": {"name": "score", "goal": "maximize"},
         "parameters": {
             "exit_code": {"values": exit_codes},
-            "steps": {"value": 10},
+            "steps": {"value": steps},
             "sleep": {"value": 0.4},
+            # A program that ignores SIGTERM is ended by SIGKILL and never writes its exit
+            # record, so its follower cannot end by itself: the hard case.
+            "ignore_sigterm": {"value": ignore_sigterm},
             "marker_dir": {"value": str(tmp_path)},
         },
     }
@@ -45,7 +48,10 @@ def follower_running() -> bool:
 @pytest.mark.parametrize("path", ["finished and failed", "cancelled", "agent ctrl-c", "agent sigkill"])
 def test_nothing_outlives_its_run_or_its_agent(tmp_path, path):
     store_path = tmp_path / "sweeps.db"
-    sweep_id = create_sweep(store_path, scorer_sweep(tmp_path, [0, 3]))
+    ends_by_itself = path == "finished and failed"
+    # Interrupted paths get a program that would run on for 40 s: long past the check below.
+    config = scorer_sweep(tmp_path, [0, 3], steps=10 if ends_by_itself else 100, ignore_sigterm=not ends_by_itself)
+    sweep_id = create_sweep(store_path, config)
     agent = start_agent(sweep_id, store_path, tmp_path, WANDB_AGENT_KILL_DELAY="2")
     wait_for(follower_running, 60, "the metrics follower to start")  # so there is something to leak
 

@@ -38,6 +38,7 @@ __all__ = ["AgentOptions", "AgentResult", "RunOutcome", "run_agent"]
 # `wandb agent` gives up once 5 runs failed and none finished (MAX_INITIAL_FAILURES).
 MAX_INITIAL_FAILURES = 5
 OUTPUT_TAIL_LINES = 40
+TAKEN = "another agent took it over after missed heartbeats; this attempt dropped"
 OUTPUT_DRAIN_S = 60.0
 """How long a finished program's last output may take to reach us (a grandchild can hold the pipe)."""
 
@@ -256,16 +257,18 @@ def supervise_run(
             watch = _launch(store, sweep, run, objective, env, program_output)
         except OSError as error:
             return _record_launch_failure(store, run, error)
+        except RunTaken:
+            return RunOutcome(run.run_id, "taken", None, 0.0, TAKEN)
         try:
             _watch_until_exit(store, watch, options, interrupts, heartbeat)
-            _collect(store, watch, env)
+            _collect(store, watch)
             if heartbeat.fault:
                 raise heartbeat.fault
             if heartbeat.taken:
                 raise RunTaken(run.run_id)
             return _record(store, watch)
         except RunTaken:
-            return watch.outcome("taken", "another agent took it over after missed heartbeats; this attempt dropped")
+            return watch.outcome("taken", TAKEN)
         finally:
             watch.end_processes()
 
@@ -286,8 +289,11 @@ def _launch(store, sweep, run, objective, env, program_output) -> _Watch:
 def _record_launch_failure(store: Store, run: RunRow, error: OSError) -> RunOutcome:
     """A program that cannot start is the run's failure, not the agent's: record it, go on."""
     reason = f"cannot launch the program: {error}"
-    with store.write():
-        store.finish_run(run.attempt, "failed", None, {}, reason + "\n")
+    try:
+        with store.write():
+            store.finish_run(run.attempt, "failed", None, {}, reason + "\n")
+    except RunTaken:
+        return RunOutcome(run.run_id, "taken", None, 0.0, TAKEN)
     return RunOutcome(run.run_id, "failed", None, 0.0, reason)
 
 
@@ -334,7 +340,7 @@ def _escalate_stop(watch: _Watch, options: AgentOptions, interrupts) -> None:
         signal_group(watch.process.pid, signal.SIGKILL)
 
 
-def _collect(store: Store, watch: _Watch, env: Mapping[str, str]) -> None:
+def _collect(store: Store, watch: _Watch) -> None:
     """After the exit: the last output, the last history rows, and the summary."""
     watch.copier.join(timeout=OUTPUT_DRAIN_S)
     if watch.follower is None:  # a short run can end before the first poll saw its file
