@@ -181,7 +181,8 @@ def agent_command(sweep_id, count, max_consecutive_failed_runs, heartbeat_timeou
       lora-sweep agent 3k9x2abc --count 4
 
     Start several agents on one machine to run in parallel; they share the store. Ctrl-C stops
-    the current run and puts it back in the queue.
+    the current run and puts it back in the queue (exit 130). Exits 1 when every run of the sweep
+    failed, when runs keep failing, or when the store fails.
     """
     problem = agent_defaults.heartbeat_timeout_problem(heartbeat_timeout)
     if problem:
