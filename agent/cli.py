@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+
+from agent.local import options as agent_defaults
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,13 +79,18 @@ _STORE_OPTION = click.option(
 )
 
 
-def _open_store(store_path: str | None, must_exist: bool = True):
-    from agent.local.store import UnknownSweep, open_store
+def _open_store(store_path: str | None, must_exist: bool = True, writable: bool = False):
+    from agent.local.store import StoreError, open_store
 
     try:
-        return open_store(store_path, must_exist=must_exist)
-    except UnknownSweep as error:
+        return open_store(store_path, must_exist=must_exist, writable=writable)
+    except StoreError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _program_env(**defaults: str) -> dict[str, str]:
+    """The environment runs start from: ours, read here at the entry point, plus defaults."""
+    return {**defaults, **os.environ}
 
 
 def _agent_command(sweep_id: str, store_path: str | None) -> str:
@@ -113,22 +121,28 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     W&B with `wandb sweep SWEEP_YAML` instead.
     """
     if action is not None:
-        from agent.local.store import UnknownSweep
+        from agent.local.store import StoreError, UnknownSweep
 
-        store = _open_store(store_path)
+        store = _open_store(store_path, writable=True)
         try:
             store.set_sweep_state(target, action)
         except UnknownSweep as error:
             raise click.ClickException(f"{error} (a W&B sweep? use `wandb sweep`)") from None
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
         click.echo(f"sweep {target}: {action.lower()}")
         return
     if not local:
         raise click.ClickException("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
+    from agent.local.store import StoreError
     from agent.sweep_config import grid_size
 
     config = _checked_sweep(target)
     store = _open_store(store_path, must_exist=False)
-    sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
+    try:
+        sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
     size = grid_size(config)
     runs = f"{size} runs" if size is not None else f"{config['method']} search"
     click.echo(f"Created local sweep {sweep_id} ({runs}) in {store.path}")
@@ -145,16 +159,19 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
 )
 @click.option(
     "--heartbeat-timeout",
-    type=click.FloatRange(min=1),
-    default=60.0,
+    type=float,
+    default=agent_defaults.HEARTBEAT_TIMEOUT_S,
     show_default=True,
     envvar="LORA_SWEEP_HEARTBEAT_TIMEOUT",
-    help="Seconds without a heartbeat after which a dead agent's run is requeued.",
+    help=(
+        "Seconds without a heartbeat after which a dead agent's run is requeued; agents beat every"
+        f" {agent_defaults.HEARTBEAT_INTERVAL_S:g}s, so at least {agent_defaults.MIN_HEARTBEAT_TIMEOUT_S:g}."
+    ),
 )
 @click.option(
     "--kill-grace",
     type=click.FloatRange(min=0),
-    default=30.0,
+    default=agent_defaults.KILL_GRACE_S,
     show_default=True,
     envvar="WANDB_AGENT_KILL_DELAY",
     help="Seconds between SIGTERM and SIGKILL when a run is stopped (as `wandb agent`).",
@@ -220,13 +237,17 @@ def agent_command(
 
     Without --gpus a local sweep runs its runs one after another, as `wandb agent` would; start
     several agents to run in parallel, they share the store. Ctrl-C stops the current run and
-    puts it back in the queue.
+    puts it back in the queue (exit 130). Exits 1 when every run of the sweep failed, when runs keep
+    failing, or when the store fails.
 
     With --gpus, and always for a W&B sweep, agents run supervised: for a W&B sweep the real
     `wandb agent` with signal forwarding, for a local one the local agent; one per GPU with
     --gpus. A crashed agent is restarted, SIGINT and SIGTERM reach every agent, --count applies
     to each agent. See docs/gpu.md.
     """
+    problem = agent_defaults.heartbeat_timeout_problem(heartbeat_timeout)
+    if problem:
+        raise click.ClickException(problem)
     from agent.review.fetch import is_wandb_path
 
     if gpus is not None or is_wandb_path(sweep_id):
@@ -241,19 +262,19 @@ def agent_command(
         )
         _supervise_agents(sweep_id, gpus, count, tuple(agent_flags), store_path, log_dir, options)
         return
-    from agent.local.runner import AgentOptions, run_agent
-    from agent.local.store import UnknownSweep
+    from agent.local.runner import run_agent
+    from agent.local.store import StoreError
 
-    store = _open_store(store_path)
-    options = AgentOptions(
+    store = _open_store(store_path, writable=True)
+    options = agent_defaults.AgentOptions(
         count=count,
         max_consecutive_failed_runs=max_consecutive_failed_runs,
         heartbeat_timeout_s=heartbeat_timeout,
         kill_grace_s=kill_grace,
     )
     try:
-        result = run_agent(store, sweep_id, options, echo=lambda line: click.echo(line, err=True))
-    except UnknownSweep as error:
+        result = run_agent(store, sweep_id, options, echo=lambda line: click.echo(line, err=True), env=_program_env())
+    except StoreError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"agent: {len(result.outcomes)} run(s); stopping: {result.reason}", err=True)
     if result.failed:
@@ -316,12 +337,12 @@ def runs_command(sweep_id, output_format, store_path) -> None:
       lora-sweep runs 3k9x2abc --format json | jq '.runs[] | select(.state=="finished")'
     """
     from agent.local.listing import runs_as_json, runs_as_table
-    from agent.local.store import UnknownSweep
+    from agent.local.store import StoreError
 
     store = _open_store(store_path)
     try:
         record = store.sweep_record(sweep_id)
-    except UnknownSweep as error:
+    except StoreError as error:
         raise click.ClickException(str(error)) from None
     click.echo(runs_as_json(record) if output_format == "json" else runs_as_table(record))
 
@@ -346,10 +367,16 @@ def demo_command(sweep_yaml, store_path) -> None:
       lora-sweep demo        # a few minutes on a laptop CPU, no W&B account
     """
     from agent.local.demo import run_demo
+    from agent.local.store import StoreError
 
     config = _checked_sweep(sweep_yaml)
     store = _open_store(store_path, must_exist=False)
-    if not run_demo(store, config, sweep_yaml, echo=click.echo):
+    try:
+        # The demo never needs an account: runs stay local unless the user chose a W&B mode.
+        ok = run_demo(store, config, sweep_yaml, echo=click.echo, env=_program_env(WANDB_MODE="offline"))
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    if not ok:
         raise SystemExit(1)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from local_sweeps import no_leaked_processes  # noqa: F401
 
 from agent.cli import main
 from agent.local.store import Store
@@ -18,6 +19,8 @@ GRID = {
     "parameters": {"lr": {"values": [0.1, 0.2]}},
 }
 
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
+
 
 @pytest.fixture
 def store_with_runs(tmp_path):
@@ -26,7 +29,7 @@ def store_with_runs(tmp_path):
     sweep_id = store.create_sweep(GRID, None, None)
     with store.write():
         good = store.add_run(sweep_id, {"lr": 0.1}, "agent-1")
-        store.finish_run(good.run_id, "finished", 0, {"score": 42.5}, None)
+        store.finish_run(good.attempt, "finished", 0, {"score": 42.5}, None)
         store.add_run(sweep_id, {"lr": 0.2}, "agent-1")
     store.close()
     return path, sweep_id

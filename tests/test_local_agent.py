@@ -6,9 +6,12 @@ import json
 import signal
 import time
 
-from local_sweeps import PROGRAMS, PYTHON_COMMAND, create_sweep, runs_of, start_agent, wait_for
+import pytest
+from local_sweeps import PROGRAMS, PYTHON_COMMAND, create_sweep, no_leaked_processes, runs_of, start_agent, wait_for  # noqa: F401
 
 from agent.local.store import Store
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
 def record_args_sweep(log, values, sleep=0.0):
@@ -49,7 +52,7 @@ def test_a_killed_agents_run_is_requeued_and_finished_by_another(tmp_path):
     doomed.wait()
     assert runs_of(store_path, sweep_id)[0].state == "running"  # nobody knows yet that it died
 
-    rescuer = start_agent(sweep_id, store_path, tmp_path, "--heartbeat-timeout", "2")
+    rescuer = start_agent(sweep_id, store_path, tmp_path, "--heartbeat-timeout", "10")
     out, err = rescuer.communicate(timeout=120)
     assert rescuer.returncode == 0, err
     (final,) = runs_of(store_path, sweep_id)
@@ -111,28 +114,38 @@ def test_ctrl_c_stops_the_run_and_puts_it_back_in_the_queue(tmp_path):
     assert logged_points(log, "start") == [1] and logged_points(log) == []
 
 
+def failing_sweep(code: str, values: list) -> dict:
+    return {
+        "method": "grid",
+        "command": ["${env}", "${interpreter}", "-c", code, "${args}"],
+        "parameters": {"x": {"values": values}},
+    }
+
+
 def test_a_failed_run_keeps_its_exit_code_and_output_tail(tmp_path):
     store_path = tmp_path / "sweeps.db"
-    config = {
-        "method": "grid",
-        "command": [
-            "${env}",
-            "${interpreter}",
-            "-c",
-            "import sys; print('boom at', sys.argv[1:]); sys.exit(3)",
-            "${args}",
-        ],
-        "parameters": {"x": {"values": [1]}},
-    }
-    sweep_id = create_sweep(store_path, config)
+    code = "import sys; print('boom at', sys.argv[1:]); sys.exit(3 if '--x=1' in sys.argv else 0)"
+    sweep_id = create_sweep(store_path, failing_sweep(code, [1, 2]))
     agent = start_agent(sweep_id, store_path, tmp_path)
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, err  # one failed run is the sweep's business, not the agent's
-    (run,) = runs_of(store_path, sweep_id)
-    assert run.state == "failed"
-    assert run.exit_code == 3
-    assert "boom at ['--x=1']" in run.output_tail
+    failed, finished = runs_of(store_path, sweep_id)
+    assert (failed.state, finished.state) == ("failed", "finished")
+    assert failed.exit_code == 3
+    assert "boom at ['--x=1']" in failed.output_tail
     assert "boom at" in out  # and the program's output was shown as it ran
+    assert "failed in" in err and "(exit code 3): boom at ['--x=1']" in err  # its last words, in one line
+
+
+def test_a_sweep_whose_every_run_failed_says_so_and_the_agent_exits_non_zero(tmp_path):
+    store_path = tmp_path / "sweeps.db"
+    sweep_id = create_sweep(store_path, failing_sweep("import sys; sys.exit(2)", [1, 2]))
+    agent = start_agent(sweep_id, store_path, tmp_path)
+    out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert f"every run of sweep {sweep_id} failed (2 of 2)" in last
+    assert "finished" not in last
 
 
 def test_sweep_cancel_stops_running_runs(tmp_path):

@@ -7,15 +7,17 @@ output shape we rely on for the wandb versions setup.cfg allows.
 from __future__ import annotations
 
 import subprocess
-import sys
 
+import pytest
 import wandb
-from local_sweeps import PROGRAMS, agent_env
+from local_sweeps import PROGRAMS, agent_env, no_leaked_processes  # noqa: F401
 from packaging.version import Version
 
 from agent.local import metrics
 from agent.local.launch import find_run_file, prepare_launch
 from agent.records import Objective
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
 def test_installed_wandb_is_the_tested_one():
@@ -39,7 +41,7 @@ def run_scorer(tmp_path, **params):
 
 def test_follow_streams_history_rows_and_the_exit_code(tmp_path):
     result, run_file = run_scorer(tmp_path, steps=3, slope=2.0, exit_code=0)
-    follower = metrics.HistoryFollower(run_file)
+    follower = metrics.HistoryFollower(run_file, agent_env())
     rows = follower.close(timeout_s=60)
     assert [row["score"] for row in rows] == [2.0, 4.0, 6.0]
     assert [row["train/global_step"] for row in rows] == [10, 20, 30]
@@ -49,7 +51,7 @@ def test_follow_streams_history_rows_and_the_exit_code(tmp_path):
 def test_summary_gives_state_summary_and_console(tmp_path):
     result, run_file = run_scorer(tmp_path, steps=3, slope=2.0, exit_code=3)
     assert result.returncode == 3
-    summary = metrics.read_summary(run_file)
+    summary = metrics.read_summary(run_file, agent_env())
     assert summary.state == "failed"
     assert summary.exit_code == 3
     assert summary.summary["score"] == {"max": 6}  # define_metric(summary="max")
@@ -63,22 +65,9 @@ def test_flatten_summary_reads_the_objective_as_its_extremum():
     assert metrics.flatten_summary({"loss": {"min": 0.1, "last": 0.3}}, Objective("loss", "minimize")) == {"loss": 0.1}
 
 
-def test_inspect_command_is_the_public_cli(tmp_path):
-    assert metrics.inspect_command(tmp_path / "run-x.wandb", "--summary", "--json") == [
-        sys.executable,
-        "-m",
-        "wandb",
-        "leet",
-        "inspect",
-        "--summary",
-        "--json",
-        str(tmp_path / "run-x.wandb"),
-    ]
-
-
 def test_close_after_a_kill_reads_the_rest_of_the_log_once(tmp_path):
     result, run_file = run_scorer(tmp_path, steps=4, slope=1.0)
-    follower = metrics.HistoryFollower(run_file)
+    follower = metrics.HistoryFollower(run_file, agent_env())
     follower._process.kill()  # as if it were stopped before reaching the exit record
     follower._process.wait()
     rows = follower.close(timeout_s=0)

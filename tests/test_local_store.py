@@ -28,9 +28,9 @@ def claim(store, sweep_id, agent="agent-1", timeout=60.0):
     return controller.claim_next_run(store, sweep_id, agent, heartbeat_timeout_s=timeout)
 
 
-def finish(store, run_id, summary=None):
+def finish(store, run, summary=None):
     with store.write():
-        store.finish_run(run_id, "finished", 0, summary or {}, None)
+        store.finish_run(run.attempt, "finished", 0, summary or {}, None)
 
 
 def test_grid_gives_every_point_once_and_never_past_its_size(store):
@@ -44,7 +44,7 @@ def test_grid_gives_every_point_once_and_never_past_its_size(store):
     # Every point taken but some still running: another agent waits (a run may come back).
     assert isinstance(claim(store, sweep_id, "agent-2"), controller.Wait)
     for c in claimed:
-        finish(store, c.run.run_id)
+        finish(store, c.run)
     done = claim(store, sweep_id, "agent-2")
     assert isinstance(done, controller.Done)
     assert store.sweep(sweep_id).state == "FINISHED"
@@ -57,7 +57,7 @@ def test_random_search_stops_at_run_cap(store):
     for _ in range(3):
         run = claim(store, sweep_id).run
         assert 0.0 <= run.config["lr"] <= 1.0
-        finish(store, run.run_id)
+        finish(store, run)
     assert isinstance(claim(store, sweep_id), controller.Done)
     assert len(store.runs(sweep_id)) == 3
 
@@ -72,14 +72,14 @@ def test_bayes_search_learns_from_finished_runs(store):
     sweep_id = store.create_sweep(config, None, None)
     for _ in range(4):
         run = claim(store, sweep_id).run
-        finish(store, run.run_id, {"score": -((run.config["x"] - 0.3) ** 2)})
+        finish(store, run, {"score": -((run.config["x"] - 0.3) ** 2)})
     assert [run.state for run in store.runs(sweep_id)] == ["finished"] * 4
 
 
 def test_expired_heartbeat_requeues_the_run_for_another_agent(store):
     sweep_id = store.create_sweep(GRID, None, None)
     first = claim(store, sweep_id, "dead-agent").run
-    store.append_history(first.run_id, [{"score": 1.0}])
+    store.append_history(first.attempt, [{"score": 1.0}])
     with store.write():  # the dead agent's last beat was long ago
         store._db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time() - 100, first.run_id))
 
@@ -110,9 +110,9 @@ def test_unknown_sweep_is_a_clear_error(store):
 def test_sweep_record_is_what_reports_read(store):
     sweep_id = store.create_sweep(GRID, None, None)
     run = claim(store, sweep_id).run
-    store.append_history(run.run_id, [{"score": 1.0, "train/global_step": 10}])
+    store.append_history(run.attempt, [{"score": 1.0, "train/global_step": 10}])
     with store.write():
-        store.finish_run(run.run_id, "failed", 3, {"score": 1.0}, "boom\n")
+        store.finish_run(run.attempt, "failed", 3, {"score": 1.0}, "boom\n")
     record = store.sweep_record(sweep_id)
     assert record.objective.name == "score"
     (only,) = record.runs

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from local_sweeps import agent_env
+import pytest
+from local_sweeps import agent_env, no_leaked_processes  # noqa: F401
 
 from agent.local.store import Store
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
 def test_tiny_model_grid_runs_every_point_once_with_rouge_recorded(tmp_path):

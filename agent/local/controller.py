@@ -102,7 +102,7 @@ def requeue_expired_runs(store: Store, sweep_id: str, heartbeat_timeout_s: float
     ]
     for run in expired:
         kill_orphan(run)
-        store.requeue(run.run_id)
+        store.requeue(run.attempt)
     return [run.run_id for run in expired]
 
 

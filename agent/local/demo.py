@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.local.listing import runs_as_table
-from agent.local.runner import AgentOptions, run_agent
+from agent.local.options import AgentOptions
+from agent.local.runner import run_agent
 from agent.local.store import Store
 from agent.records import best_run, objective_value
 
 
-def run_demo(store: Store, config: dict[str, Any], source: str, echo: Callable[[str], None]) -> bool:
-    """Run the (already checked) sweep `config` from `source` to the end; True when every run finished."""
-    # The demo never needs an account: runs stay local unless the user asked for W&B.
-    os.environ.setdefault("WANDB_MODE", "offline")
+def run_demo(
+    store: Store, config: dict[str, Any], source: str, echo: Callable[[str], None], *, env: Mapping[str, str]
+) -> bool:
+    """Run the (already checked) sweep `config` from `source` to the end; True when every run finished.
+
+    `env` is what the runs start from; the entry point sets WANDB_MODE=offline there unless the
+    user chose a mode, so the demo never needs an account."""
     sweep_id = store.create_sweep(config, config.get("project"), "demo")
     echo(f"demo: local sweep {sweep_id} from {source} in {store.path}")
     started = time.monotonic()
-    result = run_agent(store, sweep_id, AgentOptions(), echo=echo)
+    result = run_agent(store, sweep_id, AgentOptions(), echo=echo, env=env)
     echo(f"demo: {len(result.outcomes)} run(s) in {time.monotonic() - started:.0f}s; {result.reason}")
 
     record = store.sweep_record(sweep_id)
@@ -35,5 +38,8 @@ def run_demo(store: Store, config: dict[str, Any], source: str, echo: Callable[[
         for key, value in best.config.items():
             echo(f"  {key}: {value}")
     echo("")
+    if result.failed:
+        echo(f"demo: FAILED: {result.reason}")
+        return False
     echo(f"Review: lora-sweep report {sweep_id}; upload later: wandb sync --yes (see docs/offline.md)")
-    return not result.failed and all(run.state == "finished" for run in record.runs)
+    return all(run.state == "finished" for run in record.runs)

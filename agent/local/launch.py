@@ -9,6 +9,11 @@ What `wandb agent` does (wandb 0.31, `wandb/wandb_agent.py`, `Agent._command_run
 - writes `${args_json_file}` beside it as `config-<run>.json`;
 - sets `${interpreter}` to the literal `python` and `${env}` to `/usr/bin/env`;
 - starts the program in its own process group with stdin closed.
+Two things differ on purpose. The agent's own interpreter folder goes first on the program's PATH,
+so `python` there is the python that runs lora-sweep (a venv works without activating it). And
+`WANDB_SWEEP_ID` is not set: a local sweep id means nothing to a W&B server, and `wandb sync`
+would send it as the run's sweep, which the server refuses. `WANDB_SWEEP_PARAM_PATH` alone still
+makes `wandb.init()` read and lock the parameters; the runs are grouped by the sweep instead.
 We call W&B's helpers for the expansion; the loop that splices the macros into the command is a
 few lines inside `_command_run` that W&B does not expose, so it is repeated here.
 """
@@ -19,12 +24,15 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
+
+from agent.local.processes import die_with_parent
 
 FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
 
@@ -45,9 +53,13 @@ def prepare_launch(
     run_id: str,
     params: dict[str, Any],
     project: str | None = None,
-    base_env: dict[str, str] | None = None,
+    *,
+    base_env: Mapping[str, str],
 ) -> Launch:
-    env = dict(os.environ if base_env is None else base_env)
+    """The command line and environment for one run; `base_env` is the agent's environment."""
+    env = dict(base_env)
+    # `${interpreter}` is the literal `python`: make it ours, as an activated venv would.
+    env["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), env.get("PATH")]))
     # `wandb agent` runs programs where the agent runs; W&B writes under WANDB_DIR (or the cwd).
     env.setdefault("WANDB_DIR", os.path.abspath(os.getcwd()))
     base_dir = Path(env["WANDB_DIR"])
@@ -58,7 +70,7 @@ def prepare_launch(
     command_args = {name: {"value": value} for name, value in params.items()}
     config_util.save_config_file_from_dict(str(param_path), command_args)
 
-    env["WANDB_SWEEP_ID"] = sweep_id
+    env.pop("WANDB_SWEEP_ID", None)  # see the module docstring: the run must sync as a plain run
     env["WANDB_RUN_ID"] = run_id
     env["WANDB_SWEEP_PARAM_PATH"] = str(param_path)
     # Offline unless the user chose a mode: the local controller must work with no server.
@@ -95,18 +107,15 @@ def prepare_launch(
 def start_program(launch: Launch) -> subprocess.Popen:
     """Start the program as `wandb agent` does: own process group (so a Ctrl-C at the terminal
     reaches the agent, which then stops the run on its terms), stdin closed. Its output comes
-    back through a pipe so the agent can show it and keep its tail."""
-    if sys.version_info >= (3, 11):
-        group: dict[str, Any] = {"process_group": 0}
-    else:
-        group = {"preexec_fn": os.setpgrp}
+    back through a pipe so the agent can show it and keep its tail. It dies with the agent: a
+    run whose agent is gone can never be recorded. Raises OSError when it cannot be started."""
     process = subprocess.Popen(
         launch.argv,
         env=launch.env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        **group,
+        preexec_fn=die_with_parent(),
     )
     process.stdin.close()
     return process

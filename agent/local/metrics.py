@@ -14,37 +14,56 @@ program passed to `wandb.log`, plus `_step`, `_runtime`, `_timestamp`) and
 from __future__ import annotations
 
 import json
-import os
 import queue
+import signal
 import subprocess
-import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wandb.util import get_core_path
+
+from agent.local.processes import die_with_parent, signal_group
 from agent.records import Objective
 
 _AGGREGATES = ("max", "min", "last", "mean", "first", "best")
 
 
 def inspect_command(run_file: Path, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "wandb", "leet", "inspect", *flags, str(run_file)]
+    """`wandb leet inspect FLAGS RUN_FILE`, as the argv that command itself runs.
+
+    `wandb leet` is a thin Python wrapper that starts W&B's `wandb-core leet inspect` binary as
+    its child and waits. We start that binary ourselves with the arguments the wrapper builds
+    (`wandb/cli/leet.py`, offline: `--no-observability`, then `--run-file FILE WANDB_DIR`): one
+    process instead of two, and one that dies with the agent, which a grandchild would not."""
+    run_file = Path(run_file).resolve()
+    if run_file.is_dir():  # a run folder, as `wandb leet inspect` also takes it
+        run_file = next(run_file.glob("*.wandb"), run_file)
+    return [
+        get_core_path(),
+        "leet",
+        "inspect",
+        "--no-observability",
+        *flags,
+        "--run-file",
+        str(run_file),
+        str(run_file.parent.parent),
+    ]
 
 
-def _inspector_env() -> dict[str, str]:
-    # Reading a local file needs no server: keep the inspector from reaching for one.
-    env = dict(os.environ)
-    env["WANDB_MODE"] = "offline"
-    env["WANDB_ERROR_REPORTING"] = "false"
-    return env
+def inspector_env(base_env: Mapping[str, str] | None) -> dict[str, str]:
+    """Reading a local file needs no server: keep the inspector from reaching for one."""
+    return {**(base_env or {}), "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false"}
 
 
 class HistoryFollower:
     """Streams a live run's history rows from `wandb leet inspect --follow --json`."""
 
-    def __init__(self, run_file: Path):
+    def __init__(self, run_file: Path, env: Mapping[str, str] | None = None):
         self.run_file = run_file
+        self.env = inspector_env(env)
         self.exit_code: int | None = None
         self._seen_steps: set[Any] = set()
         self._rows: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -53,8 +72,9 @@ class HistoryFollower:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
-            env=_inspector_env(),
+            env=self.env,
             text=True,
+            preexec_fn=die_with_parent(),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -80,13 +100,19 @@ class HistoryFollower:
         try:
             self._process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self._process.terminate()
-            self._process.wait()
+            pass
+        self.stop()
         self._reader.join(timeout=5)
         rows = self.new_rows()
         if self.exit_code is None:
-            rows += [row for row in read_history(self.run_file) if row.get("_step") not in self._seen_steps]
+            rows += [row for row in read_history(self.run_file, self.env) if row.get("_step") not in self._seen_steps]
         return rows
+
+    def stop(self) -> None:
+        """End the inspector now; safe to call twice, and on every way out of a run."""
+        if self._process.poll() is None:
+            signal_group(self._process.pid, signal.SIGKILL)
+            self._process.wait()
 
     def new_rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -98,21 +124,28 @@ class HistoryFollower:
                 return rows
 
 
-def read_history(run_file: Path, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """Every history row of a log as it stands now."""
+def _inspect(run_file: Path, env: Mapping[str, str] | None, timeout_s: float, *flags: str) -> str:
+    """The output of one `inspect` that ends by itself; OSError or TimeoutExpired if it cannot."""
+    result = subprocess.run(
+        inspect_command(run_file, *flags),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=inspector_env(env),
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent(),
+    )
+    return result.stdout
+
+
+def read_history(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Every history row of a log as it stands now (none if it cannot be read in time)."""
     try:
-        result = subprocess.run(
-            inspect_command(run_file, "--json"),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=_inspector_env(),
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
+        output = _inspect(run_file, env, timeout_s, "--json")
+    except (OSError, subprocess.TimeoutExpired):
         return []
     rows = []
-    for line in result.stdout.splitlines():
+    for line in output.splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -128,22 +161,22 @@ class RunSummary:
     exit_code: int | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     console: list[str] = field(default_factory=list)
+    error: str | None = None
+    """Why the summary could not be read; then the other fields are empty, not the run's."""
 
 
-def read_summary(run_file: Path, timeout_s: float = 60.0) -> RunSummary:
+def read_summary(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> RunSummary:
     """The run's final state and summary from `wandb leet inspect --summary --json`."""
     try:
-        result = subprocess.run(
-            inspect_command(run_file, "--summary", "--json"),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=_inspector_env(),
-            stdin=subprocess.DEVNULL,
-        )
-        data = json.loads(result.stdout)
-    except (subprocess.TimeoutExpired, json.JSONDecodeError):
-        return RunSummary()
+        data = json.loads(_inspect(run_file, env, timeout_s, "--summary", "--json"))
+    except subprocess.TimeoutExpired:
+        return RunSummary(error=f"`wandb leet inspect --summary` took over {timeout_s:g}s")
+    except OSError as error:
+        return RunSummary(error=f"`wandb leet inspect --summary` could not start: {error}")
+    except json.JSONDecodeError:
+        return RunSummary(error="`wandb leet inspect --summary` printed no summary")
+    if not isinstance(data, dict):
+        return RunSummary(error="`wandb leet inspect --summary` printed no summary")
     return RunSummary(
         state=data.get("state"),
         exit_code=data.get("exit_code"),

@@ -4,6 +4,14 @@ SQLite in WAL mode lets readers (`lora-sweep runs`) work while an agent writes. 
 that must not race (which run an agent gets, requeueing runs of dead agents) happens inside one
 `BEGIN IMMEDIATE` transaction, which takes the database's single write lock up front: two agents
 can never both read "point 7 is free" and both take it.
+
+Every write about a running run names the attempt that owns it (`Attempt`): an agent that was
+frozen past the heartbeat timeout finds its run requeued and taken by another, and its late
+writes change nothing (`RunTaken`).
+
+The file is marked as ours (`PRAGMA application_id`) with a schema version (`PRAGMA user_version`).
+A file that is not ours is only ever opened read-only, to say what it is; any fault of the file
+or its disk is one `StoreError` line.
 """
 
 from __future__ import annotations
@@ -23,13 +31,17 @@ from typing import Any
 from agent.records import RunRecord, SweepRecord
 
 DEFAULT_STORE = Path(".lora-sweep") / "sweeps.db"
-STORE_ENV_VAR = "LORA_SWEEP_STORE"
+
+APPLICATION_ID = 0x4C535745  # "LSWE": this SQLite file is a lora-sweep store
+SCHEMA_VERSION = 1
 
 SWEEP_STATES = ("RUNNING", "PAUSED", "FINISHED", "CANCELED")
 """W&B's sweep states: FINISHED takes no new runs (`--stop`), CANCELED also stops running ones."""
 
 RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "stopped")
+FAILED_STATES = ("failed", "crashed")
 
+_TABLES = {"sweeps", "runs", "history"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
     sweep_id   TEXT PRIMARY KEY,
@@ -65,8 +77,24 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-class UnknownSweep(LookupError):
-    """No sweep with that id in this store."""
+class StoreError(Exception):
+    """The store cannot be used: not ours, damaged, unwritable, full, or gone. One line."""
+
+
+class UnknownSweep(StoreError, LookupError):
+    """No sweep with that id in this store (or no store at all)."""
+
+
+class RunTaken(Exception):
+    """This attempt no longer owns its run: it was requeued (missed heartbeats) and maybe rerun."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at a run. Writes about a running run carry it, so a stale try writes nothing."""
+
+    run_id: str
+    number: int
 
 
 @dataclass(frozen=True)
@@ -99,23 +127,26 @@ class RunRow:
     attempts: int = 0
 
     @property
+    def attempt(self) -> Attempt:
+        return Attempt(self.run_id, self.attempts)
+
+    @property
     def runtime_s(self) -> float | None:
         if self.started_at is None:
             return None
         return (self.ended_at or time.time()) - self.started_at
 
 
-def resolve_store_path(path: str | os.PathLike | None) -> Path:
-    """The flag wins, then $LORA_SWEEP_STORE, then ./.lora-sweep/sweeps.db."""
-    return Path(path or os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE)
-
-
-def open_store(path: str | os.PathLike | None, must_exist: bool = True) -> Store:
-    """The store at `path` (see resolve_store_path); reading commands want it to exist already."""
-    resolved = resolve_store_path(path)
-    if must_exist and not resolved.exists():
+def open_store(path: str | os.PathLike | None, must_exist: bool = True, writable: bool = False) -> Store:
+    """The store at `path` (default ./.lora-sweep/sweeps.db; the entry point resolves the
+    environment). An existing store opens read-only unless `writable`, so reading commands work
+    where the file cannot be written; `must_exist=False` creates it."""
+    resolved = Path(path or DEFAULT_STORE)
+    if not must_exist:
+        return Store(resolved)
+    if not resolved.exists():
         raise UnknownSweep(f"no local sweep store at {resolved} (create a sweep with `lora-sweep sweep --local`)")
-    return Store(resolved)
+    return Store(resolved, read_only=not writable)
 
 
 def new_id(length: int = 8) -> str:
@@ -124,45 +155,181 @@ def new_id(length: int = 8) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-class Store:
-    """The sweeps and runs of one machine. One instance per process, used from one thread."""
+def _store_error(path: Path, error: BaseException) -> StoreError:
+    """One line that says what is wrong with the store and what to do."""
+    text = str(error)
+    if isinstance(error, sqlite3.Error):
+        if "disk is full" in text:
+            return StoreError(f"the disk holding the store {path} is full: free space, then run again")
+        if "readonly" in text or "read-only" in text:
+            return StoreError(f"the store {path} is read-only here: use a writable --store for this command")
+        if "malformed" in text or "not a database" in text:
+            return StoreError(f"the store {path} is damaged ({text}): move it away; its sweeps cannot be read")
+        if "unable to open" in text:
+            return StoreError(f"cannot open the store {path} ({text}): check the path and its permissions")
+    if isinstance(error, OSError) and error.errno == 28:
+        return StoreError(f"the disk holding the store {path} is full: free space, then run again")
+    return StoreError(f"local sweep store {path}: {text}")
 
-    def __init__(self, path: str | os.PathLike):
+
+def _not_a_store(path: Path, error: sqlite3.DatabaseError) -> StoreError:
+    if "not a database" in str(error):
+        return StoreError(
+            f"{path} is not a lora-sweep store (not an SQLite database, or damaged): choose another --store"
+        )
+    return _store_error(path, error)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read without writing anything into the file. A WAL database in a folder we cannot write
+    needs `immutable`: no writer can be at work where nobody may write."""
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as error:
+            db.close()
+            if "unable to open" not in str(error) and "readonly" not in str(error):
+                raise
+    raise sqlite3.OperationalError("unable to open database file")
+
+
+def _identify(path: Path) -> str:
+    """'new' (nothing there yet), 'ours', or 'legacy' (ours from before the schema version);
+    anything else is a StoreError, found without writing a byte.
+
+    Only SQLite opens the file: closing any other handle on it would drop the POSIX locks that
+    this process's connections hold, and another agent could then checkpoint the log away
+    under them."""
+    if path.is_dir():
+        raise StoreError(f"the store path {path} is a folder: give --store a file path")
+    if not path.exists() or path.stat().st_size == 0:
+        return "new"
+    try:
+        db = _connect_read_only(path)
+    except sqlite3.DatabaseError as error:
+        raise _not_a_store(path, error) from None
+    try:
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise _not_a_store(path, error) from None
+    finally:
+        db.close()
+    if application_id == APPLICATION_ID:
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {path} has schema version {version}; this lora-sweep reads version {SCHEMA_VERSION}:"
+                " use the lora-sweep that wrote it, or another --store"
+            )
+        return "ours"
+    if application_id == 0 and version == 0 and tables == _TABLES:
+        return "legacy"
+    names = ", ".join(sorted(tables)) or "no tables"
+    raise StoreError(
+        f"{path} is another program's SQLite database ({names}); lora-sweep leaves it alone: choose another --store"
+    )
+
+
+class Store:
+    """The sweeps and runs of one machine. One instance per thread; agents share the file."""
+
+    def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN ourselves, so each transaction is explicit.
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.read_only = read_only
+        try:
+            kind = _identify(self.path)
+            if read_only:
+                if kind == "new":
+                    raise UnknownSweep(f"no local sweep store at {self.path}")
+                self._db = _connect_read_only(self.path)
+            else:
+                self._db = self._open_for_writing(kind)
+            self._file_id = self._current_file_id()
+        except sqlite3.Error as error:
+            raise _store_error(self.path, error) from None
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+
+    def _open_for_writing(self, kind: str) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(f"cannot create the store {self.path}: part of its folder path is a file") from None
+        except OSError as error:
+            raise StoreError(f"cannot create the store {self.path}: {error.strerror}") from None
+        # SQLite keeps its write-ahead log beside the file: both must be writable.
+        if not os.access(self.path.parent, os.W_OK) or self.path.exists() and not os.access(self.path, os.W_OK):
+            raise StoreError(f"the store {self.path} is read-only here: use a writable --store for this command")
+        # isolation_level=None: we issue BEGIN ourselves, so each transaction is explicit.
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=30000")
+        if kind != "ours":  # create (or stamp a store from before the version) in one transaction
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def _current_file_id(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_dev, stat.st_ino)
+
+    def check_present(self) -> None:
+        """SQLite goes on writing into a deleted file without a word: look before each write."""
+        if self._current_file_id() != self._file_id:
+            raise StoreError(
+                f"the store {self.path} was deleted or replaced while this agent ran: its runs cannot be recorded"
+            )
 
     def close(self) -> None:
         self._db.close()
 
+    def _sql(self, query: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(query, params)
+        except sqlite3.Error as error:
+            raise _store_error(self.path, error) from None
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Store]:
         """One write transaction; the lock is taken at BEGIN, so reads inside it stay true."""
-        self._db.execute("BEGIN IMMEDIATE")
+        self.check_present()
+        self._sql("BEGIN IMMEDIATE")
         try:
             yield self
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise _store_error(self.path, error) from None
 
     # -- sweeps ---------------------------------------------------------------------------------
 
     def create_sweep(self, config: dict[str, Any], project: str | None, name: str | None) -> str:
         sweep_id = new_id()
-        self._db.execute(
+        self.check_present()
+        self._sql(
             "INSERT INTO sweeps VALUES (?, ?, 'RUNNING', ?, ?, ?)",
             (sweep_id, json.dumps(config), project, name, time.time()),
         )
         return sweep_id
 
     def sweep(self, sweep_id: str) -> SweepRow:
-        row = self._db.execute("SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone()
+        row = self._sql("SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone()
         if row is None:
             raise UnknownSweep(f"no local sweep {sweep_id!r} in {self.path}")
         return SweepRow(
@@ -176,16 +343,17 @@ class Store:
     def set_sweep_state(self, sweep_id: str, state: str) -> None:
         assert state in SWEEP_STATES, state
         self.sweep(sweep_id)  # raises UnknownSweep
-        self._db.execute("UPDATE sweeps SET state = ? WHERE sweep_id = ?", (state, sweep_id))
+        self.check_present()
+        self._sql("UPDATE sweeps SET state = ? WHERE sweep_id = ?", (state, sweep_id))
 
     # -- runs -----------------------------------------------------------------------------------
 
     def runs(self, sweep_id: str, with_history: bool = True) -> list[RunRow]:
-        rows = self._db.execute("SELECT * FROM runs WHERE sweep_id = ? ORDER BY seq", (sweep_id,)).fetchall()
+        rows = self._sql("SELECT * FROM runs WHERE sweep_id = ? ORDER BY seq", (sweep_id,)).fetchall()
         return [self._run_row(row, with_history) for row in rows]
 
     def run(self, run_id: str) -> RunRow:
-        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._sql("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return self._run_row(row, with_history=True)
 
     def _run_row(self, row: sqlite3.Row, with_history: bool) -> RunRow:
@@ -193,7 +361,7 @@ class Store:
         if with_history:
             history = [
                 json.loads(h["row"])
-                for h in self._db.execute("SELECT row FROM history WHERE run_id = ? ORDER BY idx", (row["run_id"],))
+                for h in self._sql("SELECT row FROM history WHERE run_id = ? ORDER BY idx", (row["run_id"],))
             ]
         return RunRow(
             run_id=row["run_id"],
@@ -215,12 +383,10 @@ class Store:
 
     def add_run(self, sweep_id: str, config: dict[str, Any], agent_id: str) -> RunRow:
         """A new run, already claimed by `agent_id` (call inside `write()`)."""
-        seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE sweep_id = ?", (sweep_id,)).fetchone()[
-            0
-        ]
+        seq = self._sql("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE sweep_id = ?", (sweep_id,)).fetchone()[0]
         run_id = new_id()
         now = time.time()
-        self._db.execute(
+        self._sql(
             "INSERT INTO runs (run_id, sweep_id, seq, state, config, agent_id, heartbeat_at,"
             " started_at, attempts) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, 1)",
             (run_id, sweep_id, seq, json.dumps(config), agent_id, now, now),
@@ -228,53 +394,71 @@ class Store:
         return self.run(run_id)
 
     def claim_pending(self, run_id: str, agent_id: str) -> RunRow:
-        """Give a requeued run to `agent_id` (call inside `write()`)."""
+        """Give a requeued run to `agent_id` (call inside `write()`): a new attempt."""
         now = time.time()
-        self._db.execute(
+        self._sql(
             "UPDATE runs SET state = 'running', agent_id = ?, heartbeat_at = ?, started_at = ?,"
             " attempts = attempts + 1 WHERE run_id = ? AND state = 'pending'",
             (agent_id, now, now, run_id),
         )
         return self.run(run_id)
 
-    def set_pid(self, run_id: str, pid: int) -> None:
-        self._db.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (pid, run_id))
+    def _update_attempt(self, attempt: Attempt, assignments: str, values: tuple) -> None:
+        """Change a running run only while `attempt` still owns it; else RunTaken."""
+        cursor = self._sql(
+            f"UPDATE runs SET {assignments} WHERE run_id = ? AND attempts = ? AND state = 'running'",
+            (*values, attempt.run_id, attempt.number),
+        )
+        if cursor.rowcount != 1:
+            raise RunTaken(f"run {attempt.run_id} was requeued while attempt {attempt.number} ran")
 
-    def beat(self, run_id: str) -> None:
-        self._db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), run_id))
-
-    def append_history(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+    def set_pid(self, attempt: Attempt, pid: int) -> None:
         with self.write():
-            start = self._db.execute("SELECT COUNT(*) FROM history WHERE run_id = ?", (run_id,)).fetchone()[0]
-            self._db.executemany(
-                "INSERT INTO history VALUES (?, ?, ?)",
-                [(run_id, start + i, json.dumps(row)) for i, row in enumerate(rows)],
-            )
-            self._db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), run_id))
+            self._update_attempt(attempt, "pid = ?", (pid,))
+
+    def beat(self, attempt: Attempt) -> None:
+        with self.write():
+            self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
+
+    def append_history(self, attempt: Attempt, rows: list[dict[str, Any]]) -> None:
+        with self.write():
+            self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
+            start = self._sql("SELECT COUNT(*) FROM history WHERE run_id = ?", (attempt.run_id,)).fetchone()[0]
+            try:
+                self._db.executemany(
+                    "INSERT INTO history VALUES (?, ?, ?)",
+                    [(attempt.run_id, start + i, json.dumps(row)) for i, row in enumerate(rows)],
+                )
+            except sqlite3.Error as error:
+                raise _store_error(self.path, error) from None
 
     def finish_run(
         self,
-        run_id: str,
+        attempt: Attempt,
         state: str,
         exit_code: int | None,
         summary: dict[str, Any],
         output_tail: str | None,
     ) -> None:
-        assert state in RUN_STATES, state
-        self._db.execute(
-            "UPDATE runs SET state = ?, exit_code = ?, summary = ?, output_tail = ?, ended_at = ? WHERE run_id = ?",
-            (state, exit_code, json.dumps(summary), output_tail, time.time(), run_id),
+        """Record how the attempt ended (call inside `write()`)."""
+        assert state in RUN_STATES and state not in ("pending", "running"), state
+        self._update_attempt(
+            attempt,
+            "state = ?, exit_code = ?, summary = ?, output_tail = ?, ended_at = ?",
+            (state, exit_code, json.dumps(summary), output_tail, time.time()),
         )
 
-    def requeue(self, run_id: str) -> None:
-        """Back to pending, as if never started: the next agent runs it again from scratch."""
-        self._db.execute("DELETE FROM history WHERE run_id = ?", (run_id,))
-        self._db.execute(
-            "UPDATE runs SET state = 'pending', agent_id = NULL, pid = NULL, heartbeat_at = NULL,"
-            " started_at = NULL, ended_at = NULL, exit_code = NULL, summary = '{}',"
-            " output_tail = NULL WHERE run_id = ?",
-            (run_id,),
+    def requeue(self, attempt: Attempt) -> None:
+        """Back to pending, as if never started: the next agent runs it again from scratch
+        (call inside `write()`). Only the attempt that owns the run, or the agent that finds it
+        expired, may do this."""
+        self._update_attempt(
+            attempt,
+            "state = 'pending', agent_id = NULL, pid = NULL, heartbeat_at = NULL, started_at = NULL,"
+            " ended_at = NULL, exit_code = NULL, summary = '{}', output_tail = NULL",
+            (),
         )
+        self._sql("DELETE FROM history WHERE run_id = ?", (attempt.run_id,))
 
     # -- the shape review code reads ------------------------------------------------------------
 
