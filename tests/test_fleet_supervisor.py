@@ -95,6 +95,21 @@ def test_a_signal_reaches_every_agent_once_and_the_supervisor_says_it_was_stoppe
     assert err.strip().splitlines()[-1] == f"agents: gpu 0 ok, gpu 1 ok; stopped by {sig.name}: exit {code}"
 
 
+def test_a_killed_supervisor_leaves_no_agent_running(tmp_path):
+    env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60")
+    supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", env=env)
+    wait_for(lambda: len(events(tmp_path, "start")) == 2, 30, "both agents to start")
+
+    supervisor.kill()  # SIGKILL: no handler of ours runs
+    supervisor.communicate(timeout=30)
+
+    got = wait_for(lambda: len(events(tmp_path, "signal")) == 2 and events(tmp_path, "signal"), 10, "both agents")
+    assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", "SIGTERM"), ("1", "SIGTERM")]
+    for start in events(tmp_path, "start"):
+        gone = Path(f"/proc/{start['pid']}")
+        wait_for(lambda gone=gone: not gone.exists(), 10, f"agent {start['pid']} to exit")
+
+
 def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
     env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="3,3,0")
     done = run_supervisor(tmp_path, SWEEP, "--gpus", "0", "--restart-backoff", "0.3", env=env)

@@ -1,7 +1,8 @@
 """Supervise one agent process per GPU: logs, signal forwarding, restarts with backoff, one verdict.
 
-Children run in their own sessions, so a Ctrl-C in the terminal reaches them once, through us,
-and never twice (a second SIGINT makes `wandb agent` kill its run without grace).
+Children run in their own process groups, so a Ctrl-C in the terminal reaches them once, through
+us, and never twice (a second SIGINT makes `wandb agent` kill its run without grace). They get
+SIGTERM if the supervisor dies, however it dies, so no agent outlives it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from agent.local.processes import die_with_parent
 
 POLL_S = 0.1
 
@@ -176,7 +179,9 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 text=True,
                 errors="replace",
-                start_new_session=True,
+                # Its own process group keeps a terminal's Ctrl-C from reaching it twice; SIGTERM when
+                # the supervisor dies (even by SIGKILL) lets it stop its runs rather than run on unwatched.
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         except OSError as error:
             # A program that cannot start will not start on retry either.

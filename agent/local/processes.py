@@ -14,14 +14,14 @@ _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
-def die_with_parent() -> Callable[[], None]:
-    """A `preexec_fn`: own process group, and SIGKILL when the agent's thread that started it dies."""
+def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None]:
+    """A `preexec_fn`: own process group, and `signum` when the thread that started it dies."""
     parent = os.getpid()
 
     def setup() -> None:
         os.setpgid(0, 0)
         if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            _prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
             if os.getppid() != parent:  # the agent died before prctl took effect
                 os._exit(1)
 
