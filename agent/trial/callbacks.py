@@ -108,8 +108,8 @@ class CheckpointKeeper(TrainerCallback):
     lost. Either way training stops there.
     """
 
-    def __init__(self, request: StopRequest, keeper: BestAdapterKeeper, grace_s: float, on_sealed: Any = None):
-        self.request, self.keeper, self.grace_s, self.on_sealed = request, keeper, grace_s, on_sealed
+    def __init__(self, request: StopRequest, keeper: BestAdapterKeeper, grace_s: float):
+        self.request, self.keeper, self.grace_s = request, keeper, grace_s
         self.save_seconds = 0.0  # the last save's duration: the estimate for the next one
         self.save_started = 0.0
         self.stop_to_checkpoint_s: float | None = None
@@ -147,8 +147,6 @@ class CheckpointKeeper(TrainerCallback):
                 f"{self.stop_to_checkpoint_s:.2f} s after SIGTERM",
                 file=sys.stderr,
             )
-        if self.on_sealed is not None:
-            self.on_sealed(folder)
 
 
 class LogTrainingToWandb(TrainerCallback):
