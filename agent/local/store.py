@@ -446,6 +446,8 @@ class Store:
                 raise _store_error(self.path, error) from None
 
     def _drop_history_from(self, run_id: str, step: Any) -> None:
+        """Rows at `step` or later go (a resumed attempt logs them again); with no step to go by,
+        every row goes (a program that does not log one starts over on each launch)."""
         if not isinstance(step, int | float) or isinstance(step, bool):
             self._sql("DELETE FROM history WHERE run_id = ?", (run_id,))
             return
