@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
-from agent.local.store import RunRow, Store
+from agent.local.store import QUEUED_STATES, RunRow, Store
 
 # Our run states in the engine's vocabulary. "stopped" (early-terminated or cancelled) is what
-# W&B's engine calls killed; hyperband and Bayes both treat it as a terminal run.
+# W&B's engine calls killed; hyperband and Bayes both treat it as a terminal run. "preempted" is
+# the engine's own, not terminal: Bayes counts it as a point under way, as it counts pending.
 _ENGINE_STATE = {
     "pending": sweeps.RunState.pending,
     "running": sweeps.RunState.running,
+    "preempted": sweeps.RunState.preempted,
     "finished": sweeps.RunState.finished,
     "failed": sweeps.RunState.failed,
     "crashed": sweeps.RunState.crashed,
@@ -68,7 +70,7 @@ def claim_next_run(store: Store, sweep_id: str, agent_id: str, heartbeat_timeout
             return Wait(f"sweep {sweep_id} is paused")
 
         runs = store.runs(sweep_id)
-        pending = [run for run in runs if run.state == "pending"]
+        pending = [run for run in runs if run.state in QUEUED_STATES]
         if pending:
             return Claimed(store.claim_pending(pending[0].run_id, agent_id))
 
@@ -93,7 +95,8 @@ def _wait_or_finish(store: Store, sweep_id: str, running: list[RunRow], why: str
 
 
 def requeue_expired_runs(store: Store, sweep_id: str, heartbeat_timeout_s: float) -> list[str]:
-    """Runs whose agent stopped beating (killed, machine slept) go back to pending."""
+    """Runs whose agent stopped beating (killed, machine slept) go back to pending, history kept:
+    the next attempt resumes from the run's checkpoint if it left one."""
     deadline = time.time() - heartbeat_timeout_s
     expired = [
         run

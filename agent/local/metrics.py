@@ -8,7 +8,8 @@ tests/test_local_metrics.py runs a real offline run through both commands).
 
 What we take from the stream: `{"type": "history", "history": {"item": {...}}}` rows (what the
 program passed to `wandb.log`, plus `_step`, `_runtime`, `_timestamp`) and
-`{"type": "exit", "exit": {"exit_code": N}}`.
+`{"type": "exit", "exit": {"exit_code": N}}`, and whether the log holds a `{"type": "preempting"}`
+record (`run.mark_preempting()`: the run asks to be requeued if it dies).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class HistoryFollower:
         self.run_file = run_file
         self.env = inspector_env(env)
         self.exit_code: int | None = None
+        self.preempting = False
+        """The run called `mark_preempting()`: if it dies, it wants to be requeued."""
         self._seen_steps: set[Any] = set()
         self._rows: queue.Queue[dict[str, Any]] = queue.Queue()
         self._process = subprocess.Popen(
@@ -89,6 +92,8 @@ class HistoryFollower:
                 self._rows.put(record["history"].get("item", {}))
             elif record.get("type") == "exit":
                 self.exit_code = record["exit"].get("exit_code", 0)
+            elif record.get("type") == "preempting":
+                self.preempting = True
 
     def close(self, timeout_s: float) -> list[dict[str, Any]]:
         """The rows not yet taken, up to the end of the log.
@@ -105,7 +110,9 @@ class HistoryFollower:
         self._reader.join(timeout=5)
         rows = self.new_rows()
         if self.exit_code is None:
-            rows += [row for row in read_history(self.run_file, self.env) if row.get("_step") not in self._seen_steps]
+            records = read_records(self.run_file, self.env)
+            self.preempting = self.preempting or any(record.get("type") == "preempting" for record in records)
+            rows += [row for row in _history_rows(records) if row.get("_step") not in self._seen_steps]
         return rows
 
     def stop(self) -> None:
@@ -138,21 +145,29 @@ def _inspect(run_file: Path, env: Mapping[str, str] | None, timeout_s: float, *f
     return result.stdout
 
 
-def read_history(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """Every history row of a log as it stands now (none if it cannot be read in time)."""
+def read_records(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Every record of a log as it stands now, as `inspect --json` prints them (none if it cannot
+    be read in time)."""
     try:
         output = _inspect(run_file, env, timeout_s, "--json")
     except (OSError, subprocess.TimeoutExpired):
         return []
-    rows = []
+    records = []
     for line in output.splitlines():
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-        if record.get("type") == "history":
-            rows.append(record["history"].get("item", {}))
-    return rows
+    return [record for record in records if isinstance(record, dict)]
+
+
+def read_history(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Every history row of a log as it stands now (none if it cannot be read in time)."""
+    return _history_rows(read_records(run_file, env, timeout_s))
+
+
+def _history_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [record["history"].get("item", {}) for record in records if record.get("type") == "history"]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@ the sweep is cancelled. A stop is SIGTERM, then SIGKILL after a grace period, as
 does. Ctrl-C (or SIGTERM to the agent) stops the run the same way and puts it back in the queue,
 so the next agent runs it again: an interrupted point is not lost from the sweep.
 
+A run stopped by something other than this agent is preempted, as on W&B: it exited 143 (the
+trial program's answer to a SIGTERM it got from its machine), or it died after marking itself
+preempting (`run.mark_preempting()`). It is queued again under its own id, and the next launch
+resumes from its checkpoint. A run the agent stopped itself is `stopped`, never requeued.
+
 The heartbeat has its own thread and its own store connection, and beats until the run is
 recorded, so nothing the agent waits for (a flood of output, the metrics follower, the summary
 read) can make a live run look dead. Every write names the attempt: an agent that was frozen
@@ -39,6 +44,8 @@ __all__ = ["AgentOptions", "AgentResult", "RunOutcome", "run_agent"]
 MAX_INITIAL_FAILURES = 5
 OUTPUT_TAIL_LINES = 40
 TAKEN = "another agent took it over after missed heartbeats; this attempt dropped"
+PREEMPTED_EXIT_CODE = 143
+"""128 + SIGTERM: the trial program's exit after a SIGTERM it did not expect (docs/preemption.md)."""
 OUTPUT_DRAIN_S = 60.0
 """How long a finished program's last output may take to reach us (a grandchild can hold the pipe)."""
 
@@ -47,7 +54,8 @@ OUTPUT_DRAIN_S = 60.0
 class RunOutcome:
     run_id: str
     state: str
-    """A run state, or "pending" (interrupted and requeued), or "taken" (another agent has it)."""
+    """A run state ("preempted": queued again to resume), or "pending" (interrupted and requeued),
+    or "taken" (another agent has it)."""
     exit_code: int | None
     runtime_s: float
     reason: str | None = None
@@ -213,6 +221,9 @@ class _Watch:
     stop_reason: str | None = None
     stop_sent_at: float | None = None
     requeue: bool = False
+    history_started: bool = False
+    """This attempt has stored rows; its first ones replace what an earlier attempt stored from
+    their step on."""
     summary: dict = field(default_factory=dict)
     warning: str | None = None
 
@@ -374,18 +385,26 @@ def _record(store: Store, watch: _Watch) -> RunOutcome:
         if watch.requeue:
             store.requeue(watch.attempt)
             return watch.outcome("pending")
-        state = _final_state(watch.process.returncode, watch.stop_reason)
-        store.finish_run(watch.attempt, state, watch.process.returncode, watch.summary, tail or None)
+        preempting = watch.follower is not None and watch.follower.preempting
+        state = _final_state(watch.process.returncode, watch.stop_reason, preempting)
+        if state == "preempted":
+            store.preempt(watch.attempt, watch.process.returncode, watch.summary, tail or None)
+        else:
+            store.finish_run(watch.attempt, state, watch.process.returncode, watch.summary, tail or None)
     if state in FAILED_STATES:  # its last words say why, for the agent's one line
         return watch.outcome(state, reason=next((line.strip() for line in reversed(watch.tail) if line.strip()), None))
     return watch.outcome(state)
 
 
-def _final_state(exit_code: int, stop_reason: str | None) -> str:
+def _final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> str:
+    """How an attempt ended. Whatever follows a stop this agent sent is `stopped` (the trial
+    program answers our SIGTERM with 143 too: only the agent knows it sent it)."""
     if stop_reason is not None:
         return "stopped"
     if exit_code == 0:
         return "finished"
+    if exit_code == PREEMPTED_EXIT_CODE or preempting:
+        return "preempted"
     # A negative code is a signal nobody in the sweep sent (OOM killer, a user's kill): crashed.
     return "crashed" if exit_code < 0 else "failed"
 
@@ -396,7 +415,8 @@ def _record_history(store: Store, watch: _Watch, rows: list[dict]) -> bool:
     metric_name = watch.objective.name
     kept = [row for row in rows if metric_name is None or metric_name in row or LOSS_KEY in row]
     if kept:
-        store.append_history(watch.attempt, kept)
+        store.append_history(watch.attempt, kept, first=not watch.history_started)
+        watch.history_started = True
     return metric_name is not None and any(metric_name in row for row in kept)
 
 
@@ -426,6 +446,8 @@ def describe_outcome(objective: Objective, outcome: RunOutcome) -> str:
             text += f": {outcome.reason}"
     elif outcome.reason and outcome.state in ("stopped", "pending", "taken"):
         text += f" ({outcome.reason})"
+    if outcome.state == "preempted":
+        text += f" (exit code {outcome.exit_code}); requeued to resume"
     if outcome.state == "pending":
         text += "; requeued"
     if outcome.value is not None:

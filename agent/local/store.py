@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.records import RunRecord, SweepRecord
+from agent.records import STEP_KEY, RunRecord, SweepRecord
 
 DEFAULT_STORE = Path(".lora-sweep") / "sweeps.db"
 
@@ -38,8 +38,11 @@ SCHEMA_VERSION = 1
 SWEEP_STATES = ("RUNNING", "PAUSED", "FINISHED", "CANCELED")
 """W&B's sweep states: FINISHED takes no new runs (`--stop`), CANCELED also stops running ones."""
 
-RUN_STATES = ("pending", "running", "finished", "failed", "crashed", "stopped")
+RUN_STATES = ("pending", "running", "preempted", "finished", "failed", "crashed", "stopped")
 FAILED_STATES = ("failed", "crashed")
+QUEUED_STATES = ("pending", "preempted")
+"""Runs waiting for an agent. `preempted` is W&B's state for a run that was stopped by its machine
+(or died after marking itself preempting) and is requeued under its own id, to resume."""
 
 _TABLES = {"sweeps", "runs", "history"}
 _SCHEMA = """
@@ -394,11 +397,13 @@ class Store:
         return self.run(run_id)
 
     def claim_pending(self, run_id: str, agent_id: str) -> RunRow:
-        """Give a requeued run to `agent_id` (call inside `write()`): a new attempt."""
+        """Give a requeued run (pending or preempted) to `agent_id` (call inside `write()`): a new
+        attempt under the same run id. Its history stays until the new attempt logs."""
         now = time.time()
         self._sql(
             "UPDATE runs SET state = 'running', agent_id = ?, heartbeat_at = ?, started_at = ?,"
-            " attempts = attempts + 1 WHERE run_id = ? AND state = 'pending'",
+            " ended_at = NULL, exit_code = NULL, attempts = attempts + 1"
+            " WHERE run_id = ? AND state IN ('pending', 'preempted')",
             (agent_id, now, now, run_id),
         )
         return self.run(run_id)
@@ -420,10 +425,18 @@ class Store:
         with self.write():
             self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
 
-    def append_history(self, attempt: Attempt, rows: list[dict[str, Any]]) -> None:
+    def append_history(self, attempt: Attempt, rows: list[dict[str, Any]], first: bool = False) -> None:
+        """Store an attempt's rows. `first`: the attempt's first rows, which say where it took up
+        the run: rows an earlier attempt stored from that step on are dropped (a resumed attempt
+        trains them again), so the stored curve is the continued one. Rows without a step start
+        the history over."""
         with self.write():
             self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
-            start = self._sql("SELECT COUNT(*) FROM history WHERE run_id = ?", (attempt.run_id,)).fetchone()[0]
+            if first:
+                self._drop_history_from(attempt.run_id, rows[0].get(STEP_KEY) if rows else None)
+            start = self._sql(
+                "SELECT COALESCE(MAX(idx), -1) + 1 FROM history WHERE run_id = ?", (attempt.run_id,)
+            ).fetchone()[0]
             try:
                 self._db.executemany(
                     "INSERT INTO history VALUES (?, ?, ?)",
@@ -431,6 +444,17 @@ class Store:
                 )
             except sqlite3.Error as error:
                 raise _store_error(self.path, error) from None
+
+    def _drop_history_from(self, run_id: str, step: Any) -> None:
+        """Rows at `step` or later go (a resumed attempt logs them again); with no step to go by,
+        every row goes (a program that does not log one starts over on each launch)."""
+        if not isinstance(step, int | float) or isinstance(step, bool):
+            self._sql("DELETE FROM history WHERE run_id = ?", (run_id,))
+            return
+        self._sql(
+            "DELETE FROM history WHERE run_id = ? AND json_extract(row, ?) >= ?",
+            (run_id, f'$."{STEP_KEY}"', step),
+        )
 
     def finish_run(
         self,
@@ -449,16 +473,25 @@ class Store:
         )
 
     def requeue(self, attempt: Attempt) -> None:
-        """Back to pending, as if never started: the next agent runs it again from scratch
-        (call inside `write()`). Only the attempt that owns the run, or the agent that finds it
-        expired, may do this."""
+        """Back to pending under the same id, for the next agent (call inside `write()`): the
+        agent was interrupted, or died (its heartbeat expired). Only the attempt that owns the
+        run, or the agent that finds it expired, may do this.
+
+        The history stays: the next attempt resumes from the run's checkpoint if it has one, and
+        its first rows replace what it trains again (`append_history(first=True)`)."""
+        self._update_attempt(attempt, "state = 'pending', agent_id = NULL, pid = NULL, heartbeat_at = NULL", ())
+
+    def preempt(
+        self, attempt: Attempt, exit_code: int | None, summary: dict[str, Any], output_tail: str | None
+    ) -> None:
+        """The attempt ended by preemption: record how, and queue the run again under the same id
+        (call inside `write()`). The history stays, as on `requeue`."""
         self._update_attempt(
             attempt,
-            "state = 'pending', agent_id = NULL, pid = NULL, heartbeat_at = NULL, started_at = NULL,"
-            " ended_at = NULL, exit_code = NULL, summary = '{}', output_tail = NULL",
-            (),
+            "state = 'preempted', agent_id = NULL, pid = NULL, heartbeat_at = NULL, exit_code = ?, summary = ?,"
+            " output_tail = ?, ended_at = ?",
+            (exit_code, json.dumps(summary), output_tail, time.time()),
         )
-        self._sql("DELETE FROM history WHERE run_id = ?", (attempt.run_id,))
 
     # -- the shape review code reads ------------------------------------------------------------
 

@@ -1,0 +1,264 @@
+"""Preemption under the local controller: real agents (`python -m agent.cli agent`), the real trial
+program on the tiny model, real signals. A run stopped by its machine is recorded `preempted`,
+queued again under its own id, and resumed from its checkpoint by the next launch; its stored
+curve continues, and it ends as a run never stopped would have.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from local_sweeps import agent_env, create_sweep, no_leaked_processes, runs_of, wait_for  # noqa: F401
+from safetensors.torch import load_file
+
+from agent.local.store import Store
+from agent.records import LOSS_KEY, STEP_KEY
+from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
+
+MAX_STEPS = 40
+
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
+
+
+@pytest.fixture(scope="module")
+def dialogues(tmp_path_factory) -> Path:
+    """A slice of the synthetic set as local files: every launch tokenizes and scores less."""
+    from agent.trial.synthetic import synthetic_dialogues
+
+    folder = tmp_path_factory.mktemp("dialogues")
+    splits = synthetic_dialogues()
+    splits["train"].select(range(400)).to_json(folder / "train.jsonl")
+    splits["validation"].select(range(16)).to_json(folder / "validation.jsonl")
+    return folder
+
+
+def trial_sweep(cwd: Path, dataset: Path, **extra) -> dict:
+    """One grid point of the real trial program, every step logged so steps lost are counted."""
+    fixed = {
+        "model_name_or_path": "builtin:tiny-llama",
+        "dataset": str(dataset),
+        "max_steps": MAX_STEPS,
+        "eval_steps": 10,
+        "eval_subset_size": 8,
+        "max_new_tokens": 8,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-3,
+        "logging_steps": 1,
+        "seed": 7,
+        "output_dir": str(cwd / "outputs"),
+        "checkpoint_dir": str(cwd / "volume"),
+        **extra,
+    }
+    return {
+        "method": "grid",
+        "program": str(REPO / "agent" / "train.py"),
+        "metric": {"name": "eval/rougeL", "goal": "maximize"},
+        "parameters": {name: {"value": value} for name, value in fixed.items()},
+    }
+
+
+def start_agent(sweep_id: str, cwd: Path, *flags: str) -> subprocess.Popen:
+    """An agent whose output (its programs' too) goes to a file the test can read as it grows."""
+    log = cwd / f"agent-{len(list(cwd.glob('agent-*.log')))}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "agent", sweep_id, "--store", str(cwd / "sweeps.db"), *flags],
+            cwd=cwd,
+            env=agent_env(PYTHONPATH=str(REPO)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    process.log = log
+    return process
+
+
+def finish(agent: subprocess.Popen, timeout: float = 600) -> str:
+    agent.wait(timeout=timeout)
+    return agent.log.read_text()
+
+
+def steps_done(agent: subprocess.Popen) -> int:
+    """How far the program's progress bar got, in the agent's output (rows a killed run had not yet
+    handed to W&B are not in its log)."""
+    done = re.findall(rf"(\d+)/{MAX_STEPS} \[", agent.log.read_text())
+    return int(done[-1]) if done else 0
+
+
+def only_run(cwd: Path, sweep_id: str):
+    (run,) = runs_of(cwd / "sweeps.db", sweep_id)
+    return run
+
+
+def newest_checkpoint(cwd: Path, run_id: str) -> int:
+    """The step of the run's newest complete checkpoint (0: none yet)."""
+    done = [
+        int(path.parent.name.split("-")[1])
+        for path in (cwd / "volume" / run_id).glob(f"checkpoint-*/{COMPLETE_MARKER}")
+    ]
+    return max(done, default=0)
+
+
+def wait_past_a_checkpoint(agent: subprocess.Popen, cwd: Path, sweep_id: str) -> str:
+    """The run's id, once it has a periodic checkpoint, at most at step 20, and the store holds
+    two steps past it (steps a kill would lose)."""
+
+    def ready():
+        assert agent.poll() is None, agent.log.read_text()[-3000:]
+        runs = runs_of(cwd / "sweeps.db", sweep_id)
+        if not runs:
+            return None
+        saved = newest_checkpoint(cwd, runs[0].run_id)
+        assert saved <= 20, "the run got too far before the test could stop it"
+        return runs[0].run_id if saved and max(train_steps(runs[0]), default=0) >= saved + 2 else None
+
+    return wait_for(ready, 300, "steps past a periodic checkpoint", interval_s=0.2)
+
+
+def train_steps(run) -> list[int]:
+    return [row[STEP_KEY] for row in run.history if LOSS_KEY in row]
+
+
+def eval_points(run) -> dict[int, float]:
+    return {row[STEP_KEY]: row["eval/rougeL"] for row in run.history if "eval/rougeL" in row}
+
+
+def adapter(path: Path) -> dict:
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), f"{key} differs"
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_model_dir, dialogues, tmp_path_factory) -> dict:
+    """The reference: the same parameters under an agent, never stopped."""
+    cwd = tmp_path_factory.mktemp("straight")
+    sweep_id = create_sweep(cwd / "sweeps.db", trial_sweep(cwd, dialogues))
+    started = time.monotonic()
+    out = finish(start_agent(sweep_id, cwd))
+    run = only_run(cwd, sweep_id)
+    assert run.state == "finished", out[-3000:]
+    return {
+        "run": run,
+        "best": adapter(cwd / "outputs" / run.run_id / "best_adapter"),
+        "last": adapter(cwd / "volume" / run.run_id / f"checkpoint-{MAX_STEPS}"),
+        "seconds": time.monotonic() - started,
+    }
+
+
+def assert_continued_as_never_stopped(run, straight: dict, cwd: Path) -> None:
+    steps = train_steps(run)
+    assert steps == list(range(1, MAX_STEPS + 1))  # one row per step: never back to 0, no duplicate
+    assert eval_points(run) == eval_points(straight["run"])  # the same curve, point for point
+    assert run.summary["eval/rougeL"] == straight["run"].summary["eval/rougeL"]
+    assert run.summary["final/rougeL"] == straight["run"].summary["final/rougeL"]
+    assert_same_weights(adapter(cwd / "outputs" / run.run_id / "best_adapter"), straight["best"])
+    assert_same_weights(adapter(cwd / "volume" / run.run_id / f"checkpoint-{MAX_STEPS}"), straight["last"])
+
+
+def test_a_run_whose_program_gets_sigterm_is_preempted_requeued_and_resumed(straight, dialogues, tmp_path):
+    sweep_id = create_sweep(tmp_path / "sweeps.db", trial_sweep(tmp_path, dialogues))
+    started = time.monotonic()
+    agent = start_agent(sweep_id, tmp_path)
+    run_id = wait_past_a_checkpoint(agent, tmp_path, sweep_id)
+    first = only_run(tmp_path, sweep_id)
+    # The machine's SIGTERM reaches the program, not through the agent: the agent did not ask.
+    subprocess.run(["kill", "-TERM", str(first.pid)], check=True)
+    out = finish(agent)
+    seconds = time.monotonic() - started
+    assert agent.returncode == 0, out[-3000:]
+    assert re.search(rf"run {run_id} preempted in [\d.]+s \(exit code 143\); requeued to resume", out), out[-3000:]
+
+    run = only_run(tmp_path, sweep_id)
+    assert (run.run_id, run.state, run.attempts) == (run_id, "finished", 2)
+    stopped_at = int(re.search(r"preempted: checkpoint at step (\d+) written", out)[1])
+    assert run.summary["attempt/resumed_from_step"] == stopped_at
+    assert [a["outcome"] for a in read_attempts(tmp_path / "volume" / run_id)] == ["preempted", "finished"]
+    assert_continued_as_never_stopped(run, straight, tmp_path)
+    print(
+        f"SIGTERM at step {stopped_at}: 0 steps lost, final eval/rougeL {run.summary['eval/rougeL']}"
+        f" equal to the uninterrupted run's; {seconds:.0f} s (uninterrupted: {straight['seconds']:.0f} s)"
+    )
+
+
+def test_a_killed_agents_run_is_requeued_by_heartbeat_and_resumes_from_its_last_checkpoint(
+    straight, dialogues, tmp_path
+):
+    sweep_id = create_sweep(tmp_path / "sweeps.db", trial_sweep(tmp_path, dialogues))
+    started = time.monotonic()
+    doomed = start_agent(sweep_id, tmp_path)
+    run_id = wait_past_a_checkpoint(doomed, tmp_path, sweep_id)
+    doomed.send_signal(signal.SIGKILL)  # its program gets SIGKILL too (parent-death signal)
+    doomed.wait()
+    before = only_run(tmp_path, sweep_id)
+    assert before.state == "running"  # nobody knows yet
+    trained, saved = max(train_steps(before)), newest_checkpoint(tmp_path, run_id)
+    lost = steps_done(doomed) - saved
+
+    rescuer = start_agent(sweep_id, tmp_path, "--heartbeat-timeout", "10")
+    out = finish(rescuer)
+    seconds = time.monotonic() - started
+    assert rescuer.returncode == 0, out[-3000:]
+    run = only_run(tmp_path, sweep_id)
+    assert (run.run_id, run.state, run.attempts) == (run_id, "finished", 2)
+    assert run.summary["attempt/resumed_from_step"] == saved  # the last periodic checkpoint
+    assert 0 <= lost < 10  # at most one eval interval lost
+    assert_continued_as_never_stopped(run, straight, tmp_path)
+    print(
+        f"SIGKILL of the agent: {lost} steps lost, {trained - saved} of them stored (resumed at {saved}),"
+        f" final eval/rougeL {run.summary['eval/rougeL']} equal to the uninterrupted run's; {seconds:.0f} s"
+    )
+
+
+def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
+    # A real failure on every attempt: the adapter cannot be saved, because output_dir is a file.
+    (tmp_path / "outputs").write_text("not a folder")
+    config = trial_sweep(tmp_path, dialogues, max_steps=10, max_attempts=2)
+    sweep_id = create_sweep(tmp_path / "sweeps.db", config)
+    out = finish(start_agent(sweep_id, tmp_path))
+    assert "preempted" in out  # the first failure was marked: requeued
+    run = only_run(tmp_path, sweep_id)
+    assert (run.state, run.attempts, run.exit_code) == ("failed", 2, 1)
+    reason = "failed on attempt 2, the last of max_attempts=2: NotADirectoryError"
+    assert run.summary["failure_reason"].startswith(reason)
+    assert "every run of sweep" in out and "failed" in out
+
+
+def test_a_resumed_attempts_first_rows_replace_what_it_trains_again(tmp_path):
+    from agent.local import controller
+
+    store = Store(tmp_path / "sweeps.db")
+    sweep_id = store.create_sweep({"method": "grid", "parameters": {"a": {"value": 1}}}, None, None)
+    first = controller.claim_next_run(store, sweep_id, "one", 60).run
+    rows = [{STEP_KEY: step, LOSS_KEY: 1.0 / step} for step in range(1, 14)]
+    store.append_history(first.attempt, rows[:10], first=True)
+    store.append_history(first.attempt, rows[10:], first=False)  # steps 11-13, then the machine is lost
+    with store.write():
+        store.preempt(first.attempt, 143, {"attempt/outcome": "preempted"}, None)
+    assert store.run(first.run_id).state == "preempted"
+
+    second = controller.claim_next_run(store, sweep_id, "two", 60).run
+    assert (second.run_id, second.attempts, second.state) == (first.run_id, 2, "running")
+    assert len(second.history) == 13  # kept until the new attempt says where it took up
+    store.append_history(second.attempt, [{STEP_KEY: 11, LOSS_KEY: 0.5}], first=True)
+    store.append_history(second.attempt, [{STEP_KEY: 11, "eval/rougeL": 0.2}], first=False)
+    assert [row[STEP_KEY] for row in store.run(first.run_id).history] == [*range(1, 11), 11, 11]
+    assert store.run(first.run_id).history[10][LOSS_KEY] == 0.5
+
+    # A program that logs no step starts its history over.
+    with store.write():
+        store.requeue(second.attempt)
+    third = controller.claim_next_run(store, sweep_id, "three", 60).run
+    store.append_history(third.attempt, [{"score": 1.0}], first=True)
+    assert store.run(first.run_id).history == [{"score": 1.0}]
+    store.close()
