@@ -58,6 +58,7 @@ def every_command(store: Path, tmp_path: Path) -> list[subprocess.CompletedProce
     sweep_yaml.write_text("method: grid\nprogram: train.py\nparameters:\n  x:\n    values: [1, 2]\n")
     return [
         lora_sweep("runs", "abc", "--store", str(store)),
+        lora_sweep("report", "abc", "--store", str(store)),
         lora_sweep("agent", "abc", "--store", str(store)),
         lora_sweep("sweep", "--pause", "abc", "--store", str(store)),
         lora_sweep("sweep", str(sweep_yaml), "--local", "--store", str(store)),
@@ -109,7 +110,7 @@ def test_a_damaged_store_is_one_line(tmp_path, damage):
     else:
         data[100:4096] = os.urandom(3996)  # the first page after the header: the schema
     store.write_bytes(bytes(data))
-    for args in (["runs", sweep_id], ["agent", sweep_id]):
+    for args in (["runs", sweep_id], ["report", sweep_id], ["agent", sweep_id]):
         assert_one_line(lora_sweep(*args, "--store", str(store)), str(store))
 
 

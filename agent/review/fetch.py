@@ -63,7 +63,7 @@ def record_wandb_run(run: Any, metric: str) -> RunRecord:
 
 def fetch_local_sweep(sweep_id: str, store_path: Path | None) -> SweepRecord:
     """Read a sweep from the local store (`--store`, else $LORA_SWEEP_STORE, else the default file)."""
-    from agent.local.store import UnknownSweep, open_store
+    from agent.local.store import StoreError, open_store
 
     try:
         store = open_store(store_path)
@@ -71,7 +71,7 @@ def fetch_local_sweep(sweep_id: str, store_path: Path | None) -> SweepRecord:
             return store.sweep_record(sweep_id)
         finally:
             store.close()
-    except UnknownSweep as error:
+    except StoreError as error:  # unknown sweep, and a store that is damaged, foreign or unreadable
         raise FetchError(first_line(error)) from error
 
 
