@@ -24,6 +24,19 @@ def tiny_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def dialogues(tmp_path_factory) -> Path:
+    """A slice of the synthetic set as local files: every trial launched on it tokenizes and scores less
+    (its final scoring covers the whole validation split: 16 rows here, 200 in builtin:synthetic)."""
+    from agent.trial.synthetic import synthetic_dialogues
+
+    folder = tmp_path_factory.mktemp("dialogues")
+    splits = synthetic_dialogues()
+    splits["train"].select(range(400)).to_json(folder / "train.jsonl")
+    splits["validation"].select(range(16)).to_json(folder / "validation.jsonl")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 

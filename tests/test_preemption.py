@@ -37,18 +37,6 @@ TRIAL = [
 ]
 
 
-@pytest.fixture(scope="module")
-def dialogues(tmp_path_factory) -> Path:
-    """A slice of the synthetic set as local files: every launch tokenizes and scores less."""
-    from agent.trial.synthetic import synthetic_dialogues
-
-    folder = tmp_path_factory.mktemp("dialogues")
-    splits = synthetic_dialogues()
-    splits["train"].select(range(400)).to_json(folder / "train.jsonl")
-    splits["validation"].select(range(16)).to_json(folder / "validation.jsonl")
-    return folder
-
-
 def launch(cwd: Path, dataset: Path, run_id: str, *extra: str) -> subprocess.Popen:
     """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
     env = agent_env(WANDB_RUN_ID=run_id)

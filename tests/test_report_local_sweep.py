@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import agent_env, plotly_data, run_cli
+from helpers import plotly_data, run_cli, run_program
 
 from agent.local.store import Store
 
@@ -26,7 +25,7 @@ method: grid
 metric: {name: eval/rougeL, goal: maximize}
 parameters:
   model_name_or_path: {value: "builtin:tiny-llama"}
-  dataset: {value: "builtin:synthetic"}
+  dataset: {value: "DIALOGUES"}
   learning_rate: {values: [1.0e-4, 3.0e-3]}
   target_modules: {value: qkvo}
   max_steps: {value: 30}
@@ -39,9 +38,9 @@ command: ["${env}", "${interpreter}", -m, agent.train, "${args}"]
 
 
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory) -> tuple[Path, str, subprocess.CompletedProcess]:
+def reviewed(tmp_path_factory, dialogues) -> tuple[Path, str, subprocess.CompletedProcess]:
     work = tmp_path_factory.mktemp("sweep")
-    (work / "sweep.yaml").write_text(SWEEP_YAML)
+    (work / "sweep.yaml").write_text(SWEEP_YAML.replace("DIALOGUES", str(dialogues)))
     created = run_cli("sweep", "sweep.yaml", "--local", cwd=work)
     assert created.returncode == 0, created.stderr
     sweep_id = re.search(r"Created local sweep (\w+)", created.stdout).group(1)
@@ -112,14 +111,7 @@ def test_best_yaml_reruns_through_the_trial_program(reviewed):
         "max_new_tokens",
         "logging_steps",
     }
-    rerun = subprocess.run(
-        [sys.executable, "-m", "agent.train", "--config", "review/best.yaml"],
-        cwd=work,
-        env=agent_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rerun = run_program(["-m", "agent.train", "--config", "review/best.yaml"], cwd=work, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     saved = sorted(work.glob("outputs/*/best_adapter/trial_config.yaml"), key=lambda p: p.stat().st_mtime)[-1]
     assert {key: yaml.safe_load(saved.read_text())[key] for key in best} == best

@@ -12,15 +12,16 @@ TINY = ["--model_name_or_path=builtin:tiny-llama", "--dataset=builtin:synthetic"
 
 
 @pytest.mark.e2e
-def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
+def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, dialogues, tmp_path):
     result = run_program(
         [
             "-m",
             "agent.train",
-            *TINY,
+            "--model_name_or_path=builtin:tiny-llama",
+            f"--dataset={dialogues}",
             "--max_steps=120",
             "--eval_steps=40",
-            "--eval_subset_size=24",
+            "--eval_subset_size=16",
             "--learning_rate=1e-3",
             "--target_modules=qkvo",
             "--max_new_tokens=32",
