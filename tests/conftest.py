@@ -1,21 +1,19 @@
-"""Shared fixtures: the built-in tiny model (built once, cached by recipe) and offline W&B."""
+"""Shared fixtures: the built-in tiny model (built once, cached by recipe), offline W&B, and the check
+that nothing a test started outlives it. The helpers themselves are in helpers.py."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-# Every test runs W&B offline and never prompts: these are process-wide on purpose.
+# Every test runs W&B offline and never prompts: these are process-wide on purpose, set before any import of wandb.
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+
+from helpers import no_leaked_processes  # noqa: E402, F401  (a fixture every module may use)
 
 
 @pytest.fixture(scope="session")
@@ -26,35 +24,20 @@ def tiny_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def dialogues(tmp_path_factory) -> Path:
+    """A slice of the synthetic set as local files: every trial launched on it tokenizes and scores less
+    (its final scoring covers the whole validation split: 16 rows here, 200 in builtin:synthetic)."""
+    from agent.trial.synthetic import synthetic_dialogues
+
+    folder = tmp_path_factory.mktemp("dialogues")
+    splits = synthetic_dialogues()
+    splits["train"].select(range(400)).to_json(folder / "train.jsonl")
+    splits["validation"].select(range(16)).to_json(folder / "validation.jsonl")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-def run_program(
-    args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    """A real subprocess, with the repository importable, as an agent would launch it."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def wandb_run_dir(cwd: Path) -> Path:
-    runs = sorted((cwd / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1, f"expected one offline run in {cwd}, found {runs}"
-    return runs[0]
-
-
-def inspect_summary(run_dir: Path) -> dict:
-    """The run's summary through W&B's public CLI, as the local controller reads it."""
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--summary", "--json", str(run_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return json.loads(out.stdout)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
-from local_sweeps import no_leaked_processes  # noqa: F401
+from helpers import assert_one_line, run_cli
 
 from agent.cli import main
 from agent.local.store import Store
@@ -42,28 +40,26 @@ def test_help(command):
     assert "Example" in result.output
 
 
-def run_cli(*args, cwd=None):
-    """As a user runs it, so the check covers what reaches the terminal, tracebacks included."""
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
+def lora_sweep(*args: str):
+    return CliRunner().invoke(main, list(args))
 
 
 @pytest.mark.parametrize("command", [["agent"], ["runs"], ["sweep", "--stop"]])
 def test_unknown_sweep_id_is_one_clear_line(store_with_runs, command):
     path, _ = store_with_runs
-    result = run_cli(*command, "nosuchid", "--store", str(path))
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert "no local sweep 'nosuchid'" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_line(lora_sweep(*command, "nosuchid", "--store", str(path)), "no local sweep 'nosuchid'")
 
 
 def test_missing_store_is_one_clear_line(tmp_path):
-    result = run_cli("runs", "abc", "--store", str(tmp_path / "absent.db"))
-    assert result.returncode != 0
-    assert result.stderr.strip().startswith("Error: no local sweep store at")
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line(lora_sweep("runs", "abc", "--store", str(tmp_path / "absent.db")), "no local sweep store at")
+
+
+def test_a_refusal_reaches_the_terminal_as_one_line_without_traceback(store_with_runs):
+    # The one end-to-end case: what a user's terminal shows, interpreter start-up and exit code included.
+    path, _ = store_with_runs
+    result = run_cli("runs", "nosuchid", "--store", str(path))
+    assert result.returncode == 1
+    assert_one_line(result, "no local sweep 'nosuchid'")
 
 
 def test_runs_as_table_and_json(store_with_runs):
@@ -102,9 +98,7 @@ def test_sweep_control(store_with_runs, flag, state):
 
 
 def test_sweep_without_local_points_to_wandb(tmp_path):
-    result = run_cli("sweep", "whatever.yaml")
-    assert result.returncode == 1
-    assert "wandb sweep" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert_one_line(lora_sweep("sweep", "whatever.yaml"), "wandb sweep")
 
 
 def test_local_sweep_from_yaml_prints_id_and_agent_command(tmp_path):
@@ -113,22 +107,22 @@ def test_local_sweep_from_yaml_prints_id_and_agent_command(tmp_path):
         "program: tests/programs/record_args.py\nmethod: grid\nparameters:\n  point:\n    values: [1, 2, 3]\n"
     )
     store = tmp_path / "s.db"
-    result = run_cli("sweep", str(yaml_path), "--local", "--store", str(store))
-    assert result.returncode == 0, result.stderr
+    result = lora_sweep("sweep", str(yaml_path), "--local", "--store", str(store))
+    assert result.exit_code == 0, result.output
     sweep_id = result.stdout.split("Created local sweep ")[1].split()[0]
     assert "(3 runs)" in result.stdout
     assert f"lora-sweep agent {sweep_id} --store {store}" in result.stdout
 
 
-def test_bad_yaml_is_one_clear_line(tmp_path):
+def test_bad_sweep_files_are_refused_one_line_per_problem_before_anything_is_stored(tmp_path):
+    store = tmp_path / "s.db"
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: grid\nparameters:\n  lr: {values: [1, 2]\n")  # unclosed brace
-    result = run_cli("sweep", str(bad), "--local", "--store", str(tmp_path / "s.db"))
-    assert result.returncode != 0
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-
     wrong = tmp_path / "wrong.yaml"
-    wrong.write_text("method: gird\nparameters:\n  lr: {values: [1, 2]}\n")  # schema violation
-    result = run_cli("sweep", str(wrong), "--local", "--store", str(tmp_path / "s.db"))
-    assert result.returncode != 0
-    assert "gird" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    wrong.write_text("method: gird\nprogram: train.py\nparameters:\n  lr: {values: [1, 2]}\n")  # schema violation
+    for path, problem in ((bad, "is not valid YAML"), (wrong, "'gird' is not one of")):
+        result = lora_sweep("sweep", str(path), "--local", "--store", str(store))
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+        assert result.stderr.startswith(f"error: {path}: ") and problem in result.stderr
+    assert not store.exists()

@@ -1,14 +1,17 @@
+import re
+
 import pytest
 
-from agent.trial.config import ConfigError, TrialConfig
+from agent.trial.config import PARAMETERS, ConfigError, TrialConfig
 
 
-def test_defaults_follow_the_usual_baseline():
-    config = TrialConfig.from_params({})
-    assert config.model.model_name_or_path == "meta-llama/Llama-3.2-1B-Instruct"
-    assert config.lora.lora_r == 8
-    assert config.train.learning_rate == 2e-4
-    assert config.train.logging_steps == 10
+def test_the_defaults_help_advertises_are_the_ones_a_run_without_flags_gets():
+    # Each default typed back as the flag string a user would copy from --help must give the same trial.
+    from agent.trial.train import usage
+
+    advertised = dict(re.findall(r"^  --(\w+) .*\[default: (.*)\]$", usage(), re.MULTILINE))
+    assert set(advertised) == set(PARAMETERS)
+    assert TrialConfig.from_params(advertised) == TrialConfig.from_params({})
 
 
 def test_flag_strings_are_parsed_to_their_types():

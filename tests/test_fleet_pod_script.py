@@ -17,9 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from helpers import REPO
+
 from agent.fleet.pods import PodPlan, Secrets, pod_specs
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
 FLEET_BIN = Path(__file__).parent / "fleet_bin"
 SCRIPT = REPO / "agent" / "fleet" / "pod_start.sh"
 SWEEP = "me/lora/8f3k2x1q"

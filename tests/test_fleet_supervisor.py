@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from local_sweeps import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, runs_of, wait_for
+from helpers import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, runs_of, wait_for
+
+pytestmark = pytest.mark.e2e
 
 FLEET_BIN = Path(__file__).parent / "fleet_bin"
 SWEEP = "me/lora/8f3k2x1q"

@@ -7,11 +7,11 @@ import signal
 import time
 
 import pytest
-from local_sweeps import PROGRAMS, PYTHON_COMMAND, create_sweep, no_leaked_processes, runs_of, start_agent, wait_for  # noqa: F401
+from helpers import PROGRAMS, PYTHON_COMMAND, create_sweep, runs_of, start_agent, wait_for
 
 from agent.local.store import Store
 
-pytestmark = pytest.mark.usefixtures("no_leaked_processes")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 
 
 def record_args_sweep(log, values, sleep=0.0):

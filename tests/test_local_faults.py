@@ -11,21 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from local_sweeps import (
-    PROGRAMS,
-    PYTHON_COMMAND,
-    agent_env,
-    create_sweep,
-    no_leaked_processes,  # noqa: F401
-    runs_of,
-    start_agent,
-    wait_for,
-)
+from helpers import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, runs_of, start_agent, wait_for
 
 from agent.local.demo import run_demo
 from agent.local.store import Store
 
-pytestmark = pytest.mark.usefixtures("no_leaked_processes")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 REPO = Path(__file__).resolve().parents[1]
 
 

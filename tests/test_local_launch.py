@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from local_sweeps import agent_env, no_leaked_processes  # noqa: F401
+from helpers import agent_env
 
 from agent.local.launch import prepare_launch
 from agent.local.metrics import inspect_command
@@ -56,9 +56,14 @@ def test_every_wandb_agent_macro_expands(tmp_path):
     assert json.loads(json_file.read_text()) == PARAMS
 
 
-def test_default_command_is_wandb_agents(tmp_path):
-    plan = prepare_launch({"program": "train.py"}, "s", "r", {"lr": 1}, base_env={"WANDB_DIR": str(tmp_path)})
-    assert plan.argv == ["/usr/bin/env", "python", "train.py", "--lr=1"]
+def test_a_sweep_without_a_command_runs_its_program_with_the_parameters_as_flags(tmp_path):
+    program = tmp_path / "show_args.py"
+    program.write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    env = {**agent_env(WANDB_DIR=str(tmp_path)), "PATH": "/usr/bin:/bin"}  # `python` must come from the plan
+    plan = prepare_launch({"program": str(program)}, "s", "r", PARAMS, base_env=env)
+    result = subprocess.run(plan.argv, env=plan.env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["--lr=0.001", "--use_x=False", "--name=a b"]
 
 
 def test_environment_points_wandb_init_at_the_parameters(tmp_path):

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import wandb
-from local_sweeps import PROGRAMS, agent_env, no_leaked_processes  # noqa: F401
+from helpers import PROGRAMS, agent_env
 from packaging.version import Version
 
 from agent.local import metrics

@@ -6,12 +6,11 @@ from __future__ import annotations
 import signal
 
 import pytest
-from local_sweeps import (
+from helpers import (
     PROGRAMS,
     PYTHON_COMMAND,
     create_sweep,
     marked_processes,
-    no_leaked_processes,  # noqa: F401
     runs_of,
     start_agent,
     wait_for,
@@ -20,7 +19,7 @@ from local_sweeps import (
 
 from agent.local.store import Store
 
-pytestmark = pytest.mark.usefixtures("no_leaked_processes")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 
 
 def scorer_sweep(tmp_path, exit_codes, steps, ignore_sigterm):

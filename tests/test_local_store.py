@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from agent.local import controller
@@ -62,18 +63,23 @@ def test_random_search_stops_at_run_cap(store):
     assert len(store.runs(sweep_id)) == 3
 
 
-def test_bayes_search_learns_from_finished_runs(store):
+def test_bayes_search_proposes_where_finished_runs_scored_best(store):
+    # Eleven finished runs across [0, 1] whose score peaks at x = 0.85: the region x > 0.7 holds 30% of
+    # the range, so a search that ignored the scores would put about 30% of its proposals there.
+    np.random.seed(0)  # the engine samples its candidates with numpy's global generator
     config = {
         "method": "bayes",
-        "run_cap": 4,
         "metric": {"name": "score", "goal": "maximize"},
         "parameters": {"x": {"min": 0.0, "max": 1.0}},
     }
     sweep_id = store.create_sweep(config, None, None)
-    for _ in range(4):
-        run = claim(store, sweep_id).run
-        finish(store, run, {"score": -((run.config["x"] - 0.3) ** 2)})
-    assert [run.state for run in store.runs(sweep_id)] == ["finished"] * 4
+    with store.write():
+        for x in np.linspace(0.0, 1.0, 11):
+            run = store.add_run(sweep_id, {"x": float(x)}, "seeding")
+            store.finish_run(run.attempt, "finished", 0, {"score": -((float(x) - 0.85) ** 2)}, None)
+
+    proposals = [claim(store, sweep_id).run.config["x"] for _ in range(12)]
+    assert sum(x > 0.7 for x in proposals) >= 2 / 3 * len(proposals), proposals
 
 
 def test_expired_heartbeat_requeues_the_run_for_another_agent(store):

@@ -8,22 +8,12 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from local_sweeps import (
-    PROGRAMS,
-    PYTHON_COMMAND,
-    agent_env,
-    create_sweep,
-    no_leaked_processes,  # noqa: F401
-    runs_of,
-    start_agent,
-    wait_for,
-)
+from helpers import PROGRAMS, PYTHON_COMMAND, assert_one_line, create_sweep, run_cli, runs_of, start_agent, wait_for
 
 from agent.local import controller
 from agent.local.store import APPLICATION_ID, Store
@@ -33,35 +23,15 @@ pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 GRID = {"method": "grid", "parameters": {"x": {"values": [1, 2]}}}
 
 
-def lora_sweep(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=agent_env(),
-    )
-
-
-def assert_one_line(result: subprocess.CompletedProcess, *words: str) -> None:
-    err = result.stderr.strip()
-    assert result.returncode != 0, result.stdout
-    assert err.splitlines() == [err], err
-    assert err.startswith("Error: ") and "Traceback" not in err
-    for word in words:
-        assert word in err, err
-
-
 def every_command(store: Path, tmp_path: Path) -> list[subprocess.CompletedProcess]:
     sweep_yaml = tmp_path / "grid.yaml"
     sweep_yaml.write_text("method: grid\nprogram: train.py\nparameters:\n  x:\n    values: [1, 2]\n")
     return [
-        lora_sweep("runs", "abc", "--store", str(store)),
-        lora_sweep("report", "abc", "--store", str(store)),
-        lora_sweep("agent", "abc", "--store", str(store)),
-        lora_sweep("sweep", "--pause", "abc", "--store", str(store)),
-        lora_sweep("sweep", str(sweep_yaml), "--local", "--store", str(store)),
+        run_cli("runs", "abc", "--store", str(store)),
+        run_cli("report", "abc", "--store", str(store)),
+        run_cli("agent", "abc", "--store", str(store)),
+        run_cli("sweep", "--pause", "abc", "--store", str(store)),
+        run_cli("sweep", str(sweep_yaml), "--local", "--store", str(store)),
     ]
 
 
@@ -111,7 +81,7 @@ def test_a_damaged_store_is_one_line(tmp_path, damage):
         data[100:4096] = os.urandom(3996)  # the first page after the header: the schema
     store.write_bytes(bytes(data))
     for args in (["runs", sweep_id], ["report", sweep_id], ["agent", sweep_id]):
-        assert_one_line(lora_sweep(*args, "--store", str(store)), str(store))
+        assert_one_line(run_cli(*args, "--store", str(store)), str(store))
 
 
 def test_a_store_of_another_schema_version_is_refused(tmp_path):
@@ -120,7 +90,7 @@ def test_a_store_of_another_schema_version_is_refused(tmp_path):
     db = sqlite3.connect(store)
     db.execute("PRAGMA user_version = 99")
     db.close()
-    assert_one_line(lora_sweep("runs", "abc", "--store", str(store)), "schema version 99", "reads version 1")
+    assert_one_line(run_cli("runs", "abc", "--store", str(store)), "schema version 99", "reads version 1")
 
 
 def test_a_store_from_before_the_schema_version_is_still_read(tmp_path):
@@ -130,7 +100,7 @@ def test_a_store_from_before_the_schema_version_is_still_read(tmp_path):
     db.execute("PRAGMA application_id = 0")
     db.execute("PRAGMA user_version = 0")
     db.close()
-    result = lora_sweep("runs", sweep_id, "--store", str(store))
+    result = run_cli("runs", sweep_id, "--store", str(store))
     assert result.returncode == 0, result.stderr
     sqlite3.connect(store).execute("PRAGMA application_id").fetchone()  # still a plain SQLite file
     Store(store).close()  # opened for writing, it is stamped as ours
@@ -141,7 +111,7 @@ def test_a_store_path_under_a_file_is_one_line(tmp_path):
     (tmp_path / "taken").write_text("a file, not a folder")
     yaml = tmp_path / "grid.yaml"
     yaml.write_text("method: grid\nprogram: train.py\nparameters:\n  x:\n    values: [1]\n")
-    result = lora_sweep("sweep", str(yaml), "--local", "--store", str(tmp_path / "taken" / "sweeps.db"))
+    result = run_cli("sweep", str(yaml), "--local", "--store", str(tmp_path / "taken" / "sweeps.db"))
     assert_one_line(result, "part of its folder path is a file")
 
 
@@ -170,10 +140,10 @@ def test_a_read_only_location_still_serves_runs_and_refuses_writes_in_one_line(t
         store = disk / "sweeps.db"
         sweep_id = make_store_with_a_sweep(store)
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        listed = lora_sweep("runs", sweep_id, "--store", str(store))
+        listed = run_cli("runs", sweep_id, "--store", str(store))
         assert listed.returncode == 0, listed.stderr
-        assert lora_sweep("runs", sweep_id, "--store", str(store), "--format", "json").returncode == 0
-        assert_one_line(lora_sweep("agent", sweep_id, "--store", str(store)), "read-only")
+        assert run_cli("runs", sweep_id, "--store", str(store), "--format", "json").returncode == 0
+        assert_one_line(run_cli("agent", sweep_id, "--store", str(store)), "read-only")
 
 
 def test_a_full_disk_is_one_line(tmp_path):
@@ -181,10 +151,11 @@ def test_a_full_disk_is_one_line(tmp_path):
         fill(disk)
         yaml = tmp_path / "grid.yaml"
         yaml.write_text("method: grid\nprogram: train.py\nparameters:\n  x:\n    values: [1]\n")
-        result = lora_sweep("sweep", str(yaml), "--local", "--store", str(disk / "sweeps.db"))
+        result = run_cli("sweep", str(yaml), "--local", "--store", str(disk / "sweeps.db"))
         assert_one_line(result, "full")
 
 
+@pytest.mark.e2e
 def test_a_disk_filling_mid_run_stops_the_program_and_leaves_the_run_requeueable(tmp_path):
     with tmpfs(tmp_path, "1m") as disk:
         store = disk / "sweeps.db"
@@ -218,6 +189,7 @@ def test_a_disk_filling_mid_run_stops_the_program_and_leaves_the_run_requeueable
         live.close()
 
 
+@pytest.mark.e2e
 def test_a_store_deleted_while_an_agent_runs_is_loud(tmp_path):
     store = tmp_path / "sweeps.db"
     config = {

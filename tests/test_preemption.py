@@ -7,7 +7,6 @@ requeued run its id back). W&B runs offline; each launch writes its own offline 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -16,11 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, inspect_summary
+from helpers import agent_env, inspect_summary
 from safetensors.torch import load_file
 
 from agent.local.metrics import inspect_command, read_history
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
+
+pytestmark = pytest.mark.e2e
 
 TRIAL = [
     "-m",
@@ -36,21 +37,9 @@ TRIAL = [
 ]
 
 
-@pytest.fixture(scope="module")
-def dialogues(tmp_path_factory) -> Path:
-    """A slice of the synthetic set as local files: every launch tokenizes and scores less."""
-    from agent.trial.synthetic import synthetic_dialogues
-
-    folder = tmp_path_factory.mktemp("dialogues")
-    splits = synthetic_dialogues()
-    splits["train"].select(range(400)).to_json(folder / "train.jsonl")
-    splits["validation"].select(range(16)).to_json(folder / "validation.jsonl")
-    return folder
-
-
 def launch(cwd: Path, dataset: Path, run_id: str, *extra: str) -> subprocess.Popen:
     """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id}
+    env = agent_env(WANDB_RUN_ID=run_id)
     args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
     with log.open("w") as stderr:

@@ -5,12 +5,12 @@ The numbers are pinned: correlations worked out by hand, verdicts on sweeps whos
 
 from __future__ import annotations
 
-import json
 import math
 
 import matplotlib.image
 import pytest
 import yaml
+from helpers import plotly_data
 
 from agent.records import RunRecord, SweepRecord
 from agent.review.importance import compute_importance
@@ -262,13 +262,6 @@ def test_best_yaml_holds_every_sweep_parameter_of_the_winner(tmp_path):
     assert "# Rerun or promote it with: python -m agent.train --config best.yaml\n" in text
     assert yaml.safe_load(text) == {"lora_r": 8, "target_modules": "all-linear", **FIXED}
     assert review.best_yaml == text
-
-
-def plotly_data(page: str, div_id: str) -> list[dict]:
-    """The traces plotly.js draws in one figure of the page, read back from the page itself."""
-    start = page.index(f'"{div_id}",', page.index("Plotly.newPlot")) + len(div_id) + 3
-    data, _ = json.JSONDecoder().raw_decode(page[start:].lstrip())
-    return data
 
 
 def test_written_figures_hold_the_runs_values(tmp_path):

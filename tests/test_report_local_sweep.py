@@ -1,5 +1,5 @@
-"""The review of a real local sweep: the tiny model trained offline by the local controller, then
-`lora-sweep report` on it, then the winner rerun from best.yaml through the trial program.
+"""A real local sweep end to end: the tiny model trained offline by the local agent on every grid point,
+then `lora-sweep report` on it, then the winner rerun from best.yaml through the trial program.
 
 One sweep (two short runs: a learning rate that barely moves the base model and one that learns)
 serves every test in this module.
@@ -7,15 +7,17 @@ serves every test in this module.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import plotly_data, run_cli, run_program
+
+from agent.local.store import Store
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 
 SWEEP_YAML = """
 program: agent/train.py
@@ -23,7 +25,7 @@ method: grid
 metric: {name: eval/rougeL, goal: maximize}
 parameters:
   model_name_or_path: {value: "builtin:tiny-llama"}
-  dataset: {value: "builtin:synthetic"}
+  dataset: {value: "DIALOGUES"}
   learning_rate: {values: [1.0e-4, 3.0e-3]}
   target_modules: {value: qkvo}
   max_steps: {value: 30}
@@ -35,35 +37,16 @@ command: ["${env}", "${interpreter}", -m, agent.train, "${args}"]
 """
 
 
-def lora_sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args],
-        cwd=cwd,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def offline_env() -> dict[str, str]:
-    # Agents launch `python` from PATH, as `wandb agent` does: put this interpreter first.
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.pop("LORA_SWEEP_STORE", None)
-    return env
-
-
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory) -> tuple[Path, str, subprocess.CompletedProcess]:
+def reviewed(tmp_path_factory, dialogues) -> tuple[Path, str, subprocess.CompletedProcess]:
     work = tmp_path_factory.mktemp("sweep")
-    (work / "sweep.yaml").write_text(SWEEP_YAML)
-    created = lora_sweep("sweep", "sweep.yaml", "--local", cwd=work)
+    (work / "sweep.yaml").write_text(SWEEP_YAML.replace("DIALOGUES", str(dialogues)))
+    created = run_cli("sweep", "sweep.yaml", "--local", cwd=work)
     assert created.returncode == 0, created.stderr
     sweep_id = re.search(r"Created local sweep (\w+)", created.stdout).group(1)
-    ran = lora_sweep("agent", sweep_id, cwd=work)
+    ran = run_cli("agent", sweep_id, cwd=work, timeout=900)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    report = lora_sweep("report", sweep_id, "--out", "review", cwd=work)
+    report = run_cli("report", sweep_id, "--out", "review", cwd=work, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     return work, sweep_id, report
 
@@ -77,15 +60,19 @@ def test_terminal_table_lists_every_run_with_its_scores(reviewed):
     assert "Verdicts:" in report.stdout and "learning_rate: " in report.stdout
 
 
-def plotly_data(page: str, div_id: str) -> list[dict]:
-    start = page.index(f'"{div_id}",', page.index("Plotly.newPlot")) + len(div_id) + 3
-    data, _ = json.JSONDecoder().raw_decode(page[start:].lstrip())
-    return data
+def test_every_grid_point_ran_once_and_kept_its_best_rouge(reviewed):
+    work, sweep_id, _ = reviewed
+    record = Store(work / ".lora-sweep" / "sweeps.db").sweep_record(sweep_id)
+    assert sorted(run.config["learning_rate"] for run in record.runs) == [1.0e-4, 3.0e-3]
+    for run in record.runs:
+        assert run.state == "finished", run
+        evaluations = [row for row in run.history if "eval/rougeL" in row]
+        assert [row["train/global_step"] for row in evaluations] == [0, 15, 30]  # the baseline, then every eval_steps
+        # the summary holds the best evaluation, as a number, not the last one
+        assert run.summary["eval/rougeL"] == max(row["eval/rougeL"] for row in evaluations)
 
 
 def test_figures_hold_the_runs_values(reviewed):
-    from agent.local.store import Store
-
     work, sweep_id, _ = reviewed
     record = Store(work / ".lora-sweep" / "sweeps.db").sweep_record(sweep_id)
     page = (work / "review" / "report.html").read_text()
@@ -124,14 +111,7 @@ def test_best_yaml_reruns_through_the_trial_program(reviewed):
         "max_new_tokens",
         "logging_steps",
     }
-    rerun = subprocess.run(
-        [sys.executable, "-m", "agent.train", "--config", "review/best.yaml"],
-        cwd=work,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rerun = run_program(["-m", "agent.train", "--config", "review/best.yaml"], cwd=work, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     saved = sorted(work.glob("outputs/*/best_adapter/trial_config.yaml"), key=lambda p: p.stat().st_mtime)[-1]
     assert {key: yaml.safe_load(saved.read_text())[key] for key in best} == best
@@ -139,6 +119,6 @@ def test_best_yaml_reruns_through_the_trial_program(reviewed):
 
 def test_unknown_local_sweep_is_one_line(reviewed):
     work, _, _ = reviewed
-    result = lora_sweep("report", "nosuchid", cwd=work)
+    result = run_cli("report", "nosuchid", cwd=work)
     assert result.returncode == 1
     assert result.stderr.startswith("Error: no local sweep 'nosuchid'") and len(result.stderr.splitlines()) == 1

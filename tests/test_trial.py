@@ -4,22 +4,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import inspect_summary, run_program, wandb_run_dir
+from helpers import inspect_summary, run_program, wandb_run_dir
 
 from agent.local.metrics import read_history
 
 TINY = ["--model_name_or_path=builtin:tiny-llama", "--dataset=builtin:synthetic"]
 
 
-def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
+@pytest.mark.e2e
+def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, dialogues, tmp_path):
     result = run_program(
         [
             "-m",
             "agent.train",
-            *TINY,
+            "--model_name_or_path=builtin:tiny-llama",
+            f"--dataset={dialogues}",
             "--max_steps=120",
             "--eval_steps=40",
-            "--eval_subset_size=24",
+            "--eval_subset_size=16",
             "--learning_rate=1e-3",
             "--target_modules=qkvo",
             "--max_new_tokens=32",
@@ -68,36 +70,64 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, tmp_path):
     [
         (["--lora_rank=8"], "error: unknown parameter 'lora_rank': did you mean lora_r?"),
         (["--learning_rate=fast"], "error: learning_rate='fast' is not a number"),
-        (["--lora_r=0"], "error: lora_r=0: must be > 0"),
-        (["--dataset=./nowhere.jsonl"], "error: dataset file './nowhere.jsonl' does not exist"),
-        (["--dataset=empty.jsonl"], "error: dataset file 'empty.jsonl' is empty"),
-        (["--dataset=columns.jsonl"], "error: dataset 'columns.jsonl' has no dialogue or summary column"),
-        (["--target_modules=q_proj,gate"], "error: target_modules='q_proj,gate': no linear layer named gate"),
-        # the layer names are checked before any data loads: this Hub id is never fetched
-        (
-            ["--dataset=nobody/no-such-dataset", "--target_modules=qz"],
-            "error: target_modules='qz': no linear layer named qz",
-        ),
         (["--config=missing.yaml"], "error: config file 'missing.yaml' does not exist"),
-        (["--model_name_or_path=./no-model"], "error: model directory './no-model' does not exist"),
-        (["--model_name_or_path=empty-model"], "error: model directory 'empty-model' holds no model"),
-        (["--model_name_or_path=no-tokenizer"], "error: cannot load the tokenizer of 'no-tokenizer'"),
-        (["--dataset=numbers.jsonl"], "error: dataset 'numbers.jsonl': row 1's summary is not text but int"),
-        (["--dataset=nulls.jsonl"], "error: dataset 'nulls.jsonl': every row of the train split has an empty"),
+        (["stray"], "error: unexpected argument 'stray': give parameters as --name=value"),
     ],
 )
-def test_bad_input_gives_one_clear_line(tiny_model_dir, tmp_path, args, message):
-    (tmp_path / "empty.jsonl").write_text("")
-    (tmp_path / "columns.jsonl").write_text('{"text": "hi", "label": "greeting"}\n' * 3)
-    (tmp_path / "numbers.jsonl").write_text('{"dialogue": "A: hi", "summary": 7}\n' * 4)
-    (tmp_path / "nulls.jsonl").write_text('{"dialogue": "A: hi", "summary": null}\n' * 4)
+def test_bad_flags_are_one_line_before_any_run_starts(tmp_path, monkeypatch, capsys, args, message):
+    from agent.trial.train import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and err.startswith(message), err
+    assert not (tmp_path / "wandb").exists()  # refused before wandb.init
+
+
+@pytest.mark.parametrize(
+    "model, target_modules, message",
+    [
+        ("./no-model", "qv", "model directory './no-model' does not exist"),
+        ("empty-model", "qv", "model directory 'empty-model' holds no model"),
+        ("builtin:tiny-llama", "q_proj,gate", "target_modules='q_proj,gate': no linear layer named gate"),
+    ],
+)
+def test_a_bad_model_or_layer_name_is_found_from_the_config_alone(
+    tiny_model_dir, tmp_path, monkeypatch, model, target_modules, message
+):
+    from agent.trial.config import ConfigError, TrialConfig
+    from agent.trial.model import check_model
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "empty-model").mkdir()
+    config = TrialConfig.from_params({"model_name_or_path": model, "target_modules": target_modules})
+    with pytest.raises(ConfigError) as error:
+        check_model(config.model, config.lora)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_model_without_a_tokenizer_is_one_line(tiny_model_dir, tmp_path, monkeypatch):
+    from agent.trial.config import ConfigError, TrialConfig
+    from agent.trial.model import load_tokenizer
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "no-tokenizer").mkdir()
     (tmp_path / "no-tokenizer" / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    config = TrialConfig.from_params({"model_name_or_path": "no-tokenizer"})
+    with pytest.raises(ConfigError) as error:
+        load_tokenizer(config.model)
+    assert str(error.value).startswith("cannot load the tokenizer of 'no-tokenizer'") and "\n" not in str(error.value)
+
+
+@pytest.mark.e2e
+def test_bad_input_found_inside_the_run_is_one_line_on_the_terminal(tiny_model_dir, tmp_path):
+    # End to end through wandb.init and the run's set-up. The layer names are checked before any
+    # data loads: this Hub id is never fetched (no network here, so a fetch would fail differently).
+    args = ["--dataset=nobody/no-such-dataset", "--target_modules=qz"]
     result = run_program(["-m", "agent.train", *TINY, *args], cwd=tmp_path, timeout=180)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and errors[0].startswith(message), result.stderr[-2000:]
+    assert len(errors) == 1 and errors[0].startswith("error: target_modules='qz': no linear layer named qz"), errors
     assert "Traceback" not in result.stderr
 
 
@@ -122,6 +152,7 @@ def test_help_lists_every_parameter():
         assert f"--{name}" in result.stdout
 
 
+@pytest.mark.e2e
 def test_a_sweep_run_keeps_its_parameters_quietly_and_lands_in_the_sweeps_project(
     tiny_model_dir, tmp_path, monkeypatch
 ):

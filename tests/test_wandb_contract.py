@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import REPO, inspect_summary, wandb_run_dir
+from helpers import REPO, inspect_summary, wandb_run_dir
 
 import sweeps
 from agent.records import objective_of
@@ -142,6 +142,7 @@ def write_few_dialogues(path: Path, rows: int = 24) -> Path:
     return path
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
 def test_wandb_agent_launches_the_trial_program_of_each_shipped_sweep(path, fake_server, monkeypatch, tmp_path, capfd):
     """`wandb agent SWEEP_ID` runs the sweep's command block; the run records the swept values and the metric.
