@@ -166,3 +166,16 @@ def no_leaked_processes():
     """Use in every test that starts agents or programs: nothing may outlive the test."""
     yield
     wait_until_no_marked_processes()
+
+
+def adapter(folder: Path) -> dict:
+    """The LoRA weights a saved adapter or checkpoint folder holds."""
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), f"{key} differs"

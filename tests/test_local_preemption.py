@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO, adapter, assert_same_weights
 from local_sweeps import agent_env, create_sweep, no_leaked_processes, runs_of, wait_for  # noqa: F401
-from safetensors.torch import load_file
 
 from agent.local.store import Store
 from agent.records import LOSS_KEY, STEP_KEY
@@ -127,16 +126,6 @@ def train_steps(run) -> list[int]:
 
 def eval_points(run) -> dict[int, float]:
     return {row[STEP_KEY]: row["eval/rougeL"] for row in run.history if "eval/rougeL" in row}
-
-
-def adapter(path: Path) -> dict:
-    return load_file(str(path / "adapter_model.safetensors"))
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert (a[key] == b[key]).all(), f"{key} differs"
 
 
 @pytest.fixture(scope="module")

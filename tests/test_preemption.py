@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import agent_env, inspect_summary
-from safetensors.torch import load_file
+from helpers import adapter, agent_env, assert_same_weights, inspect_summary
 
 from agent.local.metrics import inspect_command, read_history
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
@@ -87,16 +86,6 @@ def eval_points(run_dir: Path) -> dict[int, float]:
 def marked_preempting(run_dir: Path) -> bool:
     out = subprocess.run(inspect_command(run_dir, "--json"), capture_output=True, text=True, timeout=120)
     return any(json.loads(line).get("type") == "preempting" for line in out.stdout.splitlines() if line.strip())
-
-
-def adapter(path: Path) -> dict:
-    return load_file(str(path / "adapter_model.safetensors"))
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert (a[key] == b[key]).all(), f"{key} differs"
 
 
 @pytest.fixture(scope="module")
