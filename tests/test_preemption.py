@@ -7,6 +7,7 @@ requeued run its id back). W&B runs offline; each launch writes its own offline 
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import adapter, agent_env, assert_same_weights, inspect_summary
+from helpers import REPO, adapter, assert_same_weights, inspect_summary
 
 from agent.local.metrics import inspect_command, read_history
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
@@ -38,7 +39,7 @@ TRIAL = [
 
 def launch(cwd: Path, dataset: Path, run_id: str, *extra: str) -> subprocess.Popen:
     """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
-    env = agent_env(WANDB_RUN_ID=run_id)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id}
     args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
     with log.open("w") as stderr:
