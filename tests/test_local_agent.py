@@ -48,6 +48,8 @@ def test_a_killed_agents_run_is_requeued_and_finished_by_another(tmp_path):
     sweep_id = create_sweep(store_path, record_args_sweep(log, [7], sleep=60.0))
     doomed = start_agent(sweep_id, store_path, tmp_path)
     run = wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.pid], 60, "the run to start")[0]
+    # The program dies with its agent: let it log its start first, so the first attempt is on record.
+    wait_for(lambda: logged_points(log, "start") == [7], 60, "the program to start")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     assert runs_of(store_path, sweep_id)[0].state == "running"  # nobody knows yet that it died
@@ -60,8 +62,8 @@ def test_a_killed_agents_run_is_requeued_and_finished_by_another(tmp_path):
     assert final.state == "finished"
     assert final.attempts == 2
     assert final.agent_id != run.agent_id
-    # Two attempts started; the dead agent's program was ended at requeue (its first attempt
-    # sleeps 60 s), so the point ran to completion once, in the second attempt.
+    # Two attempts started; the dead agent's program died with it (its first attempt sleeps 60 s),
+    # so the point ran to completion once, in the second attempt.
     assert logged_points(log, "start") == [7, 7]
     assert logged_points(log) == [7]
 

@@ -47,7 +47,9 @@ def trial_sweep(cwd: Path, dataset: Path, **extra) -> dict:
         "eval_steps": 10,
         "eval_subset_size": 8,
         "max_new_tokens": 8,
-        "per_device_train_batch_size": 4,
+        # Steps long enough that the test sees the run between two checkpoints (rows reach the store
+        # about a second after they are logged) however quiet the machine is.
+        "per_device_train_batch_size": 16,
         "learning_rate": 1e-3,
         "logging_steps": 1,
         "seed": 7,
