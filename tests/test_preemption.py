@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, adapter, assert_same_weights, inspect_summary
 
+from agent.local.launch import FLUSH_INTERVAL_ENV
 from agent.local.metrics import inspect_command, read_history
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
 
@@ -39,7 +40,9 @@ TRIAL = [
 
 def launch(cwd: Path, dataset: Path, run_id: str, *extra: str) -> subprocess.Popen:
     """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id}
+    # As the local agent launches it: W&B writes the run's log every second, so what the run marked
+    # (preempting) is on disk before a kill that comes seconds later.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1"}
     args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
     with log.open("w") as stderr:
