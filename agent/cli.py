@@ -320,7 +320,7 @@ def _supervise_agents(sweep_id, gpus_spec, count, agent_flags, store_path, log_d
     children = children_per_gpu(argv, gpus, env, log_dir) if gpus else single_child(argv, env, log_dir)
     echo = lambda line: click.echo(line, err=True)  # noqa: E731
     echo(f"supervising {len(children)} agent(s) for {sweep_id}; logs in {log_dir}/")
-    result = Supervisor(children, options, echo).run()
+    result = Supervisor(children, options, echo, notice=log_dir / f"supervisor-{os.getpid()}.notice").run()
     echo(result.summary())
     raise SystemExit(result.exit_code)
 

@@ -94,7 +94,24 @@ def test_a_signal_reaches_every_agent_once_and_the_supervisor_says_it_was_stoppe
     assert supervisor.returncode == code, err
     got = events(tmp_path, "signal")
     assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", sig.name), ("1", sig.name)]
+    assert all(event["preemption"] for event in got)  # announced before forwarding: runs checkpoint and requeue
     assert err.strip().splitlines()[-1] == f"agents: gpu 0 ok, gpu 1 ok; stopped by {sig.name}: exit {code}"
+    assert list((tmp_path / "logs").glob("*.notice")) == []
+
+
+def test_a_sigterm_the_supervisor_did_not_forward_is_a_controllers_stop(tmp_path):
+    # `wandb agent` stops a run (hyperband's early termination) with SIGTERM: it must not be requeued.
+    env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60")
+    supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", env=env)
+    starts = wait_for(lambda: len(events(tmp_path, "start")) == 2 and events(tmp_path, "start"), 30, "both agents")
+
+    os.kill(starts[0]["pid"], signal.SIGTERM)
+    wait_for(lambda: events(tmp_path, "signal"), 10, "the stopped agent to record its signal")
+    supervisor.send_signal(signal.SIGTERM)
+    supervisor.communicate(timeout=30)
+
+    got = {event["pid"]: event["preemption"] for event in events(tmp_path, "signal")}
+    assert got == {starts[0]["pid"]: False, starts[1]["pid"]: True}
 
 
 def test_a_killed_supervisor_leaves_no_agent_running(tmp_path):
@@ -107,6 +124,7 @@ def test_a_killed_supervisor_leaves_no_agent_running(tmp_path):
 
     got = wait_for(lambda: len(events(tmp_path, "signal")) == 2 and events(tmp_path, "signal"), 10, "both agents")
     assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", "SIGTERM"), ("1", "SIGTERM")]
+    assert all(event["preemption"] for event in got)  # no supervisor left to ask: taken for a preemption
     for start in events(tmp_path, "start"):
         gone = Path(f"/proc/{start['pid']}")
         wait_for(lambda gone=gone: not gone.exists(), 10, f"agent {start['pid']} to exit")

@@ -215,10 +215,10 @@ def test_sigterm_saves_only_when_the_last_measured_save_fits_in_the_grace():
     from transformers import TrainerControl, TrainerState
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
-    from agent.trial.stopping import StopRequest
+    from agent.trial.stopping import PREEMPT, StopRequest
 
     request = StopRequest()
-    request.signum, request.received_at = signal.SIGTERM, time.monotonic() - 1.0  # SIGTERM came 1 s ago
+    request.kind, request.received_at = PREEMPT, time.monotonic() - 1.0  # SIGTERM came 1 s ago
     keeper = CheckpointKeeper(request, BestAdapterKeeper(), grace_s=4.0)
     state = TrainerState(global_step=13)
 

@@ -2,7 +2,8 @@
 
 Children run in their own process groups, so a Ctrl-C in the terminal reaches them once, through
 us, and never twice (a second SIGINT makes `wandb agent` kill its run without grace). They get
-SIGTERM if the supervisor dies, however it dies, so no agent outlives it.
+SIGTERM if the supervisor dies, however it dies, so no agent outlives it. Before forwarding a
+signal it says so in its shutdown notice, so a run can tell a preemption from its controller's stop.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from agent import shutdown_notice
 from agent.local.processes import die_with_parent
 
 POLL_S = 0.1
@@ -100,11 +102,14 @@ class _Slot:
 class Supervisor:
     """Starts the children staggered, keeps them running, and ends when every one has exited."""
 
-    def __init__(self, children: list[AgentChild], options: SupervisorOptions, echo: Callable[[str], None]):
+    def __init__(
+        self, children: list[AgentChild], options: SupervisorOptions, echo: Callable[[str], None], notice: Path
+    ):
         now = time.monotonic()
         self.slots = [_Slot(child, start_at=now + i * options.stagger_s) for i, child in enumerate(children)]
         self.options = options
         self.echo = echo
+        self.notice = notice
         self.echo_lock = threading.Lock()
         self.pending_signals: list[int] = []
         self.signal_received: int | None = None
@@ -112,6 +117,7 @@ class Supervisor:
     def run(self) -> SupervisionResult:
         """Supervise until every child is done; SIGINT and SIGTERM are forwarded while it runs."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        shutdown_notice.post(self.notice)
         try:
             while not all(slot.done for slot in self.slots):
                 self._forward_signals()
@@ -122,6 +128,7 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._kill_leftovers()
+            self.notice.unlink(missing_ok=True)
         outcomes = tuple(ChildOutcome(s.child.label, s.returncode, s.restarts) for s in self.slots)
         return SupervisionResult(outcomes, self.signal_received)
 
@@ -132,6 +139,7 @@ class Supervisor:
         while self.pending_signals:
             signum = self.pending_signals.pop(0)
             self.signal_received = self.signal_received or signum
+            shutdown_notice.announce_shutdown(self.notice)  # before the signal: runs read it when it arrives
             self._say(None, f"got {signal.Signals(signum).name}: forwarding it to every agent")
             for slot in self.slots:
                 if slot.process is not None and slot.process.poll() is None:
@@ -173,7 +181,7 @@ class Supervisor:
         try:
             slot.process = subprocess.Popen(
                 child.argv,
-                env=dict(child.env),
+                env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve())},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

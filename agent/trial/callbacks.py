@@ -121,7 +121,7 @@ class CheckpointKeeper(TrainerCallback):
         self.request.in_training = False
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.request.signum is not None:
+        if self.request.kind is not None:
             control.should_training_stop = True
             if self.request.preempted:
                 fits = self.request.seconds_since() + self.save_seconds <= self.grace_s

@@ -1,21 +1,28 @@
 """SIGTERM and SIGINT, turned into requests the training loop answers at the end of a step.
 
-- SIGTERM is a preemption (RunPod, spot VMs, a controller's stop): save a checkpoint if it fits the
-  grace period, then exit 143, marked preempting, so W&B or the local controller requeues the run.
-- SIGINT is a person's "stop now, keep what you have" (Ctrl-C forwarded by an agent, or W&B's Stop
-  button, which the W&B client delivers as SIGINT): training ends at the step, the best adapter is
-  scored and saved, and the run exits 0 as finished. A second SIGINT interrupts at once.
+- A preemption (RunPod, spot VMs) arrives as SIGTERM: save a checkpoint if it fits the grace
+  period, then exit 143, marked preempting, so W&B or the local controller requeues the run.
+- A stop (Ctrl-C forwarded by an agent, W&B's Stop button, which the W&B client delivers as SIGINT;
+  or a controller's SIGTERM, such as hyperband's early termination under `wandb agent`) means "end
+  now, keep what you have": training ends at the step, the best adapter is scored and saved, and the
+  run exits 0 as finished, never requeued. A second SIGINT interrupts at once.
+
+Which SIGTERM is which: `agent.shutdown_notice`.
 
 While the Trainer runs, a handler only records the request: stopping mid-step would leave nothing
-consistent to save. Outside training there is nothing to save, so a SIGTERM raises `Preempted`.
+consistent to save. Outside training there is nothing to save, so a preemption raises `Preempted`.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Mapping
+
+from agent.shutdown_notice import sigterm_is_preemption
 
 PREEMPTED_EXIT_CODE = 128 + signal.SIGTERM  # 143: the shell's "terminated by SIGTERM"
+PREEMPT, STOP = "preempt", "stop"
 
 
 class Preempted(Exception):
@@ -23,10 +30,12 @@ class Preempted(Exception):
 
 
 class StopRequest:
-    """The first stop signal received, and when."""
+    """The first stop or preemption received, and when."""
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = environ or {}
+        """Where the supervisor's shutdown notice is named, read when a SIGTERM arrives."""
+        self.kind: str | None = None
         self.received_at = 0.0
         self.in_training = False
 
@@ -37,19 +46,20 @@ class StopRequest:
 
     @property
     def preempted(self) -> bool:
-        return self.signum == signal.SIGTERM
+        return self.kind == PREEMPT
 
     @property
     def stopped(self) -> bool:
-        return self.signum == signal.SIGINT
+        return self.kind == STOP
 
     def seconds_since(self) -> float:
         return time.monotonic() - self.received_at
 
     def _handle(self, signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and self.signum is not None:
+        if signum == signal.SIGINT and self.kind is not None:
             raise KeyboardInterrupt  # a second Ctrl-C: the person means it
-        if self.signum is None or signum == signal.SIGTERM:  # a preemption outranks a stop
-            self.signum, self.received_at = signum, time.monotonic()
-        if signum == signal.SIGTERM and not self.in_training:
+        kind = PREEMPT if signum == signal.SIGTERM and sigterm_is_preemption(self.environ) else STOP
+        if self.kind is None or kind == PREEMPT:  # a preemption outranks a stop
+            self.kind, self.received_at = kind, time.monotonic()
+        if kind == PREEMPT and not self.in_training:
             raise Preempted

@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Our project name for standalone runs only: under `wandb agent SWEEP_ID` the agent found the
         # sweep through the project it resolved (WANDB_PROJECT or wandb/settings), and its runs belong there.
         os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
-    stop = StopRequest().install()  # before wandb.init: a preemption can come at any time
+    stop = StopRequest(os.environ).install()  # before wandb.init: a preemption can come at any time
     run = wandb.init(config=config.to_params())
     try:
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.

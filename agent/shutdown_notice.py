@@ -1,0 +1,63 @@
+"""Whether a run's SIGTERM is its machine going away or a controller stopping it.
+
+`wandb agent` stops a run with SIGTERM when the sweep's controller says so (hyperband's early
+termination, a cancelled sweep), and with `--forward-signals` it passes on a preemption's SIGTERM
+the same way. The run cannot tell the two apart by the signal, yet they need opposite answers: a
+preempted run must be requeued, a stopped one must not (or hyperband would stop it again, forever).
+
+`lora-sweep agent` knows which is which, because a preemption reaches its agents through it. It
+keeps a notice file, named to its descendants by `NOTICE_ENV`: its pid while it runs, and the word
+`shutdown` written before it forwards a signal. A run that gets SIGTERM while its supervisor lives
+and has announced nothing was stopped by its controller. When the supervisor is gone, or there is
+no supervisor, the SIGTERM is taken for a preemption: requeuing a stopped run wastes a little
+compute, dropping a preempted one loses its training.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+NOTICE_ENV = "LORA_SWEEP_SHUTDOWN_NOTICE"
+SHUTDOWN = "shutdown"
+
+
+def post(path: Path) -> None:
+    """The supervisor is running: the notice holds its pid."""
+    _write(path, f"{os.getpid()}\n")
+
+
+def announce_shutdown(path: Path) -> None:
+    """The supervisor was told to stop (preemption, Ctrl-C): written before it forwards the signal."""
+    _write(path, f"{os.getpid()}\n{SHUTDOWN}\n")
+
+
+def sigterm_is_preemption(environ: Mapping[str, str]) -> bool:
+    path = environ.get(NOTICE_ENV)
+    if not path:
+        return True  # no supervisor to ask
+    try:
+        pid, *rest = Path(path).read_text().split()
+        supervisor_alive = _alive(int(pid))
+    except (OSError, ValueError):
+        return True  # no readable notice: nothing says this was a controller's stop
+    return SHUTDOWN in rest or not supervisor_alive
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie: a killed supervisor stays one until its parent reaps it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # gone, or it cannot be told: a preemption is the safe guess
+    state = stat.rpartition(")")[2].split()[0]  # after the command name, which may hold spaces
+    return state not in ("Z", "X")
+
+
+def _write(path: Path, text: str) -> None:
+    # Replaced whole, so a run reading it mid-write sees the old notice or the new one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,59 @@
+"""A run tells a preemption's SIGTERM from its controller's stop by its supervisor's notice (real signals)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from agent.shutdown_notice import NOTICE_ENV, announce_shutdown, post, sigterm_is_preemption
+from agent.trial.stopping import Preempted, StopRequest
+
+
+@pytest.fixture
+def request_in_training(tmp_path):
+    """A StopRequest handling this process's real SIGTERM and SIGINT, under a live supervisor's notice."""
+    notice = tmp_path / "supervisor.notice"
+    post(notice)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    request = StopRequest({NOTICE_ENV: str(notice)}).install()
+    request.in_training = True
+    yield request, notice
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def test_a_sigterm_the_supervisor_did_not_announce_is_a_stop(request_in_training):
+    request, _ = request_in_training
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert request.stopped and not request.preempted
+
+
+def test_an_announced_shutdown_makes_a_sigterm_a_preemption_that_outranks_an_earlier_stop(request_in_training):
+    request, notice = request_in_training
+    os.kill(os.getpid(), signal.SIGTERM)  # the controller's stop, then the machine goes away
+    announce_shutdown(notice)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert request.preempted
+
+
+def test_a_preemption_outside_training_raises_at_once(request_in_training):
+    request, notice = request_in_training
+    request.in_training = False
+    announce_shutdown(notice)
+    with pytest.raises(Preempted):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_without_a_live_supervisor_a_sigterm_is_taken_for_a_preemption(tmp_path):
+    assert sigterm_is_preemption({})  # no supervisor (a bare `wandb agent`, the local agent alone)
+    assert sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "missing.notice")})
+    (tmp_path / "garbage.notice").write_bytes(b"\x00\xff")
+    assert sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "garbage.notice")})
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "dead.notice").write_text(dead.stdout)  # the supervisor died without a word (SIGKILL)
+    assert sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "dead.notice")})
