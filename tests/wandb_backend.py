@@ -225,6 +225,8 @@ class FakeCore:
             return pb.ApiResponse(graphql_response=pb.GraphQLResponse(data_json=json.dumps(data)))
         if request.HasField("read_run_history_request"):
             return pb.ApiResponse(read_run_history_response=self.read_history(request.read_run_history_request))
+        if request.HasField("features_request"):  # a server with none of the optional features
+            return pb.ApiResponse(features_response=pb.FeaturesResponse())
         if request.HasField("auth_request"):
             user = pb.AuthenticateResponse(default_entity=self.server.entity, username="tester")
             return pb.ApiResponse(auth_response=pb.AuthResponse(authenticate_response=user))

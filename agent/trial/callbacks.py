@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,16 @@ class CheckpointKeeper(TrainerCallback):
     lost. Either way training stops there.
     """
 
-    def __init__(self, request: StopRequest, keeper: BestAdapterKeeper, grace_s: float):
+    def __init__(
+        self,
+        request: StopRequest,
+        keeper: BestAdapterKeeper,
+        grace_s: float,
+        on_sealed: Callable[[Path], None] = lambda run_folder: None,
+    ):
         self.request, self.keeper, self.grace_s = request, keeper, grace_s
+        self.on_sealed = on_sealed
+        """Told the run folder once a checkpoint in it is complete (to mirror it elsewhere)."""
         self.save_seconds = 0.0  # the last save's duration: the estimate for the next one
         self.save_started = 0.0
         self.stop_to_checkpoint_s: float | None = None
@@ -139,6 +148,7 @@ class CheckpointKeeper(TrainerCallback):
         folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
         self.keeper.save(folder / BEST_ADAPTER_FILE)
         seal(folder)
+        self.on_sealed(folder.parent)  # counted in the save's time: on SIGTERM it must fit the grace too
         self.save_seconds = time.monotonic() - self.save_started
         if self.request.preempted:
             self.stop_to_checkpoint_s = self.request.seconds_since()

@@ -156,7 +156,8 @@ class PreemptArgs:
     checkpoint_dir: str = param(
         "",
         "a mounted or network volume for checkpoints (under a run-id folder), so a requeued run resumes "
-        "on any machine; empty keeps them under output_dir",
+        "on any machine; empty keeps them under output_dir and, for an online run, in the W&B artifact "
+        "checkpoint-<run_id>",
     )
     preempt_grace_s: float = param(
         4.0, "seconds after SIGTERM within which a last checkpoint must be written (RunPod kills at 5)"

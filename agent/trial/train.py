@@ -30,6 +30,7 @@ from agent.trial.stopping import PREEMPTED_EXIT_CODE, Preempted, StopRequest
 if TYPE_CHECKING:
     from agent.trial.callbacks import BestAdapterKeeper
     from agent.trial.checkpoint import Attempt
+    from agent.trial.checkpoint_artifact import CheckpointMirror
 
 DEFAULT_PROJECT = "lora-sweep"
 """The W&B project of a run started outside any sweep, unless WANDB_PROJECT names another."""
@@ -126,23 +127,29 @@ def report_error(error: ConfigError) -> int:
 def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
     """One launch of a run, counted; returns the exit code. A preempted run exits 143, marked preempting."""
     from agent.trial.checkpoint import FAILED, FINISHED, PREEMPTED, STOPPED, begin_attempt, end_attempt, run_folder
+    from agent.trial.checkpoint_artifact import checkpoint_mirror
 
     folder = run_folder(config.preempt.checkpoint_dir, config.train.output_dir, run.id)
+    mirror = checkpoint_mirror(config.preempt.checkpoint_dir, run, stop)
+    mirror.pull(folder)
     attempt = begin_attempt(folder)
+    mirror.push(folder)
     run.summary["attempt/number"] = attempt.number
     if attempt.exhausted(config.preempt.max_attempts):
         return give_up(run, attempt, config.preempt.max_attempts)
     try:
-        fine_tune(config, run, stop, folder, attempt)
+        fine_tune(config, run, stop, folder, attempt, mirror)
     except Preempted:
         run.mark_preempting()  # W&B requeues a run marked preempting that exits non-zero
         end_attempt(folder, PREEMPTED)
+        mirror.push(folder)
         run.summary["attempt/outcome"] = PREEMPTED
         print(f"preempted: run {run.id} exits {PREEMPTED_EXIT_CODE} to be requeued", file=sys.stderr)
         return PREEMPTED_EXIT_CODE
     except BaseException as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
         end_attempt(folder, FAILED, reason)
+        mirror.push(folder)
         if attempt.is_last(config.preempt.max_attempts):
             reason = (
                 f"failed on attempt {attempt.number}, the last of max_attempts={config.preempt.max_attempts}: {reason}"
@@ -151,6 +158,7 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
         raise
     outcome = STOPPED if stop.stopped else FINISHED
     end_attempt(folder, outcome)
+    mirror.push(folder)
     run.summary["attempt/outcome"] = outcome
     return 0
 
@@ -166,10 +174,12 @@ def give_up(run: Any, attempt: Attempt, max_attempts: int) -> int:
     return 1
 
 
-def fine_tune(config: TrialConfig, run: Any, stop: StopRequest, folder: Path, attempt: Attempt) -> None:
+def fine_tune(
+    config: TrialConfig, run: Any, stop: StopRequest, folder: Path, attempt: Attempt, mirror: CheckpointMirror
+) -> None:
     """Data and model -> ROUGE baseline (or the checkpoint to resume) -> training -> the best adapter, scored."""
     started = time.perf_counter()
-    trial = prepare(config, run, folder, stop)
+    trial = prepare(config, run, folder, stop, mirror)
     resume_from = restore(trial, folder, run)
     run.summary["time/load_s"] = time.perf_counter() - started
     if resume_from is None:
@@ -199,7 +209,7 @@ class Trial:
     out_dir: Path
 
 
-def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest) -> Trial:
+def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest, mirror: CheckpointMirror) -> Trial:
     from transformers import Trainer, set_seed
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper, LogTrainingToWandb, RougeCallback
@@ -224,7 +234,7 @@ def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest) -> T
     define_metrics(run)
     keeper = BestAdapterKeeper()
     rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop)
-    checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s)
+    checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s, on_sealed=mirror.push)
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     trainer = Trainer(
         model=model,
