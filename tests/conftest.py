@@ -12,6 +12,10 @@ import pytest
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+# Torch trains on one thread in every test process and every program the tests start. The suite runs
+# tests side by side (`make test`: a worker per core), so several trainers share the cores; with a
+# thread per core each, their threads spin-wait on one another and burn several times the CPU time.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from helpers import no_leaked_processes  # noqa: E402, F401  (a fixture every module may use)
 
@@ -41,3 +45,4 @@ def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
