@@ -46,3 +46,10 @@ def tiny_tokenizer(tiny_model_dir):
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
+
+def pytest_collection_modifyitems(items):
+    """The modules with end-to-end tests run first, each in its order. Under xdist (`make test`) a
+    module goes to one worker whole, which builds its module fixtures once: the long modules start
+    first, and the short in-process ones fill the end on whichever worker is free."""
+    e2e_modules = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in e2e_modules)
