@@ -16,12 +16,20 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-test: install
-	$(BIN)/python -m pytest -q
+# The suite runs on pytest-xdist workers, one more than there are cores: the end-to-end tests spend
+# part of their time waiting (heartbeat timeouts, programs that sleep between steps), and the extra
+# worker keeps the cores busy meanwhile. A test module goes to one worker whole, so its module
+# fixtures (a reference run, a whole sweep) are built once; modules go out in collection order,
+# which puts those with end-to-end tests first (tests/conftest.py), so the long ones start early.
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+XDIST := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
-# The same suite less its end-to-end runs: a minute or two while working on one part.
+test: install
+	$(BIN)/python -m pytest -q $(XDIST)
+
+# The same suite less its end-to-end runs: under a minute, while working on one part.
 test-quick: install
-	$(BIN)/python -m pytest -q -m "not slow and not gpu and not e2e"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not gpu and not e2e"
 
 lint: install
 	$(BIN)/ruff format --check .

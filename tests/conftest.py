@@ -12,6 +12,10 @@ import pytest
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+# Torch trains on one thread in every test process and every program the tests start. The suite runs
+# tests side by side (`make test`: a worker per core), so several trainers share the cores; with a
+# thread per core each, their threads spin-wait on one another and burn several times the CPU time.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from helpers import no_leaked_processes  # noqa: E402, F401  (a fixture every module may use)
 
@@ -41,3 +45,11 @@ def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def pytest_collection_modifyitems(items):
+    """The modules with end-to-end tests run first, each in its order. Under xdist (`make test`) a
+    module goes to one worker whole, which builds its module fixtures once: the long modules start
+    first, and the short in-process ones fill the end on whichever worker is free."""
+    e2e_modules = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in e2e_modules)

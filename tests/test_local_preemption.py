@@ -157,6 +157,7 @@ def assert_continued_as_never_stopped(run, straight: dict, cwd: Path) -> None:
     assert_same_weights(adapter(cwd / "volume" / run.run_id / f"checkpoint-{MAX_STEPS}"), straight["last"])
 
 
+@pytest.mark.e2e
 def test_a_run_whose_program_gets_sigterm_is_preempted_requeued_and_resumed(straight, dialogues, tmp_path):
     sweep_id = create_sweep(tmp_path / "sweeps.db", trial_sweep(tmp_path, dialogues))
     started = time.monotonic()
@@ -182,6 +183,7 @@ def test_a_run_whose_program_gets_sigterm_is_preempted_requeued_and_resumed(stra
     )
 
 
+@pytest.mark.e2e
 def test_a_killed_agents_run_is_requeued_by_heartbeat_and_resumes_from_its_last_checkpoint(
     straight, dialogues, tmp_path
 ):
@@ -211,6 +213,7 @@ def test_a_killed_agents_run_is_requeued_by_heartbeat_and_resumes_from_its_last_
     )
 
 
+@pytest.mark.e2e
 def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
     # A real failure on every attempt: the adapter cannot be saved, because output_dir is a file.
     (tmp_path / "outputs").write_text("not a folder")

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from wandb.apis.public import service_api
 from wandb.proto import wandb_api_pb2 as pb
+from wandb.sdk import wandb_setup
 from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
 API_KEY = "k" * 40
@@ -260,7 +261,12 @@ class FakeCore:
 
 
 def serve(monkeypatch, server: FakeServer) -> FakeCore:
-    """Route every wandb public-API request to `server`; log in with a fake key (nothing leaves the machine)."""
+    """Route every wandb public-API request to `server`; log in with a fake key (nothing leaves the machine).
+
+    wandb keeps the settings it read from the environment (the key, the base URL) in a process-wide
+    object: the test gets a fresh one, read from its own environment, and later tests never see it.
+    """
+    monkeypatch.setattr(wandb_setup, "_singleton", None)
     core = FakeCore(server)
     session = service_api._ServiceApiSession(connection=core, api_id="fake-core")
     monkeypatch.setattr(service_api.ServiceApi, "_get_api_session", lambda self: session)
