@@ -12,8 +12,6 @@ Everything after fetching is the same code the local path runs.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import wandb
 import yaml
@@ -127,11 +125,9 @@ def test_report_command_without_wandb_login_fails_in_one_line(tmp_path, monkeypa
     # As in a fresh `lora-sweep report`: wandb reads its settings from this environment, not from
     # what an earlier test in this process left in wandb's process-wide settings.
     monkeypatch.setattr(wandb_setup, "_singleton", None)
-    started = time.monotonic()
     result = CliRunner().invoke(main, ["report", "team/lora/sw3ep", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.startswith("Error: cannot read W&B sweep team/lora/sw3ep: ")
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "wandb login" in result.stderr  # the missing login itself, said at once
-    assert time.monotonic() - started < 10
+    assert "wandb login" in result.stderr  # the missing login itself, not a failed check of a stale key
