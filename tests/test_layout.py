@@ -14,12 +14,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agent"
 # What each part may import, besides itself. The shared pieces sit beside the parts.
 ALLOWED = {
     "agent.records": set(),
-    "agent.shutdown_notice": set(),
-    "agent.trial": {"agent.records", "agent.shutdown_notice"},
+    "agent.trial": {"agent.records"},
     "agent.sweep_config": {"agent.records", "agent.trial"},
     "agent.local": {"agent.records", "agent.sweep_config"},
     "agent.review": {"agent.records", "agent.local"},
-    "agent.fleet": {"agent.records", "agent.sweep_config", "agent.local", "agent.shutdown_notice"},
+    "agent.fleet": {"agent.records", "agent.sweep_config", "agent.local", "agent.trial"},
     "agent.train": {"agent.trial"},
     "agent.cli": {"agent.records", "agent.sweep_config", "agent.trial", "agent.local", "agent.review", "agent.fleet"},
 }

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from agent.shutdown_notice import NOTICE_ENV, announce_shutdown, post, sigterm_is_preemption
+from agent.trial.shutdown_notice import NOTICE_ENV, announce_shutdown, post, sigterm_is_preemption
 from agent.trial.stopping import Preempted, StopRequest
 
 

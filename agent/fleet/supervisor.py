@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from agent import shutdown_notice
 from agent.local.processes import die_with_parent
+from agent.trial import shutdown_notice
 
 POLL_S = 0.1
 

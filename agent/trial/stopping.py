@@ -7,7 +7,7 @@
   now, keep what you have": training ends at the step, the best adapter is scored and saved, and the
   run exits 0 as finished, never requeued. A second SIGINT interrupts at once.
 
-Which SIGTERM is which: `agent.shutdown_notice`.
+Which SIGTERM is which: `agent.trial.shutdown_notice`.
 
 While the Trainer runs, a handler only records the request: stopping mid-step would leave nothing
 consistent to save. Outside training there is nothing to save, so a preemption raises `Preempted`.
@@ -19,7 +19,7 @@ import signal
 import time
 from collections.abc import Mapping
 
-from agent.shutdown_notice import sigterm_is_preemption
+from agent.trial.shutdown_notice import sigterm_is_preemption
 
 PREEMPTED_EXIT_CODE = 128 + signal.SIGTERM  # 143: the shell's "terminated by SIGTERM"
 PREEMPT, STOP = "preempt", "stop"
