@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from wandb_backend import AnswersGraphQL
+
 NOW = "2026-11-25T00:00:00Z"
 
 
@@ -57,7 +59,7 @@ def artifact_records(run_dir: Path) -> list[dict]:
     return [record["artifact"] for record in records if record.get("type") == "artifact"]
 
 
-class FakeArtifactServer:
+class FakeArtifactServer(AnswersGraphQL):
     """One project's artifact collections, answering the GraphQL operations wandb's public API sends."""
 
     def __init__(self, entity: str, project: str):
@@ -91,18 +93,7 @@ class FakeArtifactServer:
     def live_versions(self, collection: str) -> list[int]:
         return [version.index for version in self.collections.get(collection, [])]
 
-    # -- GraphQL
-    def answer(self, query: str, variables: dict):
-        import re
-
-        operation = re.search(r"(?:query|mutation)\s+(\w+)", query).group(1)
-        if query.lstrip("#graphql \n").startswith("mutation"):
-            self.mutations.append((operation, variables))
-        handler = getattr(self, f"on_{operation}", None)
-        if handler is None:
-            raise AssertionError(f"the fake server does not know {operation}")
-        return handler(variables)
-
+    # -- GraphQL operations
     def on_ArtifactMembershipByName(self, variables):  # noqa: N802
         collection, _, alias = variables["name"].partition(":")
         version = self._find(collection, alias)

@@ -59,8 +59,23 @@ def transformers_config() -> dict[str, Any]:
     return values
 
 
+class AnswersGraphQL:
+    """A fake server's GraphQL: operation `Name` is answered by its `on_Name(variables)`; mutations recorded."""
+
+    mutations: list[tuple[str, dict]]
+
+    def answer(self, query: str, variables: dict) -> Any:
+        operation = re.search(r"(?:query|mutation)\s+(\w+)", query).group(1)
+        if query.lstrip("#graphql \n").startswith("mutation"):
+            self.mutations.append((operation, variables))
+        handler = getattr(self, f"on_{operation}", None)
+        if handler is None:
+            raise AssertionError(f"the fake server does not know {operation}")
+        return handler(variables)
+
+
 @dataclass
-class FakeServer:
+class FakeServer(AnswersGraphQL):
     entity: str
     project: str
     sweep_name: str
@@ -73,15 +88,6 @@ class FakeServer:
     views: dict[str, dict] = field(default_factory=dict)
     mutations: list[tuple[str, dict]] = field(default_factory=list)
     """Every mutation received: (operation name, variables)."""
-
-    def answer(self, query: str, variables: dict) -> Any:
-        operation = re.search(r"(?:query|mutation)\s+(\w+)", query).group(1)
-        if query.lstrip("#graphql \n").startswith("mutation"):
-            self.mutations.append((operation, variables))
-        handler = getattr(self, f"on_{operation}", None)
-        if handler is None:
-            raise AssertionError(f"the fake server does not know {operation}")
-        return handler(variables)
 
     def on_GetDefaultEntity(self, variables):  # noqa: N802
         return {"viewer": {"id": "VXNlcjox", "entity": self.entity}}
