@@ -16,6 +16,8 @@ LOSS_KEY = "train/loss"
 """The training loss the trial program logs (through HF Trainer) every `logging_steps`."""
 OBJECTIVE = "eval/rougeL"
 """The trial program's objective (ROUGE-L x100 on the fixed validation subset); sweeps name it."""
+PREEMPTED_EXIT_CODE = 143
+"""128 + SIGTERM: how the trial program exits when preempted, so that its controller requeues it."""
 DEFAULT_GOAL = "minimize"
 """W&B's schema default when a sweep's metric has no `goal`."""
 

@@ -36,7 +36,7 @@ from agent.local import controller, launch, metrics
 from agent.local.options import AgentOptions
 from agent.local.processes import signal_group
 from agent.local.store import FAILED_STATES, Attempt, RunRow, RunTaken, Store, StoreError, SweepRow, new_id
-from agent.records import LOSS_KEY, Objective, is_number, objective_of
+from agent.records import LOSS_KEY, PREEMPTED_EXIT_CODE, Objective, is_number, objective_of
 
 __all__ = ["AgentOptions", "AgentResult", "RunOutcome", "run_agent"]
 
@@ -44,8 +44,6 @@ __all__ = ["AgentOptions", "AgentResult", "RunOutcome", "run_agent"]
 MAX_INITIAL_FAILURES = 5
 OUTPUT_TAIL_LINES = 40
 TAKEN = "another agent took it over after missed heartbeats; this attempt dropped"
-PREEMPTED_EXIT_CODE = 143
-"""128 + SIGTERM: the trial program's exit after a SIGTERM it did not expect (docs/preemption.md)."""
 OUTPUT_DRAIN_S = 60.0
 """How long a finished program's last output may take to reach us (a grandchild can hold the pipe)."""
 

@@ -403,8 +403,8 @@ class Store:
         self._sql(
             "UPDATE runs SET state = 'running', agent_id = ?, heartbeat_at = ?, started_at = ?,"
             " ended_at = NULL, exit_code = NULL, attempts = attempts + 1"
-            " WHERE run_id = ? AND state IN ('pending', 'preempted')",
-            (agent_id, now, now, run_id),
+            f" WHERE run_id = ? AND state IN ({', '.join('?' * len(QUEUED_STATES))})",
+            (agent_id, now, now, run_id, *QUEUED_STATES),
         )
         return self.run(run_id)
 

@@ -42,7 +42,7 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 def seal(folder: Path) -> None:
     """Mark a fully written checkpoint complete, then remove every other one: only the newest is kept."""
-    _write_atomically(folder / COMPLETE_MARKER, "")
+    write_atomically(folder / COMPLETE_MARKER, "")
     for other in folder.parent.glob(f"{CHECKPOINT_PREFIX}*"):
         if other != folder:
             shutil.rmtree(other, ignore_errors=True)
@@ -93,10 +93,10 @@ def read_attempts(root: Path) -> list[dict]:
 
 def _write_attempts(root: Path, history: list[dict]) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    _write_atomically(root / ATTEMPTS_FILE, json.dumps(history, indent=1))
+    write_atomically(root / ATTEMPTS_FILE, json.dumps(history, indent=1))
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     # A network volume may see the process die mid-write: readers see the old file or the new one.
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

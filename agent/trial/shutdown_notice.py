@@ -19,18 +19,20 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from agent.trial.checkpoint import write_atomically
+
 NOTICE_ENV = "LORA_SWEEP_SHUTDOWN_NOTICE"
 SHUTDOWN = "shutdown"
 
 
 def post(path: Path) -> None:
     """The supervisor is running: the notice holds its pid."""
-    _write(path, f"{os.getpid()}\n")
+    _write_notice(path, f"{os.getpid()}\n")
 
 
 def announce_shutdown(path: Path) -> None:
     """The supervisor was told to stop (preemption, Ctrl-C): written before it forwards the signal."""
-    _write(path, f"{os.getpid()}\n{SHUTDOWN}\n")
+    _write_notice(path, f"{os.getpid()}\n{SHUTDOWN}\n")
 
 
 def sigterm_is_preemption(environ: Mapping[str, str]) -> bool:
@@ -55,9 +57,6 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _write(path: Path, text: str) -> None:
-    # Replaced whole, so a run reading it mid-write sees the old notice or the new one.
+def _write_notice(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomically(path, text)  # a run reading it mid-write sees the old notice or the new one

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 
 from agent.trial.shutdown_notice import sigterm_is_preemption
 
-PREEMPTED_EXIT_CODE = 128 + signal.SIGTERM  # 143: the shell's "terminated by SIGTERM"
 PREEMPT, STOP = "preempt", "stop"
 
 

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agent.records import OBJECTIVE, STEP_KEY
+from agent.records import OBJECTIVE, PREEMPTED_EXIT_CODE, STEP_KEY
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
-from agent.trial.stopping import PREEMPTED_EXIT_CODE, Preempted, StopRequest
+from agent.trial.stopping import Preempted, StopRequest
 
 if TYPE_CHECKING:
     from agent.trial.callbacks import BestAdapterKeeper
