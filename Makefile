@@ -44,6 +44,7 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/rouge_eval.py
+	$(BIN)/python benchmarks/rouge_aggregate.py
 	$(BIN)/python benchmarks/training_padding.py
 	$(BIN)/python benchmarks/agent_overhead.py
 

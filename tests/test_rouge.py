@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer, scoring
 
-from agent.trial.rouge import BOOTSTRAP_SEED, ROUGE_TYPES, one_sentence_per_line, rouge
+import agent.trial.rouge as rouge_module
+from agent.trial.rouge import BOOTSTRAP_SEED, ROUGE_TYPES, aggregate, one_sentence_per_line, rouge
 
 
 def reference_evaluate_rouge(predictions, references):
@@ -60,7 +61,22 @@ def test_aggregation_equals_evaluate_rouge():
     ]
     ours = rouge(predictions, references)
     expected = reference_evaluate_rouge(predictions, [one_sentence_per_line(r) for r in references])
-    assert ours == pytest.approx(expected, abs=1e-9)
+    assert ours == expected  # bit for bit
+
+
+@pytest.mark.parametrize("examples", [1, 2, 17, 818])
+@pytest.mark.parametrize("block_values", [1 << 22, 1000])  # the whole bootstrap in one block, or in many
+def test_bootstrap_equals_rouge_scores_aggregator_bit_for_bit(examples, block_values, monkeypatch):
+    """Our bootstrap draws BootstrapAggregator's resamples in blocks: the same draws, the same sums."""
+    monkeypatch.setattr(rouge_module, "_BLOCK_VALUES", block_values)
+    rng = np.random.RandomState(examples)
+    scores = [{name: scoring.Score(*rng.rand(3)) for name in ROUGE_TYPES} for _ in range(examples)]
+    aggregator = scoring.BootstrapAggregator()
+    for score in scores:
+        aggregator.add_scores(score)
+    np.random.seed(BOOTSTRAP_SEED)
+    expected = {name: 100 * value.mid.fmeasure for name, value in aggregator.aggregate().items()}
+    assert aggregate(scores) == expected
 
 
 def test_aggregation_leaves_the_global_numpy_rng_alone():
