@@ -26,18 +26,6 @@ MAX_STEPS = 40
 pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
 
-@pytest.fixture(scope="module")
-def dialogues(tmp_path_factory) -> Path:
-    """A slice of the synthetic set as local files: every launch tokenizes and scores less."""
-    from agent.trial.synthetic import synthetic_dialogues
-
-    folder = tmp_path_factory.mktemp("dialogues")
-    splits = synthetic_dialogues()
-    splits["train"].select(range(400)).to_json(folder / "train.jsonl")
-    splits["validation"].select(range(16)).to_json(folder / "validation.jsonl")
-    return folder
-
-
 def trial_sweep(cwd: Path, dataset: Path, **extra) -> dict:
     """One grid point of the real trial program, every step logged so steps lost are counted."""
     fixed = {

@@ -154,7 +154,7 @@ def test_help_lists_every_parameter():
 
 @pytest.mark.e2e
 def test_a_sweep_run_keeps_its_parameters_quietly_and_lands_in_the_sweeps_project(
-    tiny_model_dir, tmp_path, monkeypatch
+    tiny_model_dir, dialogues, tmp_path, monkeypatch
 ):
     """As `wandb agent SWEEP_ID` launches a run: the parameters in WANDB_SWEEP_PARAM_PATH, locked by the sweep.
 
@@ -163,7 +163,7 @@ def test_a_sweep_run_keeps_its_parameters_quietly_and_lands_in_the_sweeps_projec
     """
     swept = {
         "model_name_or_path": "builtin:tiny-llama",
-        "dataset": "builtin:synthetic",
+        "dataset": str(dialogues),
         "learning_rate": 1e-3,
         "max_steps": 2,
         "eval_steps": 2,
