@@ -262,10 +262,11 @@ def agent_command(
         )
         _supervise_agents(sweep_id, gpus, count, tuple(agent_flags), store_path, log_dir, options)
         return
-    from agent.local.runner import run_agent
     from agent.local.store import StoreError
 
-    store = _open_store(store_path, writable=True)
+    store = _open_store(store_path, writable=True)  # a bad store is one line before the runner's imports
+    from agent.local.runner import run_agent
+
     options = agent_defaults.AgentOptions(
         count=count,
         max_consecutive_failed_runs=max_consecutive_failed_runs,
