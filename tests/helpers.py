@@ -107,6 +107,23 @@ def create_sweep(store_path: Path, config: dict) -> str:
         store.close()
 
 
+def record_args_sweep(log: Path, points: list[int], sleep: float = 0.0) -> dict:
+    """A grid over `point` of tests/programs/record_args.py, which logs each start and end to `log`
+    (a first attempt sleeps `sleep` seconds; a requeued one finishes at once)."""
+    return {
+        "method": "grid",
+        "program": str(PROGRAMS / "record_args.py"),
+        "command": PYTHON_COMMAND,
+        "parameters": {"point": {"values": points}, "log": {"value": str(log)}, "sleep": {"value": sleep}},
+    }
+
+
+def logged_points(log: Path, event: str = "done") -> list[int]:
+    """The points record_args.py logged `event` for ("start" or "done"), in order."""
+    lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [int(line["args"]["point"]) for line in lines if line["event"] == event]
+
+
 def runs_of(store_path: Path, sweep_id: str):
     store = Store(store_path)
     try:

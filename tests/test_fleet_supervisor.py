@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, runs_of, wait_for
+from helpers import agent_env, create_sweep, logged_points, record_args_sweep, runs_of, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -199,20 +199,11 @@ def test_bad_gpu_lists_are_one_line(tmp_path, spec):
 
 def test_a_local_sweep_gets_one_real_local_agent_per_gpu_sharing_its_grid(tmp_path):
     store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
-    sweep_id = create_sweep(
-        store_path,
-        {
-            "method": "grid",
-            "program": str(PROGRAMS / "record_args.py"),
-            "command": PYTHON_COMMAND,
-            "parameters": {"point": {"values": list(range(6))}, "log": {"value": str(log)}, "sleep": {"value": 0.5}},
-        },
-    )
+    sweep_id = create_sweep(store_path, record_args_sweep(log, list(range(6)), sleep=0.5))
     done = run_supervisor(tmp_path, sweep_id, "--store", str(store_path), "--gpus", "0,1", "--stagger", "0.2")
 
     assert done.returncode == 0, done.stderr
-    ran = [json.loads(line) for line in log.read_text().splitlines()]
-    assert sorted(int(line["args"]["point"]) for line in ran if line["event"] == "done") == list(range(6))
+    assert sorted(logged_points(log)) == list(range(6))
     assert {run.state for run in runs_of(store_path, sweep_id)} == {"finished"}
     logs = [(tmp_path / "logs" / f"gpu-{gpu}.log").read_text() for gpu in "01"]
     assert all("finished" in text for text in logs), logs  # both GPUs' agents ran runs
@@ -231,15 +222,7 @@ def test_an_unknown_local_sweep_is_one_line_before_any_agent_starts(tmp_path):
 
 def test_sigint_reaches_every_local_agent_and_their_runs_go_back_in_the_queue(tmp_path):
     store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
-    sweep_id = create_sweep(
-        store_path,
-        {
-            "method": "grid",
-            "program": str(PROGRAMS / "record_args.py"),
-            "command": PYTHON_COMMAND,
-            "parameters": {"point": {"values": [1, 2, 3]}, "log": {"value": str(log)}, "sleep": {"value": 60.0}},
-        },
-    )
+    sweep_id = create_sweep(store_path, record_args_sweep(log, [1, 2, 3], sleep=60.0))
     supervisor = start_supervisor(tmp_path, sweep_id, "--store", str(store_path), "--gpus", "0,1", "--stagger", "0")
     wait_for(lambda: len([r for r in runs_of(store_path, sweep_id) if r.pid]) == 2, 60, "a run on each GPU")
 

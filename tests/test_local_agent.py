@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
 import pytest
-from helpers import PROGRAMS, PYTHON_COMMAND, create_sweep, runs_of, start_agent, wait_for
+from helpers import (
+    PROGRAMS,
+    PYTHON_COMMAND,
+    create_sweep,
+    logged_points,
+    record_args_sweep,
+    runs_of,
+    start_agent,
+    wait_for,
+)
 
 from agent.local.store import Store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
-
-
-def record_args_sweep(log, values, sleep=0.0):
-    return {
-        "method": "grid",
-        "program": str(PROGRAMS / "record_args.py"),
-        "command": PYTHON_COMMAND,
-        "parameters": {"point": {"values": values}, "log": {"value": str(log)}, "sleep": {"value": sleep}},
-    }
-
-
-def logged_points(log, event="done"):
-    lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return [int(line["args"]["point"]) for line in lines if line["event"] == event]
 
 
 def test_four_agents_run_a_50_point_grid_with_no_point_twice_or_missing(tmp_path):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, runs_of, start_agent, wait_for
+from helpers import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, record_args_sweep, runs_of, start_agent, wait_for
 
 from agent.local.demo import run_demo
 from agent.local.store import Store
@@ -20,19 +20,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sleeper_sweep(log: Path, sleep: float) -> dict:
-    """One point whose first attempt sleeps; a requeued attempt finishes at once."""
-    return {
-        "method": "grid",
-        "program": str(PROGRAMS / "record_args.py"),
-        "command": PYTHON_COMMAND,
-        "parameters": {"point": {"values": [7]}, "log": {"value": str(log)}, "sleep": {"value": sleep}},
-    }
-
-
 def test_an_agent_frozen_past_the_timeout_cannot_overwrite_the_run_another_agent_finished(tmp_path):
     store_path = tmp_path / "sweeps.db"
-    sweep_id = create_sweep(store_path, sleeper_sweep(tmp_path / "ran.jsonl", sleep=60.0))
+    sweep_id = create_sweep(store_path, record_args_sweep(tmp_path / "ran.jsonl", [7], sleep=60.0))
     frozen = start_agent(sweep_id, store_path, tmp_path)
     first = wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.pid], 60, "the run to start")[0]
     frozen.send_signal(signal.SIGSTOP)
@@ -127,7 +117,7 @@ def test_programs_that_cannot_start_are_failed_runs_with_the_reason_and_the_agen
 
 def test_an_unsafe_heartbeat_timeout_is_refused_in_one_line(tmp_path):
     store_path = tmp_path / "sweeps.db"
-    sweep_id = create_sweep(store_path, sleeper_sweep(tmp_path / "ran.jsonl", sleep=0))
+    sweep_id = create_sweep(store_path, record_args_sweep(tmp_path / "ran.jsonl", [7]))
     agent = start_agent(sweep_id, store_path, tmp_path, "--heartbeat-timeout", "1")
     out, err = agent.communicate(timeout=60)
     assert agent.returncode != 0

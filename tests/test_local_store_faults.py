@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import PROGRAMS, PYTHON_COMMAND, assert_one_line, create_sweep, run_cli, runs_of, start_agent, wait_for
+from helpers import assert_one_line, create_sweep, record_args_sweep, run_cli, runs_of, start_agent, wait_for
 
 from agent.local import controller
 from agent.local.store import APPLICATION_ID, Store
@@ -192,13 +192,7 @@ def test_a_disk_filling_mid_run_stops_the_program_and_leaves_the_run_requeueable
 @pytest.mark.e2e
 def test_a_store_deleted_while_an_agent_runs_is_loud(tmp_path):
     store = tmp_path / "sweeps.db"
-    config = {
-        "method": "grid",
-        "program": str(PROGRAMS / "record_args.py"),
-        "command": PYTHON_COMMAND,
-        "parameters": {"point": {"values": [1, 2]}, "log": {"value": str(tmp_path / "log")}, "sleep": {"value": 60}},
-    }
-    sweep_id = create_sweep(store, config)
+    sweep_id = create_sweep(store, record_args_sweep(tmp_path / "log", [1, 2], sleep=60))
     agent = start_agent(sweep_id, store, tmp_path)
     wait_for(lambda: [r for r in runs_of(store, sweep_id) if r.pid], 60, "the run to start")
     started = time.monotonic()
