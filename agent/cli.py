@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from agent.fleet.supervisor import SupervisorOptions
 from agent.local import options as agent_defaults
 
 
@@ -192,7 +193,7 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     envvar="LORA_SWEEP_STAGGER",
     show_envvar=True,
     type=click.FloatRange(min=0),
-    default=5.0,
+    default=SupervisorOptions.stagger_s,
     show_default=True,
     help="Supervised agents: seconds between one agent's start and the next.",
 )
@@ -201,7 +202,7 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     envvar="LORA_SWEEP_MAX_RESTARTS",
     show_envvar=True,
     type=click.IntRange(min=0),
-    default=3,
+    default=SupervisorOptions.max_restarts,
     show_default=True,
     help="Supervised agents: restarts of a crashed agent before it is given up.",
 )
@@ -210,9 +211,10 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     envvar="LORA_SWEEP_RESTART_BACKOFF",
     show_envvar=True,
     type=click.FloatRange(min=0),
-    default=2.0,
+    default=SupervisorOptions.backoff_s,
     show_default=True,
-    help="Supervised agents: seconds before the first restart; doubles each time, at most 60.",
+    help="Supervised agents: seconds before the first restart; doubles each time, "
+    f"at most {SupervisorOptions.backoff_max_s:g}.",
 )
 def agent_command(
     sweep_id,
@@ -251,8 +253,6 @@ def agent_command(
     from agent.review.fetch import is_wandb_path
 
     if gpus is not None or is_wandb_path(sweep_id):
-        from agent.fleet.supervisor import SupervisorOptions
-
         options = SupervisorOptions(stagger_s=stagger, max_restarts=max_restarts, backoff_s=restart_backoff)
         # Every option of the single agent travels to each local child.
         agent_flags = [f"--heartbeat-timeout={heartbeat_timeout}", f"--kill-grace={kill_grace}"]
