@@ -91,7 +91,9 @@ def build_random_base(shape: dict, out_dir: Path) -> Path:
 
 
 def measure(model_dir: Path, lora_r: int, target_modules: str, cli: argparse.Namespace, work: Path) -> Measured:
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
+
+    from agent.trial.trainer import ResumableTrainer
 
     config = TrialConfig.from_params(
         {
@@ -114,7 +116,7 @@ def measure(model_dir: Path, lora_r: int, target_modules: str, cli: argparse.Nam
     args = build_training_arguments(config, work / f"r{lora_r}-{target_modules}", "bench")
     args.report_to, args.disable_tqdm = [], True
     collator = PaddingCollator(tokenizer.pad_token_id)
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator)
+    trainer = ResumableTrainer(model=model, args=args, train_dataset=train_set, data_collator=collator)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()

@@ -24,14 +24,16 @@ from agent.trial.train import build_training_arguments
 
 
 def train_briefly(config: TrialConfig, splits, tokenizer):
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
+
+    from agent.trial.trainer import ResumableTrainer
 
     set_seed(config.train.seed)
     model = add_lora(load_base_model(config.model), config.lora)
     args = build_training_arguments(config, "/tmp/lora-sweep-bench", "bench")
     args.report_to, args.disable_tqdm = [], True
     train_set = tokenize_train(splits["train"].select(range(1600)), tokenizer, config.data)
-    Trainer(
+    ResumableTrainer(
         model=model, args=args, train_dataset=train_set, data_collator=PaddingCollator(tokenizer.pad_token_id)
     ).train()
     return model.eval()

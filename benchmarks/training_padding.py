@@ -52,7 +52,7 @@ class PadToMaxLength:
 
 
 def train(config: TrialConfig, train_set, tokenizer, grouped: bool) -> tuple[Any, float]:
-    from transformers import Trainer
+    from agent.trial.trainer import ResumableTrainer
 
     max_length = config.data.max_source_length + config.data.max_target_length + TEMPLATE_TOKENS
     if grouped:
@@ -64,7 +64,7 @@ def train(config: TrialConfig, train_set, tokenizer, grouped: bool) -> tuple[Any
     if not grouped:
         args.train_sampling_strategy = "random"
     model = add_lora(load_base_model(config.model), config.lora)
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator)
+    trainer = ResumableTrainer(model=model, args=args, train_dataset=train_set, data_collator=collator)
     started = time.perf_counter()
     trainer.train()
     return collator, time.perf_counter() - started

@@ -99,3 +99,48 @@ def test_training_changes_adapter_weights_and_never_base_weights(tiny_model_dir,
             assert not torch.equal(p, before[name]), f"adapter weight {name} did not change"
         else:
             assert torch.equal(p, before[name]), f"base weight {name} changed"
+
+
+def test_a_run_resumed_in_its_second_epoch_trains_on_the_batches_the_uninterrupted_run_did(tiny_model_dir, tmp_path):
+    """A relaunch resumes from a checkpoint in the middle of an epoch that is not the first: it must
+    replay that epoch's batch order, skip the batches already trained and end with the same weights."""
+    import shutil
+
+    from transformers import set_seed
+
+    from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
+    from agent.trial.trainer import ResumableTrainer
+
+    config = TrialConfig.from_params(
+        {
+            "model_name_or_path": TINY_MODEL,
+            "max_steps": 16,
+            "eval_steps": 4,  # a checkpoint every 4 steps
+            "learning_rate": 1e-2,
+            "per_device_train_batch_size": 4,
+        }
+    )
+    tokenizer = load_tokenizer(config.model)
+    train_set = tokenize_train(load_dialogues(SYNTHETIC_DATASET)["train"].select(range(24)), tokenizer, config.data)
+
+    def trainer(folder):  # 6 steps an epoch: checkpoint-8 is 2 steps into the second
+        set_seed(config.train.seed)
+        args = build_training_arguments(config, folder, "resume-order")
+        args.report_to, args.disable_tqdm = [], True
+        model = add_lora(load_base_model(config.model), config.lora)
+        return ResumableTrainer(
+            model=model, args=args, train_dataset=train_set, data_collator=PaddingCollator(tokenizer.pad_token_id)
+        )
+
+    straight = trainer(tmp_path / "straight")
+    straight.train()
+    shutil.copytree(tmp_path / "straight" / "checkpoint-8", tmp_path / "relaunch" / "checkpoint-8")
+    relaunch = trainer(tmp_path / "relaunch")
+    torch.manual_seed(1234)  # a relaunch's global RNG is wherever its own start-up left it
+    relaunch.train(resume_from_checkpoint=str(tmp_path / "relaunch" / "checkpoint-8"))
+
+    assert relaunch.state.global_step == 16
+    trained = {name: p for name, p in straight.model.named_parameters() if p.requires_grad}
+    for name, p in relaunch.model.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p, trained[name]), f"{name} differs from the uninterrupted run's"

@@ -210,12 +210,13 @@ class Trial:
 
 
 def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest, mirror: CheckpointMirror) -> Trial:
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper, LogTrainingToWandb, RougeCallback
     from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
     from agent.trial.evaluation import Evaluator
     from agent.trial.model import add_lora, check_model, load_base_model, load_tokenizer
+    from agent.trial.trainer import ResumableTrainer
 
     check_model(config.model, config.lora)  # a wrong path or layer name fails before data loads or weights are read
     set_seed(config.train.seed)  # before the adapter exists: its initial weights are random too
@@ -236,7 +237,7 @@ def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest, mirr
     rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop)
     checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s, on_sealed=mirror.push)
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
-    trainer = Trainer(
+    trainer = ResumableTrainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
