@@ -18,6 +18,8 @@ from rouge_score import rouge_scorer, scoring
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 BOOTSTRAP_SEED = 0
+BOOTSTRAP_SAMPLES = 1000  # BootstrapAggregator's default, which `evaluate` uses
+_BLOCK_VALUES = 1 << 22  # resampled values held at once (32 MB), however many examples there are
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 _scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
@@ -44,15 +46,13 @@ def aggregate(scores: Sequence[dict[str, scoring.Score]]) -> dict[str, float]:
     gets one objective value, and the global RNG is left alone) and sums each in the same order: the
     same numbers, bit for bit, several times faster.
     """
+    if not scores:
+        return {}  # as BootstrapAggregator: nothing to aggregate
     rng = np.random.RandomState(BOOTSTRAP_SEED)
     return {
         rouge_type: 100 * bootstrap_mid(np.array([score[rouge_type].fmeasure for score in scores]), rng)
         for rouge_type in scores[0]
     }
-
-
-BOOTSTRAP_SAMPLES = 1000  # BootstrapAggregator's default, which `evaluate` uses
-_BLOCK_VALUES = 1 << 22  # resampled values held at once (32 MB), however many examples there are
 
 
 def bootstrap_mid(values: np.ndarray, rng: np.random.RandomState) -> float:

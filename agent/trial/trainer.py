@@ -36,6 +36,8 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
 
 
 class ResumableTrainer(Trainer):
+    """transformers' Trainer, whose length-grouped training order is seeded per epoch."""
+
     def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
         if self.args.train_sampling_strategy != "group_by_length":
             return super()._get_train_sampler(train_dataset)
