@@ -16,7 +16,7 @@ import pytest
 import wandb
 import yaml
 from click.testing import CliRunner
-from wandb.sdk import wandb_setup
+from wandb_backend import fresh_wandb_settings
 
 from agent.cli import main
 from agent.review.fetch import FetchError, fetch_wandb_sweep, is_wandb_path
@@ -122,9 +122,7 @@ def test_report_command_without_wandb_login_fails_in_one_line(tmp_path, monkeypa
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc credentials
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
-    # As in a fresh `lora-sweep report`: wandb reads its settings from this environment, not from
-    # what an earlier test in this process left in wandb's process-wide settings.
-    monkeypatch.setattr(wandb_setup, "_singleton", None)
+    fresh_wandb_settings(monkeypatch)  # as a fresh `lora-sweep report`, not what an earlier test left
     result = CliRunner().invoke(main, ["report", "team/lora/sw3ep", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.stdout == ""

@@ -266,13 +266,16 @@ class FakeCore:
         return lambda: None
 
 
-def serve(monkeypatch, server: FakeServer) -> FakeCore:
-    """Route every wandb public-API request to `server`; log in with a fake key (nothing leaves the machine).
-
-    wandb keeps the settings it read from the environment (the key, the base URL) in a process-wide
-    object: the test gets a fresh one, read from its own environment, and later tests never see it.
-    """
+def fresh_wandb_settings(monkeypatch) -> None:
+    """wandb keeps the settings it read from the environment (the key, the base URL) in a process-wide
+    object: the test gets a fresh one, read from its own environment, as a new process would, and
+    later tests never see it."""
     monkeypatch.setattr(wandb_setup, "_singleton", None)
+
+
+def serve(monkeypatch, server: FakeServer) -> FakeCore:
+    """Route every wandb public-API request to `server`; log in with a fake key (nothing leaves the machine)."""
+    fresh_wandb_settings(monkeypatch)
     core = FakeCore(server)
     session = service_api._ServiceApiSession(connection=core, api_id="fake-core")
     monkeypatch.setattr(service_api.ServiceApi, "_get_api_session", lambda self: session)
