@@ -233,6 +233,34 @@ def test_sigterm_saves_only_when_the_last_measured_save_fits_in_the_grace():
     assert not control.should_save and control.should_training_stop
 
 
+def test_a_sigterm_during_a_periodic_save_is_answered_by_the_next_steps_save(tmp_path, capsys):
+    """The periodic checkpoint a SIGTERM lands in was not written for it: the preemption's own save, at
+    the end of the step under way, is the one reported (the run's last trained step is that one)."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState
+
+    from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
+    from agent.trial.stopping import PREEMPT, StopRequest
+
+    request = StopRequest()
+    keeper = CheckpointKeeper(request, BestAdapterKeeper(), grace_s=4.0)
+    args = SimpleNamespace(output_dir=str(tmp_path))
+
+    keeper.on_step_end(args, TrainerState(global_step=20), TrainerControl(should_save=True))  # periodic
+    (tmp_path / "checkpoint-20").mkdir()  # as the Trainer leaves it before on_save
+    request.kind, request.received_at = PREEMPT, time.monotonic()  # SIGTERM, while it is being written
+    keeper.on_save(args, TrainerState(global_step=20), TrainerControl())
+    assert "preempted" not in capsys.readouterr().err
+
+    control = TrainerControl()
+    keeper.on_step_end(args, TrainerState(global_step=21), control)
+    assert control.should_save and control.should_training_stop
+    (tmp_path / "checkpoint-21").mkdir()
+    keeper.on_save(args, TrainerState(global_step=21), control)
+    assert "preempted: checkpoint at step 21 written" in capsys.readouterr().err
+
+
 def test_sigint_ends_training_early_and_keeps_the_best_adapter(tiny_model_dir, dialogues, tmp_path):
     process = launch(tmp_path, dialogues, "stop")
     wait_for_checkpoint(process, tmp_path / "volume" / "stop" / "checkpoint-10")

@@ -121,7 +121,8 @@ class CheckpointKeeper(TrainerCallback):
         """Told the run folder once a checkpoint in it is complete (to mirror it elsewhere)."""
         self.save_seconds = 0.0  # the last save's duration: the estimate for the next one
         self.save_started = 0.0
-        self.stop_to_checkpoint_s: float | None = None
+        self.saving_for_preemption = False
+        """The save under way is the one a SIGTERM asked for, not a periodic save it came during."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.request.in_training = True
@@ -134,7 +135,7 @@ class CheckpointKeeper(TrainerCallback):
             control.should_training_stop = True
             if self.request.preempted:
                 fits = self.request.seconds_since() + self.save_seconds <= self.grace_s
-                control.should_save = fits
+                control.should_save = self.saving_for_preemption = fits
                 if not fits:
                     print(
                         f"preempted: no checkpoint at step {state.global_step}, a save takes "
@@ -150,11 +151,10 @@ class CheckpointKeeper(TrainerCallback):
         seal(folder)
         self.on_sealed(folder.parent)  # counted in the save's time: on SIGTERM it must fit the grace too
         self.save_seconds = time.monotonic() - self.save_started
-        if self.request.preempted:
-            self.stop_to_checkpoint_s = self.request.seconds_since()
+        if self.saving_for_preemption:
             print(
                 f"preempted: checkpoint at step {state.global_step} written "
-                f"{self.stop_to_checkpoint_s:.2f} s after SIGTERM",
+                f"{self.request.seconds_since():.2f} s after SIGTERM",
                 file=sys.stderr,
             )
 
