@@ -35,6 +35,11 @@ class Objective:
         return self.goal == "maximize"
 
 
+def is_wandb_path(sweep_id: str) -> bool:
+    """`entity/project/id` names a W&B sweep; a bare id is a local one."""
+    return sweep_id.count("/") == 2 and all(sweep_id.split("/"))
+
+
 def objective_of(sweep_config: dict[str, Any]) -> Objective:
     """The one reading of `(metric name, goal)` from a sweep config, with W&B's defaults."""
     metric = sweep_config.get("metric") or {}

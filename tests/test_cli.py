@@ -1,15 +1,93 @@
-"""The `lora-sweep` command line: help for every command, and validate's verdicts."""
+"""The `lora-sweep` command line: a root that loads each part's commands, help for every command,
+user errors as one line, and validate's verdicts."""
 
+import subprocess
+import sys
+
+import click
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import main
+from agent.cli import COMMANDS, main
+from agent.local.cli import agent_flags, agent_options
 
 
-@pytest.mark.parametrize("command", [[]] + [[name] for name in main.commands])
-def test_help(command):
-    result = CliRunner().invoke(main, [*command, "--help"])
-    assert result.exit_code == 0 and "Usage:" in result.output
+def all_commands() -> list[list[str]]:
+    """Every command path under the root, groups' subcommands included."""
+    found = []
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):
+        command = main.get_command(ctx, name)
+        found.append([name])
+        if isinstance(command, click.Group):
+            found += [[name, sub] for sub in command.list_commands(ctx)]
+    return found
+
+
+@pytest.mark.parametrize("command", [[]] + all_commands())
+def test_the_help_of_every_command_shows_its_usage_and_every_option(command):
+    result = CliRunner().invoke(main, [*command, "--help"], prog_name="lora-sweep")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: lora-sweep {' '.join(command)}".rstrip() + " ")
+    ctx = click.Context(main)
+    target = main
+    for name in command:
+        target = target.get_command(ctx, name)
+    for param in target.params:
+        if isinstance(param, click.Option):
+            assert param.opts[-1] in result.output, param.name
+
+
+def test_the_root_lists_every_command_and_imports_none_of_their_parts():
+    listing = CliRunner().invoke(main, ["--help"]).output
+    assert all(f"  {name} " in listing for name in COMMANDS)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, agent.cli; print(sorted(m for m in sys.modules if m.startswith('agent.')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert eval(loaded) == ["agent.cli", "agent.errors"]
+
+
+def test_a_user_error_from_any_part_is_one_line_and_exit_1(tmp_path):
+    store = tmp_path / "notes.db"
+    store.write_text("not a database\n" * 100)
+
+    result = CliRunner().invoke(main, ["runs", "abc", "--store", str(store)])
+
+    assert result.exit_code == 1
+    assert len(result.output.splitlines()) == 1 and result.output.startswith("Error: ")
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "given, passed",
+    [
+        (
+            ["--count", "3", "--max-consecutive-failed-runs", "2", "--heartbeat-timeout", "20", "--kill-grace", "5"],
+            ["--count=3", "--max-consecutive-failed-runs=2", "--heartbeat-timeout=20.0", "--kill-grace=5.0"],
+        ),
+        ([], ["--heartbeat-timeout=60.0", "--kill-grace=30.0"]),
+    ],
+)
+def test_the_agent_options_a_command_got_reach_its_child_agents(given, passed):
+    @click.command()
+    @agent_options
+    @click.option("--gpus")
+    @click.pass_context
+    def command(ctx, **_):
+        click.echo(" ".join(agent_flags(ctx)))
+
+    result = CliRunner().invoke(command, [*given, "--gpus", "0,1"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == passed
 
 
 def test_validate_prints_the_grid_size():

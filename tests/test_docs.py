@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from agent.cli import main
+from agent.cli import COMMANDS
 from agent.trial.config import PARAMETER_TYPES, PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,5 +16,5 @@ def test_every_trial_parameter_is_in_the_reference():
 
 def test_every_command_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    for name in main.commands:
+    for name in COMMANDS:
         assert f"`{name}`" in readme, name

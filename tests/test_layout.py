@@ -13,14 +13,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agent"
 
 # What each part may import, besides itself. The shared pieces sit beside the parts.
 ALLOWED = {
+    "agent.errors": set(),
     "agent.records": set(),
-    "agent.trial": {"agent.records"},
-    "agent.sweep_config": {"agent.records", "agent.trial"},
-    "agent.local": {"agent.records", "agent.sweep_config"},
-    "agent.review": {"agent.records", "agent.local"},
-    "agent.fleet": {"agent.records", "agent.sweep_config", "agent.local", "agent.trial"},
+    "agent.trial": {"agent.errors", "agent.records"},
+    "agent.sweep_config": {"agent.errors", "agent.records", "agent.trial"},
+    "agent.local": {"agent.errors", "agent.records", "agent.sweep_config"},
+    "agent.review": {"agent.errors", "agent.records", "agent.local"},
+    "agent.fleet": {"agent.errors", "agent.records", "agent.sweep_config", "agent.local", "agent.trial"},
     "agent.train": {"agent.trial"},
-    "agent.cli": {"agent.records", "agent.sweep_config", "agent.trial", "agent.local", "agent.review", "agent.fleet"},
+    # The root names each part's commands by module path and imports them when used.
+    "agent.cli": {"agent.errors"},
 }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 
+from agent.errors import UserError
 
-class GpuError(Exception):
+
+class GpuError(UserError):
     """The GPU choice cannot be honoured; the message is one line for the user."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 
+from agent.errors import UserError
 from agent.fleet.agents import safe_name
 
 POD_PREFIX = "lora-sweep"
@@ -30,7 +31,7 @@ START_COMMAND = (
 )
 
 
-class PodError(Exception):
+class PodError(UserError):
     """The pods cannot be planned as asked; the message is one line for the user."""
 
 

@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass
 from types import ModuleType
 
+from agent.errors import UserError
 from agent.fleet.pods import PodSpec, Secrets
 
 
-class RunPodError(Exception):
+class RunPodError(UserError):
     """RunPod refused or could not be reached; the message is one line, with secrets masked."""
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.errors import UserError
 from agent.records import STEP_KEY, RunRecord, SweepRecord
 
 DEFAULT_STORE = Path(".lora-sweep") / "sweeps.db"
@@ -80,7 +81,7 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be used: not ours, damaged, unwritable, full, or gone. One line."""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.errors import UserError
 from agent.records import LOSS_KEY, STEP_KEY, Objective, SweepRecord
 from agent.review.results import PEAK_MEMORY_KEY
 
@@ -130,7 +131,7 @@ def save_workspace(workspace: Any, view: SweepView) -> str:
     return workspace.save().url
 
 
-class DashboardError(Exception):
+class DashboardError(UserError):
     """The sweep cannot be read or the views cannot be saved; the message is one line for the user."""
 
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.records import LOSS_KEY, OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, objective_of
+from agent.errors import UserError
+from agent.records import LOSS_KEY, OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, is_wandb_path, objective_of
 
 
-class FetchError(Exception):
+class FetchError(UserError):
     """The sweep cannot be read; the message is one line for the user."""
-
-
-def is_wandb_path(sweep_id: str) -> bool:
-    return sweep_id.count("/") == 2 and all(sweep_id.split("/"))
 
 
 def fetch_sweep(sweep_id: str, store_path: Path | None = None) -> SweepRecord:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from agent.errors import UserError
 from agent.records import SweepRecord
 from agent.review import figures, pages
 from agent.review.fetch import FetchError, fetch_sweep
@@ -38,7 +39,7 @@ def default_out_dir(sweep_id: str) -> Path:
     return REVIEW_ROOT / (re.sub(r"[^A-Za-z0-9_-]+", "-", sweep_id).strip("-") or "sweep")
 
 
-class ReviewError(Exception):
+class ReviewError(UserError):
     """Nothing to review (unknown sweep, no finished runs); the message is one line for the user."""
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from agent.errors import UserError
+
 TINY_MODEL = "builtin:tiny-llama"
 SYNTHETIC_DATASET = "builtin:synthetic"
 
@@ -32,7 +34,7 @@ LLAMA_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_
 """Every linear layer of a Llama-architecture model (Llama 3.2 and the tiny built-in model alike)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Bad user input. Each problem is one line saying what is wrong and how to fix it."""
 
     def __init__(self, problems: list[str] | str):

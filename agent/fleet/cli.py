@@ -1,0 +1,275 @@
+"""The fleet's commands: `agent` (one local agent here, or supervised agents, one per GPU) and `pods`.
+
+Keys and the environment are read here, at the entry point, and passed down; logic lives in this
+package and in agent/local/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from agent.fleet.supervisor import SupervisorOptions
+from agent.local.cli import STORE_OPTION, agent_flags, agent_options, agent_options_from, program_env
+from agent.records import is_wandb_path
+
+
+def echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command("agent")
+@click.argument("sweep_id")
+@agent_options
+@STORE_OPTION
+@click.option(
+    "--gpus",
+    metavar="all|0,1,3",
+    help="One supervised agent per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES). `all`: every visible GPU.",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Supervised agents: a log file per GPU here  [default: .lora-sweep/logs/<sweep>]",
+)
+@click.option(
+    "--stagger",
+    "stagger_s",
+    envvar="LORA_SWEEP_STAGGER",
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    default=SupervisorOptions.stagger_s,
+    show_default=True,
+    help="Supervised agents: seconds between one agent's start and the next.",
+)
+@click.option(
+    "--max-restarts",
+    envvar="LORA_SWEEP_MAX_RESTARTS",
+    show_envvar=True,
+    type=click.IntRange(min=0),
+    default=SupervisorOptions.max_restarts,
+    show_default=True,
+    help="Supervised agents: restarts of a crashed agent before it is given up.",
+)
+@click.option(
+    "--restart-backoff",
+    "backoff_s",
+    envvar="LORA_SWEEP_RESTART_BACKOFF",
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    default=SupervisorOptions.backoff_s,
+    show_default=True,
+    help="Supervised agents: seconds before the first restart; doubles each time, "
+    f"at most {SupervisorOptions.backoff_max_s:g}.",
+)
+@click.pass_context
+def agent_command(ctx: click.Context, sweep_id: str, store_path, gpus, log_dir, **_) -> None:
+    """Run the runs of sweep SWEEP_ID: a local sweep id, or entity/project/id on W&B.
+
+    \b
+    Examples:
+      lora-sweep agent 3k9x2abc --count 4            # one local agent, in this process
+      lora-sweep agent 3k9x2abc --gpus 0,1           # one local agent per GPU
+      lora-sweep agent me/lora/8f3k2x1q --gpus all   # `wandb agent` per visible GPU
+
+    Without --gpus a local sweep runs its runs one after another, as `wandb agent` would; start
+    several agents to run in parallel, they share the store. Ctrl-C stops the current run and
+    puts it back in the queue (exit 130). Exits 1 when every run of the sweep failed, when runs keep
+    failing, or when the store fails.
+
+    With --gpus, and always for a W&B sweep, agents run supervised: for a W&B sweep the real
+    `wandb agent` with signal forwarding, for a local one the local agent; one per GPU with
+    --gpus. A crashed agent is restarted, SIGINT and SIGTERM reach every agent, --count applies
+    to each agent. See docs/gpu.md.
+    """
+    options = agent_options_from(ctx.params)
+    if gpus is not None or is_wandb_path(sweep_id):
+        supervise_agents(ctx, sweep_id, store_path, gpus, log_dir)
+    else:
+        run_local_agent(sweep_id, store_path, options)
+
+
+def run_local_agent(sweep_id: str, store_path: str | None, options) -> None:
+    """One local agent in this process, until the sweep has no more runs (or --count)."""
+    from agent.local.store import open_store
+
+    store = open_store(store_path, writable=True)  # a bad store is one line before the runner's imports
+    from agent.local.runner import run_agent
+
+    result = run_agent(store, sweep_id, options, echo=echo_err, env=program_env())
+    echo_err(f"agent: {len(result.outcomes)} run(s); stopping: {result.reason}")
+    if result.failed:
+        raise SystemExit(130 if result.reason == "interrupted" else 1)
+
+
+def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, gpus_spec, log_dir) -> None:
+    """Supervised agents, one per GPU: `wandb agent` for a W&B sweep, the local agent for a local one."""
+    from agent.fleet.agents import children_per_gpu, default_log_dir, local_agent_argv, single_child, wandb_agent_argv
+    from agent.fleet.gpus import parse_gpus
+    from agent.fleet.supervisor import Supervisor
+    from agent.local.store import open_store
+
+    env = dict(os.environ)
+    nvidia_smi = shutil.which("nvidia-smi", path=env.get("PATH"))
+    gpus = parse_gpus(gpus_spec, env.get("CUDA_VISIBLE_DEVICES"), nvidia_smi) if gpus_spec is not None else None
+    if is_wandb_path(sweep_id):
+        wandb = shutil.which("wandb", path=env.get("PATH"))
+        if wandb is None:
+            raise click.ClickException("`wandb` is not on PATH: install it in this environment (pip install wandb)")
+        argv = wandb_agent_argv(wandb, sweep_id, ctx.params["count"])
+    else:
+        store = open_store(store_path)
+        store.sweep_record(sweep_id)  # an unknown id is one line here, not one per agent
+        argv = local_agent_argv(sys.executable, sweep_id, Path(store.path).resolve(), agent_flags(ctx))
+    log_dir = log_dir or default_log_dir(sweep_id)
+    children = children_per_gpu(argv, gpus, env, log_dir) if gpus else single_child(argv, env, log_dir)
+    options = SupervisorOptions(
+        stagger_s=ctx.params["stagger_s"], max_restarts=ctx.params["max_restarts"], backoff_s=ctx.params["backoff_s"]
+    )
+    echo_err(f"supervising {len(children)} agent(s) for {sweep_id}; logs in {log_dir}/")
+    result = Supervisor(children, options, echo_err, notice=log_dir / f"supervisor-{os.getpid()}.notice").run()
+    echo_err(result.summary())
+    raise SystemExit(result.exit_code)
+
+
+# RunPod pods ------------------------------------------------------------------------------------
+
+
+@click.group("pods")
+def pods_group() -> None:
+    """RunPod pods that work a W&B sweep, one agent per GPU, and remove themselves.
+
+    \b
+    Example:
+      export RUNPOD_API_KEY=... WANDB_API_KEY=... HF_TOKEN=...
+      lora-sweep pods up me/lora/8f3k2x1q --count 2 --gpu-type "NVIDIA GeForce RTX 4090" --dry-run
+      lora-sweep pods status me/lora/8f3k2x1q
+      lora-sweep pods down me/lora/8f3k2x1q
+
+    Needs the RunPod extra: pip install 'lora-sweep[runpod]'. See docs/gpu.md.
+    """
+
+
+def runpod(for_pods: bool):
+    """RunPod's client and the secrets pods get, both from this process's environment."""
+    from agent.fleet.pods import secrets_from
+    from agent.fleet.runpod_api import RunPod
+
+    secrets = secrets_from(dict(os.environ), for_pods)
+    return RunPod(secrets), secrets
+
+
+def installed_package() -> str:
+    from importlib.metadata import version
+
+    return f"lora-sweep=={version('lora-sweep')}"
+
+
+@pods_group.command("up")
+@click.argument("sweep_id", metavar="ENTITY/PROJECT/SWEEP_ID")
+@click.option("--count", type=click.IntRange(min=1), required=True, help="How many pods.")
+@click.option("--gpu-type", required=True, help='RunPod GPU type id, e.g. "NVIDIA GeForce RTX 4090".')
+@click.option("--gpus-per-pod", type=click.IntRange(min=1), default=1, show_default=True, help="One agent per GPU.")
+@click.option("--interruptible", is_flag=True, help="Spot pods at RunPod's lowest bid: cheaper, can be reclaimed.")
+@click.option("--image", default=None, help="Container image  [default: RunPod's PyTorch image, CUDA 12.8]")
+@click.option("--network-volume", metavar="ID", help="RunPod network volume mounted at /workspace.")
+@click.option(
+    "--max-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=12.0,
+    show_default=True,
+    help="Watchdog: a pod stops its agents and removes itself after this long.",
+)
+@click.option("--package", default=None, help="pip requirement installed on the pod  [default: this version]")
+@click.option(
+    "--torch-index",
+    default=None,
+    help='pip index of the torch build for the image ("" keeps its torch)  [default: CUDA 12.8 wheels]',
+)
+@click.option("--container-disk", type=click.IntRange(min=10), default=50, show_default=True, help="GB per pod.")
+@click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
+def pods_up_command(
+    sweep_id,
+    count,
+    gpu_type,
+    gpus_per_pod,
+    interruptible,
+    image,
+    network_volume,
+    max_hours,
+    package,
+    torch_index,
+    container_disk,
+    dry_run,
+) -> None:
+    """Rent COUNT pods that each run `lora-sweep agent SWEEP_ID --gpus all`, then remove themselves.
+
+    Every pod installs lora-sweep, runs one `wandb agent` per GPU until the sweep has no more runs,
+    and removes itself on every path (done, setup failed, crashed, stopped, --max-hours reached).
+    RUNPOD_API_KEY and WANDB_API_KEY (and HF_TOKEN, when set) are read from the environment and
+    passed to the pods as environment; they are never printed.
+
+    \b
+    Example:
+      lora-sweep pods up me/lora/8f3k2x1q --count 2 --gpu-type "NVIDIA GeForce RTX 4090" \\
+          --gpus-per-pod 2 --interruptible --max-hours 6 --dry-run
+    """
+    from agent.fleet.pod_actions import pods_up
+    from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodPlan, pod_specs
+
+    if not is_wandb_path(sweep_id):
+        raise click.ClickException(
+            f"{sweep_id!r}: pods work a W&B sweep, entity/project/id (a local sweep's store stays on this machine)"
+        )
+    api, secrets = runpod(for_pods=True)
+    plan = PodPlan(
+        sweep_id=sweep_id,
+        count=count,
+        gpu_type=gpu_type,
+        gpus_per_pod=gpus_per_pod,
+        interruptible=interruptible,
+        image=image or DEFAULT_IMAGE,
+        network_volume=network_volume,
+        max_hours=max_hours,
+        package=package or installed_package(),
+        torch_index=DEFAULT_TORCH_INDEX if torch_index is None else torch_index,
+        container_disk_gb=container_disk,
+    )
+    pods_up(api, plan, pod_specs(plan, secrets), secrets, dry_run, echo=click.echo)
+
+
+@pods_group.command("status")
+@click.argument("sweep_id", required=False, metavar="[ENTITY/PROJECT/SWEEP_ID]")
+def pods_status_command(sweep_id) -> None:
+    """List the pods of SWEEP_ID (or of every sweep): status, GPUs, cost per hour, uptime.
+
+    \b
+    Example:
+      lora-sweep pods status me/lora/8f3k2x1q
+    """
+    from agent.fleet.pod_actions import pods_status
+
+    api, _ = runpod(for_pods=False)
+    pods_status(api, sweep_id, echo=click.echo)
+
+
+@pods_group.command("down")
+@click.argument("sweep_id", required=False, metavar="[ENTITY/PROJECT/SWEEP_ID]")
+@click.option("--all", "all_sweeps", is_flag=True, help="Remove the pods of every sweep.")
+def pods_down_command(sweep_id, all_sweeps) -> None:
+    """Remove the pods of SWEEP_ID, or with --all every lora-sweep pod; other pods are left alone.
+
+    \b
+    Example:
+      lora-sweep pods down me/lora/8f3k2x1q
+    """
+    from agent.fleet.pod_actions import pods_down
+
+    if bool(sweep_id) == all_sweeps:
+        raise click.ClickException("give a SWEEP_ID, or --all for the pods of every sweep")
+    api, _ = runpod(for_pods=False)
+    pods_down(api, sweep_id, echo=click.echo)

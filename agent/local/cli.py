@@ -1,0 +1,221 @@
+"""The local controller's commands: `validate`, `sweep`, `runs`, `demo`, and the local agent's options.
+
+The commands are thin: logic lives in this package. Heavy imports wait inside each command, so
+`lora-sweep --help` and a bad argument answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from agent.errors import UserError
+from agent.local import options as agent_defaults
+
+STORE_OPTION = click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False),
+    envvar="LORA_SWEEP_STORE",
+    help="SQLite file of local sweeps [env LORA_SWEEP_STORE; default ./.lora-sweep/sweeps.db].",
+)
+
+# The local agent's options, defined once: `lora-sweep agent` takes them, and hands them on to the
+# agents it supervises (`agent_flags`). Each parameter is named after its `AgentOptions` field.
+AGENT_OPTIONS = (
+    click.option("--count", type=click.IntRange(min=1), help="Run at most this many runs, then exit."),
+    click.option(
+        "--max-consecutive-failed-runs",
+        type=click.IntRange(min=1),
+        help="Exit once this many runs have failed back to back.",
+    ),
+    click.option(
+        "--heartbeat-timeout",
+        "heartbeat_timeout_s",
+        type=float,
+        default=agent_defaults.HEARTBEAT_TIMEOUT_S,
+        show_default=True,
+        envvar="LORA_SWEEP_HEARTBEAT_TIMEOUT",
+        help=(
+            "Seconds without a heartbeat after which a dead agent's run is requeued; agents beat every"
+            f" {agent_defaults.HEARTBEAT_INTERVAL_S:g}s, so at least {agent_defaults.MIN_HEARTBEAT_TIMEOUT_S:g}."
+        ),
+    ),
+    click.option(
+        "--kill-grace",
+        "kill_grace_s",
+        type=click.FloatRange(min=0),
+        default=agent_defaults.KILL_GRACE_S,
+        show_default=True,
+        envvar="WANDB_AGENT_KILL_DELAY",
+        help="Seconds between SIGTERM and SIGKILL when a run is stopped (as `wandb agent`).",
+    ),
+)
+
+
+def agent_options(command):
+    """Add the local agent's options to a click command, in their order."""
+    for option in reversed(AGENT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def agent_options_from(params: dict) -> agent_defaults.AgentOptions:
+    """The local agent's settings from a command's parameters; a timeout too short is one line."""
+    given = {field.name: params[field.name] for field in fields(agent_defaults.AgentOptions) if field.name in params}
+    problem = agent_defaults.heartbeat_timeout_problem(given["heartbeat_timeout_s"])
+    if problem:
+        raise click.ClickException(problem)
+    return agent_defaults.AgentOptions(**given)
+
+
+def agent_flags(ctx: click.Context) -> tuple[str, ...]:
+    """The local agent's options as this command got them, as flags for a child agent. Built from the
+    command's own parameters, so an option added to AGENT_OPTIONS reaches the children unedited."""
+    names = {field.name for field in fields(agent_defaults.AgentOptions)}
+    return tuple(
+        f"{param.opts[0]}={ctx.params[param.name]}"
+        for param in ctx.command.params
+        if param.name in names and ctx.params[param.name] is not None
+    )
+
+
+def program_env(**defaults: str) -> dict[str, str]:
+    """The environment runs start from: ours, read here at the entry point, plus defaults."""
+    return {**defaults, **os.environ}
+
+
+def checked_sweep(sweep_yaml: str) -> dict:
+    """The sweep config, or every problem on stderr, one line each, and exit 1."""
+    from agent.sweep_config import load_valid_sweep
+
+    try:
+        return load_valid_sweep(sweep_yaml)
+    except UserError as error:  # a ConfigError: one problem a line
+        for problem in str(error).splitlines():
+            click.echo(f"error: {sweep_yaml}: {problem}", err=True)
+        raise SystemExit(1) from None
+
+
+@click.command("validate")
+@click.argument("sweep_yaml", type=click.Path(dir_okay=False))
+def validate_command(sweep_yaml: str) -> None:
+    """Check a sweep YAML before any run starts: W&B's schema, then every parameter.
+
+    Also refused: a file that is not UTF-8 text, what `wandb sweep` itself rejects (a min/max pair
+    mixing int and float), and a sweep with neither program nor command. Parameters are checked
+    against the trial program's (name, type, range) when the sweep runs `agent.train`, and
+    target_modules against Llama's layer names when every model it can use is a Llama. Every
+    problem is printed, one line each. For a grid, prints its run count; for a metric without a
+    goal, W&B's default (minimize).
+
+    \b
+    Example:
+      lora-sweep validate sweeps/lora_rank.yaml
+    """
+    from agent.records import objective_of
+    from agent.sweep_config import grid_size
+
+    config = checked_sweep(sweep_yaml)
+    size = grid_size(config)
+    runs = (
+        f"a grid of {size} runs" if size is not None else f"{config['method']} search (runs until run_cap or --count)"
+    )
+    metric = objective_of(config)
+    objective = f", optimizing {metric.name} ({metric.goal})" if metric.name else ""
+    click.echo(f"{sweep_yaml}: valid, {runs}{objective}")
+
+
+@click.command("sweep")
+@click.argument("target", metavar="SWEEP_YAML | SWEEP_ID")
+@click.option("--local", is_flag=True, help="Create the sweep in the local store (no W&B server).")
+@click.option("--project", help="W&B project the runs log to (also used by a later `wandb sync`).")
+@click.option("--name", help="A name for the sweep.")
+@click.option("--stop", "action", flag_value="FINISHED", help="Take no new runs; running ones finish.")
+@click.option("--cancel", "action", flag_value="CANCELED", help="Take no new runs and stop running ones.")
+@click.option("--pause", "action", flag_value="PAUSED", help="Take no new runs until --resume.")
+@click.option("--resume", "action", flag_value="RUNNING", help="Take new runs again.")
+@STORE_OPTION
+def sweep_command(target, local, project, name, action, store_path) -> None:
+    """Create a local sweep from SWEEP_YAML, or control one by SWEEP_ID.
+
+    \b
+    Example:
+      lora-sweep sweep sweeps/smoke.yaml --local
+      lora-sweep agent <sweep-id>
+      lora-sweep sweep --pause <sweep-id>
+
+    The YAML is checked as `lora-sweep validate` checks it. Without --local, create the sweep on
+    W&B with `wandb sweep SWEEP_YAML` instead.
+    """
+    from agent.local.store import UnknownSweep, open_store
+    from agent.sweep_config import grid_size
+
+    if action is not None:
+        store = open_store(store_path, writable=True)
+        try:
+            store.set_sweep_state(target, action)
+        except UnknownSweep as error:
+            raise click.ClickException(f"{error} (a W&B sweep? use `wandb sweep`)") from None
+        click.echo(f"sweep {target}: {action.lower()}")
+        return
+    if not local:
+        raise click.ClickException("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
+    config = checked_sweep(target)
+    store = open_store(store_path, must_exist=False)
+    sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
+    size = grid_size(config)
+    runs = f"{size} runs" if size is not None else f"{config['method']} search"
+    store_flag = f" --store {store_path}" if store_path else ""
+    click.echo(f"Created local sweep {sweep_id} ({runs}) in {store.path}")
+    click.echo(f"Run an agent: lora-sweep agent {sweep_id}{store_flag}")
+
+
+@click.command("runs")
+@click.argument("sweep_id")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@STORE_OPTION
+def runs_command(sweep_id, output_format, store_path) -> None:
+    """State, parameters, objective and runtime of every run of local sweep SWEEP_ID.
+
+    \b
+    Example:
+      lora-sweep runs 3k9x2abc --format json | jq '.runs[] | select(.state=="finished")'
+    """
+    from agent.local.listing import runs_as_json, runs_as_table
+    from agent.local.store import open_store
+
+    record = open_store(store_path).sweep_record(sweep_id)
+    click.echo(runs_as_json(record) if output_format == "json" else runs_as_table(record))
+
+
+# The shipped sweeps sit beside the package in the checkout that `make install` installs from.
+SMOKE_SWEEP = Path(__file__).resolve().parents[2] / "sweeps" / "smoke.yaml"
+
+
+@click.command("demo")
+@click.option(
+    "--sweep-yaml",
+    default=str(SMOKE_SWEEP),
+    show_default="sweeps/smoke.yaml",
+    type=click.Path(exists=True, dir_okay=False),
+)
+@STORE_OPTION
+def demo_command(sweep_yaml, store_path) -> None:
+    """Run the smoke sweep locally to the end, offline on CPU, and show the best configuration.
+
+    \b
+    Example:
+      lora-sweep demo        # a few minutes on a laptop CPU, no W&B account
+    """
+    from agent.local.demo import run_demo
+    from agent.local.store import open_store
+
+    config = checked_sweep(sweep_yaml)
+    store = open_store(store_path, must_exist=False)
+    # The demo never needs an account: runs stay local unless the user chose a W&B mode.
+    if not run_demo(store, config, sweep_yaml, echo=click.echo, env=program_env(WANDB_MODE="offline")):
+        raise SystemExit(1)
