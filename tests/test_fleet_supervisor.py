@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import agent_env, create_sweep, logged_points, record_args_sweep, runs_of, wait_for
 
@@ -126,8 +127,7 @@ def test_a_killed_supervisor_leaves_no_agent_running(tmp_path):
     assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", "SIGTERM"), ("1", "SIGTERM")]
     assert all(event["preemption"] for event in got)  # no supervisor left to ask: taken for a preemption
     for start in events(tmp_path, "start"):
-        gone = Path(f"/proc/{start['pid']}")
-        wait_for(lambda gone=gone: not gone.exists(), 10, f"agent {start['pid']} to exit")
+        wait_for(lambda pid=start["pid"]: not psutil.pid_exists(pid), 10, f"agent {start['pid']} to exit")
 
 
 def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
