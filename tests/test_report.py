@@ -261,7 +261,7 @@ def test_best_yaml_holds_every_sweep_parameter_of_the_winner(tmp_path):
     assert text.startswith("# Winning configuration of sweep sweep1: run run3, eval/rougeL = 13.0000\n")
     assert "# Rerun or promote it with: python -m agent.train --config best.yaml\n" in text
     assert yaml.safe_load(text) == {"lora_r": 8, "target_modules": "all-linear", **FIXED}
-    assert review.best_yaml == text
+    assert review.findings.best_yaml == text
 
 
 def test_written_figures_hold_the_runs_values(tmp_path):

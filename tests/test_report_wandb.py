@@ -99,8 +99,8 @@ def test_a_wandb_sweep_becomes_a_sweep_record():
 
 def test_the_wandb_path_writes_the_same_review(tmp_path):
     review = write_review(fetch_wandb_sweep("team/lora/sw3ep", api=demo_api()), tmp_path)
-    assert [run.run_id for run in review.results.runs] == ["bbb222", "aaa111", "ccc333"]
-    assert review.results.runs[0].curve == [(0.0, 7.0), (50.0, 15.5)]
+    assert [run.run_id for run in review.findings.results.runs] == ["bbb222", "aaa111", "ccc333"]
+    assert review.findings.results.runs[0].curve == [(0.0, 7.0), (50.0, 15.5)]
     assert yaml.safe_load((tmp_path / "best.yaml").read_text()) == {"lora_r": 16, "learning_rate": 0.001}
 
 

@@ -19,8 +19,8 @@ from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
 from agent.records import LOSS_KEY, STEP_KEY
+from agent.review.formatting import format_value
 from agent.review.importance import Importance
-from agent.review.pages import format_value
 from agent.review.results import PEAK_MEMORY_KEY, Parameter, RunResult, SweepResults
 
 COLORSCALE = "Viridis"

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import plotly.io
 
+from agent.review.findings import Findings
+from agent.review.formatting import format_duration, format_number, format_param
 from agent.review.importance import Importance
 from agent.review.results import FINAL_ROUGE_KEYS, SweepResults
-
-if TYPE_CHECKING:
-    from agent.review.report import Review
 
 
 def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
@@ -73,7 +71,7 @@ def format_summary(results: SweepResults) -> str:
     )
 
 
-def format_terminal(review: Review) -> str:
+def format_terminal(review: Findings) -> str:
     results, importance = review.results, review.importance
     parts = [format_summary(results), "", format_text_table(*results_table(results)), ""]
     if importance:
@@ -87,7 +85,7 @@ def format_terminal(review: Review) -> str:
     return "\n".join(parts)
 
 
-def write_markdown(review: Review, path: Path, pictures: list[str]) -> None:
+def write_markdown(review: Findings, path: Path, pictures: list[str]) -> None:
     results, importance = review.results, review.importance
     parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(results), ""]
     parts += [f"> **Warning:** {warning}" for warning in review.warnings]
@@ -106,7 +104,7 @@ def write_markdown(review: Review, path: Path, pictures: list[str]) -> None:
     path.write_text("\n".join(parts))
 
 
-def write_html(review: Review, figures: list, path: Path) -> None:
+def write_html(review: Findings, figures: list, path: Path) -> None:
     """One page; the first figure carries plotly.js inline, the others reuse it.
 
     `figures`: parallel coordinates, importance (when computed), then the curves and cost figures."""
@@ -150,26 +148,3 @@ def html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def format_param(value) -> str:
-    return "-" if value is None else format_value(value)
-
-
-def format_value(value) -> str:
-    """A parameter value as people read it: 0.001 not 0.0010000, 8 not 8.0."""
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:g}"
-    return str(value)
-
-
-def format_number(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

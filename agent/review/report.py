@@ -15,20 +15,14 @@ Files written to the output folder:
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from agent.records import SweepRecord
 from agent.review import figures, pages
 from agent.review.fetch import FetchError, fetch_sweep
-from agent.review.importance import Importance, compute_importance
-from agent.review.results import SweepResults, collect_results
-from agent.review.verdict import judge_parameters, measure_noise, tolerance_of, warn_about_winner
+from agent.review.findings import Findings, ReviewError, assess
 
-RERUN_COMMAND = "python -m agent.train --config best.yaml"
 REVIEW_ROOT = Path("outputs", "review")
 
 
@@ -38,23 +32,15 @@ def default_out_dir(sweep_id: str) -> Path:
     return REVIEW_ROOT / (re.sub(r"[^A-Za-z0-9_-]+", "-", sweep_id).strip("-") or "sweep")
 
 
-class ReviewError(Exception):
-    """Nothing to review (unknown sweep, no finished runs); the message is one line for the user."""
-
-
 @dataclass(frozen=True)
 class Review:
-    results: SweepResults
-    importance: list[Importance]
-    verdicts: list[str]
-    warnings: list[str]
-    best_yaml: str
+    findings: Findings
     out_dir: Path
-    files: tuple[str, ...] = ()
+    files: tuple[str, ...]
     """What write_files wrote into out_dir."""
 
     def format_terminal(self) -> str:
-        return pages.format_terminal(self)
+        return pages.format_terminal(self.findings)
 
 
 def review_sweep(sweep_id: str, out_dir: Path, store_path: Path | None = None) -> Review:
@@ -66,28 +52,12 @@ def review_sweep(sweep_id: str, out_dir: Path, store_path: Path | None = None) -
 
 
 def write_review(sweep: SweepRecord, out_dir: Path) -> Review:
-    review = assess(sweep, out_dir)
-    return replace(review, files=write_files(review))
+    findings = assess(sweep)
+    return Review(findings, out_dir, write_files(findings, out_dir))
 
 
-def assess(sweep: SweepRecord, out_dir: Path) -> Review:
-    """The review's content (results, importance, verdicts, warnings, best.yaml), nothing written."""
-    results = collect_results(sweep)
-    if not results.finished:
-        raise ReviewError(explain_nothing_finished(results))
-    noise = measure_noise(results)
-    return Review(
-        results=results,
-        importance=compute_importance(results),
-        verdicts=judge_parameters(results, tolerance_of(noise)),
-        warnings=warn_about_winner(results, noise),
-        best_yaml=format_best_config(results),
-        out_dir=out_dir,
-    )
-
-
-def write_files(review: Review) -> tuple[str, ...]:
-    out, results = review.out_dir, review.results
+def write_files(review: Findings, out: Path) -> tuple[str, ...]:
+    results = review.results
     out.mkdir(parents=True, exist_ok=True)
     (out / "best.yaml").write_text(review.best_yaml)
     figures.draw_parallel_coordinates(results, out / "parallel_coordinates.png")
@@ -109,22 +79,3 @@ def write_files(review: Review) -> tuple[str, ...]:
     pages.write_html(review, interactive, out / "report.html")
     pages.write_markdown(review, out / "summary.md", written)
     return ("report.html", "summary.md", *written)
-
-
-def format_best_config(results: SweepResults) -> str:
-    """The winner's sweep parameters, swept and fixed, as the flat mapping the trainer reads."""
-    winner = results.finished[0]
-    parameters = {name: value for name, value in winner.params.items() if value is not None}
-    header = (
-        f"# Winning configuration of sweep {results.sweep_id}: run {winner.run_id}, "
-        f"{results.metric} = {winner.objective:.4f}\n"
-        f"# Rerun or promote it with: {RERUN_COMMAND}\n"
-    )
-    return header + yaml.safe_dump(parameters, sort_keys=False)
-
-
-def explain_nothing_finished(results: SweepResults) -> str:
-    if not results.runs:
-        return f"sweep {results.sweep_id} has no runs yet; start an agent, then review"
-    states = ", ".join(f"{count} {state}" for state, count in Counter(run.state for run in results.runs).items())
-    return f"sweep {results.sweep_id} has no finished run with {results.metric} yet ({states}); nothing to review"
