@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 import yaml
+from helpers import plotly_data
 
 from agent.local.listing import runs_as_json, runs_as_table
 from agent.records import RunRecord, SweepRecord, best_run, rank_runs
@@ -141,8 +142,7 @@ def test_peak_gpu_memory_is_drawn_for_the_runs_that_logged_it(tmp_path):
     review = write_review(SweepRecord("mem", config, runs), tmp_path)
     assert "gpu_memory.png" in review.files
     page = (tmp_path / "report.html").read_text()
-    start = page.index('"figure-3",', page.index("Plotly.newPlot")) + len('"figure-3",')
-    (bars,) = json.JSONDecoder().raw_decode(page[start:].lstrip())[0]
+    (bars,) = plotly_data(page, "figure-gpu_memory")
     assert bars["y"][0].startswith("gpu_b")
     assert bars["x"] == [4.5, 3.25]  # best run first; the CPU run has no bar
     assert "![peak GPU memory per run](gpu_memory.png)" in (tmp_path / "summary.md").read_text()

@@ -56,26 +56,14 @@ def write_review(sweep: SweepRecord, out_dir: Path) -> Review:
     return Review(findings, out_dir, write_files(findings, out_dir))
 
 
-def write_files(review: Findings, out: Path) -> tuple[str, ...]:
-    results = review.results
+def write_files(findings: Findings, out: Path) -> tuple[str, ...]:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "best.yaml").write_text(review.best_yaml)
-    figures.draw_parallel_coordinates(results, out / "parallel_coordinates.png")
-    figures.draw_curves(results, out / "curves.png")
-    written = ["best.yaml", "parallel_coordinates.png", "curves.png"]
-    interactive = [figures.plot_parallel_coordinates(results), figures.plot_curves(results)]
-    if review.importance:
-        figures.draw_importance(review.importance, results.metric, out / "importance.png")
-        written.append("importance.png")
-        interactive.insert(1, figures.plot_importance(review.importance, results.metric))
-    if any(run.loss for run in results.runs):
-        figures.draw_loss(results, out / "loss.png")
-        written.append("loss.png")
-        interactive.append(figures.plot_loss(results))
-    if figures.with_peak_memory(results):
-        figures.draw_gpu_memory(results, out / "gpu_memory.png")
-        written.append("gpu_memory.png")
-        interactive.append(figures.plot_gpu_memory(results))
-    pages.write_html(review, interactive, out / "report.html")
-    pages.write_markdown(review, out / "summary.md", written)
-    return ("report.html", "summary.md", *written)
+    (out / "best.yaml").write_text(findings.best_yaml)
+    charts = figures.define_figures(findings.results, findings.importance)
+    pictures = {name: f"{name}.png" for name in charts}
+    for name, chart in charts.items():
+        figures.save_png(chart, out / pictures[name])
+    fragments = {name: figures.to_html(chart, div_id=f"figure-{name}") for name, chart in charts.items()}
+    pages.write_html(findings, fragments, figures.plotly_library(), out / "report.html")
+    pages.write_markdown(findings, pictures, out / "summary.md")
+    return ("report.html", "summary.md", "best.yaml", *pictures.values())
