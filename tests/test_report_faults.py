@@ -15,7 +15,6 @@ from helpers import plotly_data
 
 from agent.local.listing import runs_as_json, runs_as_table
 from agent.records import RunRecord, SweepRecord, best_run, rank_runs
-from agent.review.fetch import FetchError, fetch_wandb_sweep
 from agent.review.report import REVIEW_ROOT, default_out_dir, write_review
 
 GRID = {"lora_r": {"values": [4, 8]}, "learning_rate": {"values": [1e-4, 1e-3]}}
@@ -146,25 +145,6 @@ def test_peak_gpu_memory_is_drawn_for_the_runs_that_logged_it(tmp_path):
     assert bars["y"][0].startswith("gpu_b")
     assert bars["x"] == [4.5, 3.25]  # best run first; the CPU run has no bar
     assert "![peak GPU memory per run](gpu_memory.png)" in (tmp_path / "summary.md").read_text()
-
-
-def test_a_failing_page_of_runs_is_one_line():
-    from wandb.sdk.lib.service.service_connection import WandbApiFailedError
-
-    class Sweep:
-        config = {"parameters": GRID}
-
-        @property
-        def runs(self):
-            yield from ()
-            raise WandbApiFailedError("returned error 502 Bad Gateway")
-
-    class Api:
-        def sweep(self, path):
-            return Sweep()
-
-    with pytest.raises(FetchError, match=r"^cannot read W&B sweep e/p/s: returned error 502 Bad Gateway$"):
-        fetch_wandb_sweep("e/p/s", api=Api())
 
 
 # the output folder ------------------------------------------------------------------------------
