@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-quick lint format demo bench clean
+.PHONY: install test test-quick lint format docs demo bench clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The reference sections of docs/*.md (trial parameters, command options), written from the code;
+# tests/test_docs.py fails when they are out of date.
+docs: install
+	$(BIN)/python docs/reference.py
 
 demo: install
 	WANDB_MODE=offline $(BIN)/lora-sweep demo

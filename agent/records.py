@@ -7,6 +7,7 @@ these records, so everything after fetching is one code path.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,12 @@ class Objective:
 def is_wandb_path(sweep_id: str) -> bool:
     """`entity/project/id` names a W&B sweep; a bare id is a local one."""
     return sweep_id.count("/") == 2 and all(sweep_id.split("/"))
+
+
+def safe_name(text: str) -> str:
+    """`text` as one file or folder name (a sweep id, a GPU UUID): every run of other characters than
+    letters, digits, `_` and `-` becomes one `-`, so W&B paths, colons and `..` cannot escape a folder."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
 
 
 def objective_of(sweep_config: dict[str, Any]) -> Objective:

@@ -19,7 +19,7 @@ from agent.trial.config import SYNTHETIC_DATASET, TINY_MODEL, TrialConfig
 from agent.trial.data import PaddingCollator, build_prompt, load_dialogues, tokenize_train
 from agent.trial.evaluation import Evaluator, stop_token_ids
 from agent.trial.model import add_lora, load_base_model, load_tokenizer
-from agent.trial.rouge import rouge
+from agent.trial.rouge import aggregate, score_pairs
 from agent.trial.train import build_training_arguments
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     dialogues, references = list(rows["dialogue"]), list(rows["summary"])
 
     started = time.perf_counter()
-    baseline_scores = rouge(one_at_a_time(model, tokenizer, dialogues, cli.max_new_tokens), references)
+    baseline_scores = aggregate(score_pairs(one_at_a_time(model, tokenizer, dialogues, cli.max_new_tokens), references))
     baseline_s = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -17,7 +17,7 @@ os.environ.setdefault("WANDB_DISABLE_GIT", "true")
 # thread per core each, their threads spin-wait on one another and burn several times the CPU time.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from helpers import no_leaked_processes  # noqa: E402, F401  (a fixture every module may use)
+from helpers import no_leaked_processes  # noqa: F401  (a fixture every module may use)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agent.local.controller import sweeps  # imported there with its pydantic warning silenced
@@ -156,17 +157,10 @@ def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.1):
 def marked_processes() -> list[str]:
     """Command lines of live processes that carry this session's mark (zombies excluded)."""
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if f"{MARK_VAR}={MARK}".encode() not in (proc / "environ").read_bytes().split(b"\0"):
-                continue
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            continue
+    for proc in psutil.process_iter(["environ", "status", "cmdline"]):
+        # An attribute psutil could not read (another user's process, one gone meanwhile) is None.
+        if (proc.info["environ"] or {}).get(MARK_VAR) == MARK and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(" ".join(proc.info["cmdline"] or []))
     return found
 
 

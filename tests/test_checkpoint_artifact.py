@@ -10,6 +10,7 @@ run unmodified.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import wandb
@@ -121,16 +122,34 @@ def test_a_push_during_a_preemptions_grace_only_logs_the_version(server, tmp_pat
     assert (record["type"], record["aliases"]) == ("checkpoint", ["latest"])
 
 
-def test_the_artifact_is_used_only_by_online_runs_without_a_volume(server, tmp_path):
-    run = launch_on(tmp_path)
-    assert isinstance(checkpoint_mirror("", run, StopRequest()), NoMirror)  # offline: W&B can sync it, not serve it
-    assert isinstance(checkpoint_mirror("/workspace/checkpoints", run, StopRequest()), NoMirror)
-    run.finish()
+def online_run() -> SimpleNamespace:
+    """What `checkpoint_mirror` reads of an online run. A real one needs W&B's server to start, which
+    is the boundary here: `wandb.init(mode="online")` would block on it."""
+    return SimpleNamespace(offline=False, disabled=False, entity="me", project="lora", id=RUN_ID)
+
+
+@pytest.mark.parametrize(
+    "checkpoint_dir, mode, chosen",
+    [
+        ("", "online", ArtifactMirror),  # no volume, and W&B can serve the artifact to the next machine
+        ("/workspace/checkpoints", "online", NoMirror),  # a volume every machine mounts
+        ("", "offline", NoMirror),  # W&B can sync an offline run's artifact later, not serve it now
+        ("", "disabled", NoMirror),  # no W&B at all
+    ],
+)
+def test_the_artifact_is_used_only_by_online_runs_without_a_volume(server, tmp_path, checkpoint_dir, mode, chosen):
+    run = online_run() if mode == "online" else wandb.init(id=RUN_ID, dir=str(tmp_path), mode=mode)
+    mirror = checkpoint_mirror(checkpoint_dir, run, StopRequest())
+    assert type(mirror) is chosen
+    if chosen is ArtifactMirror:
+        assert mirror.path == f"me/lora/checkpoint-{RUN_ID}"
+        mirror.pull(tmp_path / "checkpoints")  # asks W&B (the fake server) for `:latest`: none yet
+        assert not (tmp_path / "checkpoints").exists()
+    if mode != "online":
+        run.finish()
 
 
 def test_every_checkpoint_is_handed_on_once_it_is_complete(tmp_path):
-    from types import SimpleNamespace
-
     from transformers import TrainerControl, TrainerState
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper

@@ -1,4 +1,5 @@
-"""One supervised agent per GPU, run as real processes with real signals.
+"""One supervised agent per GPU, run as real processes with real signals; refusals, which start
+nothing, run in-process.
 
 W&B's server is the boundary: `tests/fleet_bin/wandb` stands in for the `wandb` executable
 (first on PATH) and records the argv, environment and signals each agent got. Local sweeps run
@@ -14,10 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
-from helpers import agent_env, create_sweep, logged_points, record_args_sweep, runs_of, wait_for
+from click.testing import CliRunner
+from helpers import agent_env, assert_one_line, create_sweep, logged_points, record_args_sweep, runs_of, wait_for
 
-pytestmark = pytest.mark.e2e
+from agent.cli import main
 
 FLEET_BIN = Path(__file__).parent / "fleet_bin"
 SWEEP = "me/lora/8f3k2x1q"
@@ -54,6 +57,7 @@ def events(tmp_path: Path, event: str) -> list[dict]:
     return [line for line in lines if line["event"] == event]
 
 
+@pytest.mark.e2e
 def test_a_wandb_sweep_gets_one_forwarding_wandb_agent_per_gpu_staggered(tmp_path):
     done = run_supervisor(tmp_path, SWEEP, "--gpus", "0,3", "--count", "2", "--stagger", "0.5")
 
@@ -72,6 +76,7 @@ def test_a_wandb_sweep_gets_one_forwarding_wandb_agent_per_gpu_staggered(tmp_pat
     assert "GPU '0'" not in (tmp_path / "logs" / "gpu-3.log").read_text()
 
 
+@pytest.mark.e2e
 def test_a_wandb_sweep_without_gpus_runs_one_supervised_agent_on_the_gpus_it_sees(tmp_path):
     done = run_supervisor(tmp_path, SWEEP, env=supervisor_env(tmp_path, CUDA_VISIBLE_DEVICES="1,2"))
 
@@ -82,6 +87,7 @@ def test_a_wandb_sweep_without_gpus_runs_one_supervised_agent_on_the_gpus_it_see
     assert (tmp_path / "logs" / "agent.log").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_reaches_every_agent_once_and_the_supervisor_says_it_was_stopped(tmp_path, sig, code):
     env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60")
@@ -99,6 +105,7 @@ def test_a_signal_reaches_every_agent_once_and_the_supervisor_says_it_was_stoppe
     assert list((tmp_path / "logs").glob("*.notice")) == []
 
 
+@pytest.mark.e2e
 def test_a_sigterm_the_supervisor_did_not_forward_is_a_controllers_stop(tmp_path):
     # `wandb agent` stops a run (hyperband's early termination) with SIGTERM: it must not be requeued.
     env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60")
@@ -114,6 +121,7 @@ def test_a_sigterm_the_supervisor_did_not_forward_is_a_controllers_stop(tmp_path
     assert got == {starts[0]["pid"]: False, starts[1]["pid"]: True}
 
 
+@pytest.mark.e2e
 def test_a_killed_supervisor_leaves_no_agent_running(tmp_path):
     env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60")
     supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", env=env)
@@ -126,10 +134,10 @@ def test_a_killed_supervisor_leaves_no_agent_running(tmp_path):
     assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", "SIGTERM"), ("1", "SIGTERM")]
     assert all(event["preemption"] for event in got)  # no supervisor left to ask: taken for a preemption
     for start in events(tmp_path, "start"):
-        gone = Path(f"/proc/{start['pid']}")
-        wait_for(lambda gone=gone: not gone.exists(), 10, f"agent {start['pid']} to exit")
+        wait_for(lambda pid=start["pid"]: not psutil.pid_exists(pid), 10, f"agent {start['pid']} to exit")
 
 
+@pytest.mark.e2e
 def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
     env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="3,3,0")
     done = run_supervisor(tmp_path, SWEEP, "--gpus", "0", "--restart-backoff", "0.3", env=env)
@@ -145,6 +153,7 @@ def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
     assert (tmp_path / "logs" / "gpu-0.log").read_text().count("stand-in wandb agent") == 3
 
 
+@pytest.mark.e2e
 def test_an_agent_that_keeps_crashing_is_given_up_and_the_exit_code_says_so(tmp_path):
     env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="0", STANDIN_WANDB_EXITS_1="3")
     done = run_supervisor(
@@ -157,6 +166,7 @@ def test_an_agent_that_keeps_crashing_is_given_up_and_the_exit_code_says_so(tmp_
     assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok, gpu 1 failed (exit 3) after 2 restart(s): exit 1"
 
 
+@pytest.mark.e2e
 def test_gpus_all_means_the_gpus_nvidia_smi_lists(tmp_path):
     done = run_supervisor(
         tmp_path, SWEEP, "--gpus", "all", "--stagger", "0", env=supervisor_env(tmp_path, STANDIN_GPUS="0 1 2")
@@ -166,6 +176,7 @@ def test_gpus_all_means_the_gpus_nvidia_smi_lists(tmp_path):
     assert sorted(start["env"]["CUDA_VISIBLE_DEVICES"] for start in events(tmp_path, "start")) == ["0", "1", "2"]
 
 
+@pytest.mark.e2e
 def test_gpus_all_honours_a_narrowed_cuda_visible_devices(tmp_path):
     env = supervisor_env(tmp_path, CUDA_VISIBLE_DEVICES="GPU-5b1c,GPU-77aa")
     done = run_supervisor(tmp_path, SWEEP, "--gpus", "all", "--stagger", "0", env=env)
@@ -175,28 +186,28 @@ def test_gpus_all_honours_a_narrowed_cuda_visible_devices(tmp_path):
     assert (tmp_path / "logs" / "gpu-GPU-5b1c.log").exists()
 
 
+def refused(tmp_path: Path, *args: str, path: str | None = None):
+    """`lora-sweep agent ARGS` in-process, for refusals that come before any agent starts."""
+    env = {"CUDA_VISIBLE_DEVICES": None, **({"PATH": path} if path else {})}
+    return CliRunner().invoke(main, ["agent", *args, "--log-dir", str(tmp_path / "logs")], env=env)
+
+
 def test_gpus_all_on_a_machine_without_gpus_is_one_line_and_starts_nothing(tmp_path):
     bare = tmp_path / "bin"
     bare.mkdir()
     (bare / "wandb").symlink_to(FLEET_BIN / "wandb")  # wandb is there, nvidia-smi is not
-    env = {**supervisor_env(tmp_path), "PATH": str(bare)}
-    done = run_supervisor(tmp_path, SWEEP, "--gpus", "all", env=env)
+    done = refused(tmp_path, SWEEP, "--gpus", "all", path=str(bare))
 
-    assert done.returncode == 1
-    assert (
-        done.stderr.strip() == "Error: --gpus all: no GPU visible (no nvidia-smi on PATH); pass ids such as --gpus 0,1"
-    )
-    assert events(tmp_path, "start") == []
+    assert_one_line(done, "Error: --gpus all: no GPU visible (no nvidia-smi on PATH); pass ids such as --gpus 0,1")
+    assert not (tmp_path / "logs").exists()
 
 
 @pytest.mark.parametrize("spec", ["0,,1", "0,0"])
 def test_bad_gpu_lists_are_one_line(tmp_path, spec):
-    done = run_supervisor(tmp_path, SWEEP, "--gpus", spec)
-
-    assert done.returncode == 1
-    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("Error: --gpus")
+    assert_one_line(refused(tmp_path, SWEEP, "--gpus", spec), "Error: --gpus")
 
 
+@pytest.mark.e2e
 def test_a_local_sweep_gets_one_real_local_agent_per_gpu_sharing_its_grid(tmp_path):
     store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
     sweep_id = create_sweep(store_path, record_args_sweep(log, list(range(6)), sleep=0.5))
@@ -213,13 +224,13 @@ def test_a_local_sweep_gets_one_real_local_agent_per_gpu_sharing_its_grid(tmp_pa
 def test_an_unknown_local_sweep_is_one_line_before_any_agent_starts(tmp_path):
     store_path = tmp_path / "sweeps.db"
     create_sweep(store_path, {"method": "grid", "program": "x.py", "parameters": {"a": {"values": [1]}}})
-    done = run_supervisor(tmp_path, "nosuchid", "--store", str(store_path), "--gpus", "0")
+    done = refused(tmp_path, "nosuchid", "--store", str(store_path), "--gpus", "0")
 
-    assert done.returncode == 1
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert_one_line(done, "nosuchid")
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.e2e
 def test_sigint_reaches_every_local_agent_and_their_runs_go_back_in_the_queue(tmp_path):
     store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
     sweep_id = create_sweep(store_path, record_args_sweep(log, [1, 2, 3], sleep=60.0))

@@ -11,15 +11,28 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PROGRAMS, PYTHON_COMMAND, agent_env, create_sweep, record_args_sweep, runs_of, start_agent, wait_for
+from click.testing import CliRunner
+from helpers import (
+    PROGRAMS,
+    PYTHON_COMMAND,
+    agent_env,
+    assert_one_line,
+    create_sweep,
+    record_args_sweep,
+    runs_of,
+    start_agent,
+    wait_for,
+)
 
+from agent.cli import main
 from agent.local.demo import run_demo
 from agent.local.store import Store
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
+pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.e2e
 def test_an_agent_frozen_past_the_timeout_cannot_overwrite_the_run_another_agent_finished(tmp_path):
     store_path = tmp_path / "sweeps.db"
     sweep_id = create_sweep(store_path, record_args_sweep(tmp_path / "ran.jsonl", [7], sleep=60.0))
@@ -43,6 +56,7 @@ def test_an_agent_frozen_past_the_timeout_cannot_overwrite_the_run_another_agent
     assert frozen.returncode == 0, err
 
 
+@pytest.mark.e2e
 def test_the_heartbeat_goes_on_while_a_flood_of_output_is_drained_and_the_summary_read(tmp_path):
     store_path = tmp_path / "sweeps.db"
     config = {
@@ -73,6 +87,7 @@ def test_the_heartbeat_goes_on_while_a_flood_of_output_is_drained_and_the_summar
     assert oldest_beat < 5.0  # beats every 2 s; a 10 s timeout would never take it for dead
 
 
+@pytest.mark.e2e
 def test_an_unreadable_summary_is_a_visible_warning_and_the_objective_comes_from_history(tmp_path):
     store_path = tmp_path / "sweeps.db"
     config = {
@@ -91,6 +106,7 @@ def test_an_unreadable_summary_is_a_visible_warning_and_the_objective_comes_from
     assert "warning: summary not read" in run.output_tail
 
 
+@pytest.mark.e2e
 def test_programs_that_cannot_start_are_failed_runs_with_the_reason_and_the_agent_goes_on(tmp_path):
     not_executable = tmp_path / "train.py"
     not_executable.write_text("print('never runs')\n")
@@ -118,14 +134,12 @@ def test_programs_that_cannot_start_are_failed_runs_with_the_reason_and_the_agen
 def test_an_unsafe_heartbeat_timeout_is_refused_in_one_line(tmp_path):
     store_path = tmp_path / "sweeps.db"
     sweep_id = create_sweep(store_path, record_args_sweep(tmp_path / "ran.jsonl", [7]))
-    agent = start_agent(sweep_id, store_path, tmp_path, "--heartbeat-timeout", "1")
-    out, err = agent.communicate(timeout=60)
-    assert agent.returncode != 0
-    assert err.strip().splitlines() == [err.strip()]
-    assert "--heartbeat-timeout 1 is too short" in err and "at least 10" in err
+    refused = CliRunner().invoke(main, ["agent", sweep_id, "--store", str(store_path), "--heartbeat-timeout", "1"])
+    assert_one_line(refused, "--heartbeat-timeout 1 is too short", "at least 10")
     assert runs_of(store_path, sweep_id) == []  # refused before any run started
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not shutil.which("python3", path="/usr/bin"), reason="needs a system python3")
 def test_the_trial_entry_point_says_in_one_line_when_its_python_lacks_the_packages(tmp_path):
     bare = "/usr/bin/python3"
@@ -146,6 +160,7 @@ def test_the_trial_entry_point_says_in_one_line_when_its_python_lacks_the_packag
     assert "has no attribute" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_the_demo_says_plainly_when_every_run_failed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = {

@@ -1,28 +1,24 @@
 """What W&B's public CLI prints about a run, which is how metrics reach the controller.
 
 These tests run a real offline run and read it back with `wandb leet inspect`; they pin the
-output shape we rely on for the wandb versions setup.cfg allows.
+output shape we rely on, and that the wandb-core command we start ourselves prints what W&B's
+public `wandb leet inspect` prints (see docs/internals.md).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 
 import pytest
-import wandb
 from helpers import PROGRAMS, agent_env
-from packaging.version import Version
 
 from agent.local import metrics
 from agent.local.launch import find_run_file, prepare_launch
 from agent.records import Objective
 
 pytestmark = pytest.mark.usefixtures("no_leaked_processes")
-
-
-def test_installed_wandb_is_the_tested_one():
-    # `wandb leet inspect --follow/--summary --json` is what we read; it was checked on 0.31.
-    assert Version("0.31") <= Version(wandb.__version__) < Version("0.32")
 
 
 def run_scorer(tmp_path, **params):
@@ -72,3 +68,23 @@ def test_close_after_a_kill_reads_the_rest_of_the_log_once(tmp_path):
     follower._process.wait()
     rows = follower.close(timeout_s=0)
     assert [row["score"] for row in rows] == [1.0, 2.0, 3.0, 4.0]  # none lost, none twice
+
+
+def json_lines(text: str) -> list:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("flags, parse", [(("--summary", "--json"), json.loads), (("--json",), json_lines)])
+def test_our_inspector_command_prints_what_wandb_leet_inspect_prints(tmp_path, flags, parse):
+    """`inspect_command` repeats the argv `wandb leet` builds for wandb-core: if W&B changes that
+    argv (a flag renamed, the folder argument dropped), the two outputs part ways here."""
+    _, run_file = run_scorer(tmp_path, steps=3, slope=2.0)
+    env = metrics.inspector_env(agent_env())
+    ours = subprocess.run(
+        metrics.inspect_command(run_file, *flags), env=env, capture_output=True, text=True, timeout=60
+    )
+    public = [sys.executable, "-m", "wandb", "leet", "inspect", *flags, str(run_file.parent)]
+    theirs = subprocess.run(public, env=env, capture_output=True, text=True, timeout=60)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr + theirs.stderr
+    assert parse(ours.stdout) == parse(theirs.stdout)
+    assert parse(ours.stdout)  # and there was something to compare

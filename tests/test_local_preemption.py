@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, adapter, assert_same_weights
-from local_sweeps import agent_env, create_sweep, no_leaked_processes, runs_of, wait_for  # noqa: F401
+from helpers import REPO, adapter, agent_env, assert_same_weights, create_sweep, runs_of, wait_for
 
 from agent.local.store import Store
 from agent.records import LOSS_KEY, STEP_KEY

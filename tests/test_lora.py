@@ -50,6 +50,12 @@ def test_every_training_parameter_reaches_training_arguments(tmp_path):
     assert args.report_to == []  # LogTrainingToWandb logs instead: WandbCallback writes over the trial config
 
 
+def test_warmup_ratio_warms_up_that_share_of_the_steps(tmp_path):
+    # It travels as a fractional `warmup_steps`, which transformers 5 reads as a share of the total.
+    args = build_training_arguments(TrialConfig.from_params({"warmup_ratio": 0.2}), tmp_path, "warmup")
+    assert args.get_warmup_steps(100) == 20
+
+
 def test_every_lora_parameter_reaches_lora_config():
     assert set(LORA_CONFIG) | {"target_modules"} == {f.name for f in dataclasses.fields(LoraArgs)}
     config = TrialConfig.from_params(NON_DEFAULT)

@@ -1,4 +1,5 @@
-"""Preemption and resume: the real trial program in subprocesses, stopped by real signals.
+"""Preemption and resume: the real trial program in subprocesses, stopped by real signals; and, in
+process, the decisions it takes on the way (when to save within the grace, which attempts count).
 
 A second launch with the same WANDB_RUN_ID and checkpoint_dir is what a requeue does (W&B gives a
 requeued run its id back). W&B runs offline; each launch writes its own offline run folder.
@@ -21,8 +22,6 @@ from helpers import REPO, adapter, assert_same_weights, inspect_summary
 from agent.local.launch import FLUSH_INTERVAL_ENV
 from agent.local.metrics import inspect_command, read_history
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
-
-pytestmark = pytest.mark.e2e
 
 TRIAL = [
     "-m",
@@ -107,6 +106,7 @@ def straight(tiny_model_dir, dialogues, tmp_path_factory) -> dict:
     }
 
 
+@pytest.mark.e2e
 def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dialogues, tmp_path):
     volume = tmp_path / "volume" / "twice"
 
@@ -157,6 +157,7 @@ def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dia
     print(f"steps lost: SIGKILL {lost_to_kill}, SIGTERM 0; SIGTERM to checkpoint {seconds:.2f} s")
 
 
+@pytest.mark.e2e
 def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
     # A real failure on every attempt: the adapter cannot be saved, because output_dir is a file.
     (tmp_path / "outputs").write_text("not a folder")
@@ -261,6 +262,7 @@ def test_a_sigterm_during_a_periodic_save_is_answered_by_the_next_steps_save(tmp
     assert "preempted: checkpoint at step 21 written" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_sigint_ends_training_early_and_keeps_the_best_adapter(tiny_model_dir, dialogues, tmp_path):
     process = launch(tmp_path, dialogues, "stop")
     wait_for_checkpoint(process, tmp_path / "volume" / "stop" / "checkpoint-10")

@@ -11,7 +11,7 @@ import pytest
 from rouge_score import rouge_scorer, scoring
 
 import agent.trial.rouge as rouge_module
-from agent.trial.rouge import BOOTSTRAP_SEED, ROUGE_TYPES, aggregate, one_sentence_per_line, rouge
+from agent.trial.rouge import BOOTSTRAP_SEED, ROUGE_TYPES, aggregate, one_sentence_per_line, score_pairs
 
 
 def reference_evaluate_rouge(predictions, references):
@@ -24,7 +24,7 @@ def reference_evaluate_rouge(predictions, references):
 
 
 def test_identical_texts_score_100():
-    assert rouge(["Anna will bring cookies."], ["Anna will bring cookies."]) == pytest.approx(
+    assert aggregate(score_pairs(["Anna will bring cookies."], ["Anna will bring cookies."])) == pytest.approx(
         {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "rougeLsum": 100.0}
     )
 
@@ -33,20 +33,20 @@ def test_hand_computed_pair():
     # reference tokens: tom will meet anna at the cafe (7); prediction: anna will meet tom (4)
     # rouge1: 4 common unigrams -> P=4/4, R=4/7, F=8/11. rouge2: "will meet" -> P=1/3, R=1/6, F=2/9.
     # rougeL: LCS "will meet" (2) -> P=2/4, R=2/7, F=4/11.
-    scores = rouge(["Anna will meet Tom."], ["Tom will meet Anna at the cafe."])
+    scores = aggregate(score_pairs(["Anna will meet Tom."], ["Tom will meet Anna at the cafe."]))
     assert scores["rouge1"] == pytest.approx(100 * 8 / 11)
     assert scores["rouge2"] == pytest.approx(100 * 2 / 9)
     assert scores["rougeL"] == pytest.approx(100 * 4 / 11)
 
 
 def test_stemming_matches_word_forms():
-    assert rouge(["They were meeting"], ["They were meet"])["rouge1"] == pytest.approx(100.0)
+    assert aggregate(score_pairs(["They were meeting"], ["They were meet"]))["rouge1"] == pytest.approx(100.0)
 
 
 def test_rouge_lsum_scores_sentence_by_sentence():
     reference = "Anna bakes cookies. Tom buys milk."
     assert one_sentence_per_line(reference) == "Anna bakes cookies.\nTom buys milk."
-    swapped = rouge(["Tom buys milk. Anna bakes cookies."], [reference])
+    swapped = aggregate(score_pairs(["Tom buys milk. Anna bakes cookies."], [reference]))
     assert swapped["rougeLsum"] == pytest.approx(100.0)  # each sentence's LCS is whole
     assert swapped["rougeL"] < 100.0  # one LCS over the text is broken by the swap
 
@@ -59,7 +59,7 @@ def test_aggregation_equals_evaluate_rouge():
         "Olivia votes liberal.",
         "Sam is confused about Rick.",
     ]
-    ours = rouge(predictions, references)
+    ours = aggregate(score_pairs(predictions, references))
     expected = reference_evaluate_rouge(predictions, [one_sentence_per_line(r) for r in references])
     assert ours == expected  # bit for bit
 
@@ -83,5 +83,5 @@ def test_aggregation_leaves_the_global_numpy_rng_alone():
     np.random.seed(123)
     expected = np.random.rand()
     np.random.seed(123)
-    rouge(["a b c"], ["a b d"])
+    aggregate(score_pairs(["a b c"], ["a b d"]))
     assert np.random.rand() == expected

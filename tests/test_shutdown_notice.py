@@ -57,3 +57,17 @@ def test_without_a_live_supervisor_a_sigterm_is_taken_for_a_preemption(tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / "dead.notice").write_text(dead.stdout)  # the supervisor died without a word (SIGKILL)
     assert sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "dead.notice")})
+
+
+def test_a_killed_supervisor_not_yet_reaped_is_taken_for_gone(tmp_path):
+    """Killed, it stays a zombie until its parent reaps it: its pid still exists, yet nothing runs."""
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "zombie.notice").write_text(f"{supervisor.pid}\n")
+        assert not sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "zombie.notice")})  # alive: a stop
+        supervisor.kill()
+        os.waitid(os.P_PID, supervisor.pid, os.WEXITED | os.WNOWAIT)  # dead, and left unreaped
+        assert sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "zombie.notice")})
+    finally:
+        supervisor.kill()
+        supervisor.wait()

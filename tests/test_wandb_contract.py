@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -189,3 +190,46 @@ def test_wandb_agent_launches_the_trial_program_of_each_shipped_sweep(path, fake
     assert isinstance(summary["summary"][metric], (int, float)) and not isinstance(summary["summary"][metric], bool)
     assert "was locked" not in output.out + output.err
     assert "Traceback" not in output.err
+
+
+SHOW_LAUNCH = """import json, os, sys
+param_path = os.environ["WANDB_SWEEP_PARAM_PATH"]
+json_file = sys.argv[-1]
+seen = {"argv": sys.argv, "run_id": os.environ["WANDB_RUN_ID"], "param_path": param_path,
+        "params": open(param_path).read(), "args_json_file": open(json_file).read()}
+with open(os.environ["LAUNCH_LOG"], "a") as log:
+    log.write(json.dumps(seen) + "\\n")
+"""
+
+
+@pytest.mark.e2e
+def test_the_local_launch_gives_a_program_what_wandb_agent_gives_it(fake_server, monkeypatch, tmp_path):
+    """`prepare_launch` repeats the macro splice inside `wandb agent` (`Agent._command_run`, not
+    exposed): every macro, the parameter file and the run id must reach the program as they do there."""
+    from wandb import wandb_agent
+    from wandb.cli.cli import cli
+
+    from agent.local.launch import prepare_launch
+
+    program = tmp_path / "show_launch.py"
+    program.write_text(SHOW_LAUNCH)
+    macros = ["${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_json_file}"]
+    config = {"program": str(program), "command": ["${env}", "${interpreter}", "${program}", "--fixed", *macros]}
+    params = {"lr": 0.001, "use_x": False, "flag": True, "name": "a b", "n": 3}
+    fake_server.sweep_config, fake_server.run_args = config, params
+    log = tmp_path / "launches.jsonl"
+    for name, value in {"LAUNCH_LOG": str(log), "WANDB_DIR": str(tmp_path), "WANDB_ENTITY": "team"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WANDB_PROJECT", "lora")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(wandb_agent.Agent, "POLL_INTERVAL", 0.2)  # not the transport: the pause between beats
+
+    result = CliRunner().invoke(cli, ["agent", SWEEP_ID])
+    assert result.exit_code == 0, (result.output, result.exception)
+    plan = prepare_launch(config, SWEEP_ID, RUN_ID, params, base_env=dict(os.environ))
+    subprocess.run(plan.argv, env=plan.env, check=True, timeout=60, cwd=tmp_path)
+
+    under_wandb, under_ours = [json.loads(line) for line in log.read_text().splitlines()]
+    assert under_ours == under_wandb
+    assert under_wandb["argv"][1:3] == ["--fixed", "--lr=0.001"]  # the macros did expand

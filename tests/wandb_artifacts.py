@@ -94,7 +94,7 @@ class FakeArtifactServer(AnswersGraphQL):
         return [version.index for version in self.collections.get(collection, [])]
 
     # -- GraphQL operations
-    def on_ArtifactMembershipByName(self, variables):  # noqa: N802
+    def on_ArtifactMembershipByName(self, variables):
         collection, _, alias = variables["name"].partition(":")
         version = self._find(collection, alias)
         if version is None:
@@ -110,11 +110,11 @@ class FakeArtifactServer(AnswersGraphQL):
         }
         return {"project": {**self._project(), "artifactCollectionMembership": membership}}
 
-    def on_FetchArtifactManifest(self, variables):  # noqa: N802
+    def on_FetchArtifactManifest(self, variables):
         collection, version = self._by_id(variables["id"])
         return {"artifact": {"currentManifest": {"file": {"directUrl": self.http.url(collection, version, None)}}}}
 
-    def on_GetArtifactMembershipFileUrls(self, variables):  # noqa: N802
+    def on_GetArtifactMembershipFileUrls(self, variables):
         version = self._find(variables["collection"], variables["alias"])
         edges = [
             {
@@ -134,7 +134,7 @@ class FakeArtifactServer(AnswersGraphQL):
             }
         }
 
-    def on_ProjectArtifacts(self, variables):  # noqa: N802
+    def on_ProjectArtifacts(self, variables):
         versions = self.collections.get(variables["collection"], [])
         edges = [{"version": f"v{v.index}", "node": self._artifact(variables["collection"], v)} for v in versions]
         page = {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False}
@@ -142,7 +142,7 @@ class FakeArtifactServer(AnswersGraphQL):
         collection = {"__typename": "ArtifactSequence", "artifacts": connection}
         return {"project": {"artifactType": {"artifactCollection": collection}}}
 
-    def on_DeleteArtifact(self, variables):  # noqa: N802
+    def on_DeleteArtifact(self, variables):
         artifact_id = variables["input"]["artifactID"]
         collection, version = self._by_id(artifact_id)
         self.collections[collection].remove(version)
@@ -208,7 +208,7 @@ class _FileServer:
         artifacts = server
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 _, collection, index, *path = self.path.split("/")
                 version = next((v for v in artifacts.collections.get(collection, []) if v.index == int(index)), None)
                 if version is None:

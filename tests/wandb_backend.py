@@ -89,10 +89,10 @@ class FakeServer(AnswersGraphQL):
     mutations: list[tuple[str, dict]] = field(default_factory=list)
     """Every mutation received: (operation name, variables)."""
 
-    def on_GetDefaultEntity(self, variables):  # noqa: N802
+    def on_GetDefaultEntity(self, variables):
         return {"viewer": {"id": "VXNlcjox", "entity": self.entity}}
 
-    def on_GetSweep(self, variables):  # noqa: N802
+    def on_GetSweep(self, variables):
         if variables["name"] != self.sweep_name:
             return {"project": {"sweep": None}}
         sweep = {
@@ -112,7 +112,7 @@ class FakeServer(AnswersGraphQL):
         }
         return {"project": {"sweep": sweep}}
 
-    def on_Runs(self, variables):  # noqa: N802
+    def on_Runs(self, variables):
         assert json.loads(variables["filters"]) == {"$and": [{"sweep": self.sweep_name}]}
         offset, per_page = int(variables.get("cursor") or 0), variables["perPage"]
         if self.failing_runs_page is not None and offset // per_page == self.failing_runs_page:
@@ -128,7 +128,7 @@ class FakeServer(AnswersGraphQL):
         }
         return {"project": {"internalId": "1", "runCount": len(self.runs), "readOnly": False, "runs": runs}}
 
-    def on_Run(self, variables):  # noqa: N802
+    def on_Run(self, variables):
         run = self.run_named(variables["name"])
         full = {
             **lightweight(run),
@@ -140,7 +140,7 @@ class FakeServer(AnswersGraphQL):
         }
         return {"project": {"run": full}}
 
-    def on_RunHistoryKeys(self, variables):  # noqa: N802
+    def on_RunHistoryKeys(self, variables):
         return {"project": {"run": {"historyKeys": history_keys(self.run_named(variables["name"]))}}}
 
     def run_named(self, name: str) -> StoredRun:
@@ -148,18 +148,18 @@ class FakeServer(AnswersGraphQL):
 
     # wandb-workspaces: views, projects, reports
 
-    def on_View(self, variables):  # noqa: N802
+    def on_View(self, variables):
         view = self.views.get(variables["viewName"])
         edges = [{"node": {"id": view["id"], "displayName": view["displayName"], "spec": view["spec"]}}] if view else []
         return {"project": {"allViews": {"edges": edges}}}
 
-    def on_UpsertView2(self, variables):  # noqa: N802
+    def on_UpsertView2(self, variables):
         view = {**variables, "id": variables.get("id") or f"view{len(self.views) + 1}"}
         inserted = view["name"] not in self.views
         self.views[view["name"]] = view
         return {"upsertView": {"view": {"id": view["id"], "name": view["name"]}, "inserted": inserted}}
 
-    def on_GetProjects(self, variables):  # noqa: N802
+    def on_GetProjects(self, variables):
         node = {
             "__typename": "Project",
             "id": "UHJvamVjdDox",
@@ -172,12 +172,12 @@ class FakeServer(AnswersGraphQL):
         page = {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False}
         return {"models": {"pageInfo": page, "edges": [{"node": node}]}}
 
-    def on_ProjectInternalId(self, variables):  # noqa: N802
+    def on_ProjectInternalId(self, variables):
         if (variables["entityName"], variables["projectName"]) != (self.entity, self.project):
             return {"project": None}
         return {"project": {"id": "UHJvamVjdDox", "internalId": "1"}}
 
-    def on_upsertView(self, variables):  # noqa: N802
+    def on_upsertView(self, variables):
         view = {
             "id": "UmVwb3J0OjE=",
             "type": variables["type"],

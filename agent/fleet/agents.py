@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from agent.fleet.supervisor import AgentChild
+from agent.records import safe_name
 
 
 def wandb_agent_argv(wandb: str, sweep_path: str, count: int | None) -> tuple[str, ...]:
@@ -45,8 +45,3 @@ def single_child(argv: tuple[str, ...], base_env: Mapping[str, str], log_dir: Pa
 
 def default_log_dir(sweep_id: str) -> Path:
     return Path(".lora-sweep", "logs", safe_name(sweep_id))
-
-
-def safe_name(text: str) -> str:
-    """A file name for a sweep id or GPU id: W&B paths have slashes, GPU UUIDs colons."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 
 from agent.errors import UserError
-from agent.fleet.agents import safe_name
+from agent.records import safe_name
 
 POD_PREFIX = "lora-sweep"
 SWEEP_LABEL = "LORA_SWEEP_ID"

@@ -177,7 +177,7 @@ class Supervisor:
         child = slot.child
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         if slot.log is None:
-            slot.log = open(child.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in _mark_done
+            slot.log = open(child.log_path, "a", encoding="utf-8")  # closed in _mark_done
         try:
             slot.process = subprocess.Popen(
                 child.argv,

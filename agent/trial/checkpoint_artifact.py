@@ -82,7 +82,7 @@ class ArtifactMirror:
             for version in self.api.artifacts(ARTIFACT_TYPE, self.path):
                 if LATEST not in version.aliases:
                     version.delete()
-        except Exception as error:  # noqa: BLE001 - W&B's client raises many kinds for one failed request
+        except Exception as error:  # W&B's client raises many kinds for one failed request
             print(f"warning: could not delete old checkpoint versions of {self.path}: {error}", file=sys.stderr)
 
 

@@ -74,7 +74,3 @@ def bootstrap_mid(values: np.ndarray, rng: np.random.RandomState) -> float:
             sums += values[column]
         means.append(sums / n)
     return float(np.percentile(np.concatenate(means), 50))
-
-
-def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    return aggregate(score_pairs(predictions, references))

@@ -19,6 +19,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 from agent.trial.checkpoint import write_atomically
 
 NOTICE_ENV = "LORA_SWEEP_SHUTDOWN_NOTICE"
@@ -50,11 +52,9 @@ def sigterm_is_preemption(environ: Mapping[str, str]) -> bool:
 def _alive(pid: int) -> bool:
     """Running, and not a zombie: a killed supervisor stays one until its parent reaps it."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
         return False  # gone, or it cannot be told: a preemption is the safe guess
-    state = stat.rpartition(")")[2].split()[0]  # after the command name, which may hold spaces
-    return state not in ("Z", "X")
 
 
 def _write_notice(path: Path, text: str) -> None:
