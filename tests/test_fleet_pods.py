@@ -158,10 +158,11 @@ def test_dry_run_prints_the_pod_specs_with_secrets_masked_and_the_cost_and_creat
     assert spec["docker_args"] == START_COMMAND
     assert spec["env"]["WANDB_API_KEY"] == "***" and spec["env"]["HF_TOKEN"] == "***"
     assert spec["env"]["LORA_SWEEP_ID"] == SWEEP and spec["env"]["LORA_SWEEP_PACKAGE"] == "lora-sweep==0.1.0"
-    assert spec["env"]["LORA_SWEEP_MAX_HOURS"] == "6"
+    # staggered deadlines: the last pod runs the full --max-hours, the one before 5% less
+    assert [spec["env"]["LORA_SWEEP_MAX_HOURS"] for spec in specs] == ["5.7", "6"]
     assert (
         "cost: $0.440/h per RTX 4090 (on demand), $0.880/h per pod, $1.760/h for 2 pod(s); "
-        "at most $10.56, when every pod runs to its deadline" in done.stdout
+        "at most $10.30, when every pod runs to its deadline" in done.stdout
     )
     assert "package: lora-sweep==0.1.0 is on the package index" in done.stdout
     assert sent("podFindAndDeployOnDemand") == [] and sent("podRentInterruptable") == []

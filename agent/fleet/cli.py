@@ -109,7 +109,15 @@ def run_local_agent(sweep_id: str, store_path: str | None, options) -> None:
 
 def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, gpus_spec, log_dir) -> None:
     """Supervised agents, one per GPU: `wandb agent` for a W&B sweep, the local agent for a local one."""
-    from agent.fleet.agents import children_per_gpu, default_log_dir, local_agent_argv, single_child, wandb_agent_argv
+    from agent.fleet.agents import (
+        children_per_gpu,
+        default_log_dir,
+        local_agent_argv,
+        single_child,
+        wandb_agent_argv,
+        wandb_agent_env,
+        wandb_agent_options,
+    )
     from agent.fleet.gpus import parse_gpus
     from agent.fleet.supervisor import Supervisor
     from agent.local.store import open_store
@@ -121,7 +129,10 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
         wandb = shutil.which("wandb", path=env.get("PATH"))
         if wandb is None:
             raise click.ClickException("`wandb` is not on PATH: install it in this environment (pip install wandb)")
-        argv = wandb_agent_argv(wandb, sweep_id, ctx.params["count"])
+        given = frozenset(name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT)
+        wandb_options = wandb_agent_options(ctx.params, given)
+        argv = wandb_agent_argv(wandb, sweep_id, wandb_options)
+        env = wandb_agent_env(env, wandb_options)
     else:
         store = open_store(store_path)
         store.sweep_record(sweep_id)  # an unknown id is one line here, not one per agent
