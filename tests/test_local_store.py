@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -127,3 +132,22 @@ def test_sweep_record_is_what_reports_read(store):
     assert only.config == {"a": 1, "b": "x"}
     assert only.history == [{"score": 1.0, "train/global_step": 10}]
     assert only.runtime_s is not None and only.runtime_s >= 0
+
+
+def test_a_dead_agents_program_is_ended_only_if_it_carries_the_runs_id(store, tmp_path):
+    sweep_id = store.create_sweep(GRID, None, None)
+    run = claim(store, sweep_id).run
+
+    def program(run_id):  # its own process group, as the agent starts programs
+        env = {**os.environ, "WANDB_RUN_ID": run_id}
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env, start_new_session=True)
+
+    other, mine = program("another"), program(run.run_id)
+    try:
+        controller.kill_orphan(dataclasses.replace(run, pid=other.pid))
+        controller.kill_orphan(dataclasses.replace(run, pid=mine.pid))
+        assert mine.wait(timeout=10) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

@@ -7,13 +7,14 @@ sweep semantics around it: run_cap, sweep states, and requeueing runs whose agen
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
+
+import psutil
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
+from agent.local.processes import signal_group
 from agent.local.store import QUEUED_STATES, RunRow, Store
 
 # Our run states in the engine's vocabulary. "stopped" (early-terminated or cancelled) is what
@@ -115,14 +116,11 @@ def kill_orphan(run: RunRow) -> None:
     if run.pid is None:
         return
     try:
-        environ = Path(f"/proc/{run.pid}/environ").read_bytes()
-    except OSError:
-        return  # gone already (or no /proc: not Linux)
-    if f"WANDB_RUN_ID={run.run_id}".encode() in environ.split(b"\0"):
-        try:
-            os.killpg(run.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        environ = psutil.Process(run.pid).environ()
+    except psutil.Error:
+        return  # gone already, or not ours to read
+    if environ.get("WANDB_RUN_ID") == run.run_id:
+        signal_group(run.pid, signal.SIGKILL)
 
 
 def should_stop(store: Store, sweep_id: str, run_id: str) -> str | None:
