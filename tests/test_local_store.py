@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from agent.local import controller
+from agent.local import store as store_module
 from agent.local.store import Store, UnknownSweep
 from agent.sweep_config import grid_size
 
@@ -151,3 +153,24 @@ def test_a_dead_agents_program_is_ended_only_if_it_carries_the_runs_id(store, tm
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_store_at_the_previous_schema_version_is_upgraded_in_place_when_opened(tmp_path, monkeypatch):
+    path = tmp_path / "sweeps.db"
+    old = Store(path)
+    sweep_id = old.create_sweep(GRID, "proj", None)
+    old.close()
+    # The next version adds a column: a store written at the current version is now the previous one.
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT"])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", store_module.SCHEMA_VERSION + 1)
+
+    Store(path, read_only=True).close()  # a reading command reads it as it stands, writing nothing
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION - 1
+
+    upgraded = Store(path)
+    assert upgraded.sweep(sweep_id).project == "proj"
+    upgraded.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+    assert "note" in {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    db.close()

@@ -9,9 +9,10 @@ Every write about a running run names the attempt that owns it (`Attempt`): an a
 frozen past the heartbeat timeout finds its run requeued and taken by another, and its late
 writes change nothing (`RunTaken`).
 
-The file is marked as ours (`PRAGMA application_id`) with a schema version (`PRAGMA user_version`).
-A file that is not ours is only ever opened read-only, to say what it is; any fault of the file
-or its disk is one `StoreError` line.
+The file is marked as ours (`PRAGMA application_id`) with a schema version (`PRAGMA user_version`):
+an older store is upgraded when opened for writing (`MIGRATIONS`), a newer one is refused. A file
+that is not ours is only ever opened read-only, to say what it is; any fault of the file or its
+disk is one `StoreError` line.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from agent.records import STEP_KEY, RunRecord, SweepRecord
 DEFAULT_STORE = Path(".lora-sweep") / "sweeps.db"
 
 APPLICATION_ID = 0x4C535745  # "LSWE": this SQLite file is a lora-sweep store
-SCHEMA_VERSION = 1
 
 SWEEP_STATES = ("RUNNING", "PAUSED", "FINISHED", "CANCELED")
 """W&B's sweep states: FINISHED takes no new runs (`--stop`), CANCELED also stops running ones."""
@@ -44,40 +44,50 @@ QUEUED_STATES = ("pending", "preempted")
 """Runs waiting for an agent. `preempted` is W&B's state for a run that was stopped by its machine
 (or died after marking itself preempting) and is requeued under its own id, to resume."""
 
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the first schema. Version 0 is a new file, or a store from before the version stamp,
+    # which has these tables already.
+    """
+    CREATE TABLE IF NOT EXISTS sweeps (
+        sweep_id   TEXT PRIMARY KEY,
+        config     TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        project    TEXT,
+        name       TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id        TEXT PRIMARY KEY,
+        sweep_id      TEXT NOT NULL REFERENCES sweeps(sweep_id),
+        seq           INTEGER NOT NULL,
+        state         TEXT NOT NULL,
+        config        TEXT NOT NULL,
+        summary       TEXT NOT NULL DEFAULT '{}',
+        agent_id      TEXT,
+        pid           INTEGER,
+        heartbeat_at  REAL,
+        started_at    REAL,
+        ended_at      REAL,
+        exit_code     INTEGER,
+        output_tail   TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (sweep_id, seq)
+    );
+    CREATE TABLE IF NOT EXISTS history (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        idx    INTEGER NOT NULL,
+        row    TEXT NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    );
+    """,
+]
+"""How each schema version is reached from the one before: `MIGRATIONS[n]` takes a store at
+version n (`PRAGMA user_version`) to n + 1. A change to the schema appends a step; opening an
+older store for writing runs the steps it lacks in one transaction. Reading commands never write,
+so they read an older store as it stands: a step must leave what they query readable."""
+SCHEMA_VERSION = len(MIGRATIONS)
 _TABLES = {"sweeps", "runs", "history"}
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sweeps (
-    sweep_id   TEXT PRIMARY KEY,
-    config     TEXT NOT NULL,
-    state      TEXT NOT NULL,
-    project    TEXT,
-    name       TEXT,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id        TEXT PRIMARY KEY,
-    sweep_id      TEXT NOT NULL REFERENCES sweeps(sweep_id),
-    seq           INTEGER NOT NULL,
-    state         TEXT NOT NULL,
-    config        TEXT NOT NULL,
-    summary       TEXT NOT NULL DEFAULT '{}',
-    agent_id      TEXT,
-    pid           INTEGER,
-    heartbeat_at  REAL,
-    started_at    REAL,
-    ended_at      REAL,
-    exit_code     INTEGER,
-    output_tail   TEXT,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (sweep_id, seq)
-);
-CREATE TABLE IF NOT EXISTS history (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    idx    INTEGER NOT NULL,
-    row    TEXT NOT NULL,
-    PRIMARY KEY (run_id, idx)
-);
-"""
+"""The tables of a store from before the version stamp (version 0 with these is ours)."""
 
 
 class StoreError(Exception):
@@ -198,9 +208,9 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     raise sqlite3.OperationalError("unable to open database file")
 
 
-def _identify(path: Path) -> str:
-    """'new' (nothing there yet), 'ours', or 'legacy' (ours from before the schema version);
-    anything else is a StoreError, found without writing a byte.
+def _identify(path: Path) -> int | None:
+    """The schema version of our store at `path` (0: ours from before the version stamp), or None
+    when nothing is there yet; anything else is a StoreError, found without writing a byte.
 
     Only SQLite opens the file: closing any other handle on it would drop the POSIX locks that
     this process's connections hold, and another agent could then checkpoint the log away
@@ -208,7 +218,7 @@ def _identify(path: Path) -> str:
     if path.is_dir():
         raise StoreError(f"the store path {path} is a folder: give --store a file path")
     if not path.exists() or path.stat().st_size == 0:
-        return "new"
+        return None
     try:
         db = _connect_read_only(path)
     except sqlite3.DatabaseError as error:
@@ -222,18 +232,37 @@ def _identify(path: Path) -> str:
     finally:
         db.close()
     if application_id == APPLICATION_ID:
-        if version != SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the store {path} has schema version {version}; this lora-sweep reads version {SCHEMA_VERSION}:"
                 " use the lora-sweep that wrote it, or another --store"
             )
-        return "ours"
+        return version
     if application_id == 0 and version == 0 and tables == _TABLES:
-        return "legacy"
+        return 0
     names = ", ".join(sorted(tables)) or "no tables"
     raise StoreError(
         f"{path} is another program's SQLite database ({names}); lora-sweep leaves it alone: choose another --store"
     )
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Create the store, or bring an older one to SCHEMA_VERSION, in one transaction. The version
+    is read again under the write lock: another agent may have upgraded it meanwhile."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            for step in MIGRATIONS[version:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class Store:
@@ -243,19 +272,19 @@ class Store:
         self.path = Path(path)
         self.read_only = read_only
         try:
-            kind = _identify(self.path)
+            version = _identify(self.path)
             if read_only:
-                if kind == "new":
+                if version is None:
                     raise UnknownSweep(f"no local sweep store at {self.path}")
                 self._db = _connect_read_only(self.path)
             else:
-                self._db = self._open_for_writing(kind)
+                self._db = self._open_for_writing(version)
             self._file_id = self._current_file_id()
         except sqlite3.Error as error:
             raise _store_error(self.path, error) from None
         self._db.row_factory = sqlite3.Row
 
-    def _open_for_writing(self, kind: str) -> sqlite3.Connection:
+    def _open_for_writing(self, version: int | None) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -268,14 +297,8 @@ class Store:
         # isolation_level=None: we issue BEGIN ourselves, so each transaction is explicit.
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         db.execute("PRAGMA busy_timeout=30000")
-        if kind != "ours":  # create (or stamp a store from before the version) in one transaction
-            db.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
+        if version != SCHEMA_VERSION:
+            _upgrade(db)
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
