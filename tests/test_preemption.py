@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, adapter, assert_same_weights, inspect_summary
+from helpers import REPO, adapter, assert_same_weights, inspect_summary, logged_rows
 
 from agent.local.launch import FLUSH_INTERVAL_ENV
-from agent.local.metrics import inspect_command, read_history
+from agent.local.metrics import inspect_command
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
 
 pytestmark = pytest.mark.e2e
@@ -80,11 +80,11 @@ def attempt_dirs(cwd: Path, run_id: str) -> list[Path]:
 
 
 def train_steps(run_dir: Path) -> list[int]:
-    return [row["train/global_step"] for row in read_history(run_dir) if "train/loss" in row]
+    return [row["train/global_step"] for row in logged_rows(run_dir) if "train/loss" in row]
 
 
 def eval_points(run_dir: Path) -> dict[int, float]:
-    return {row["train/global_step"]: row["eval/rougeL"] for row in read_history(run_dir) if "eval/rougeL" in row}
+    return {row["train/global_step"]: row["eval/rougeL"] for row in logged_rows(run_dir) if "eval/rougeL" in row}
 
 
 def marked_preempting(run_dir: Path) -> bool:

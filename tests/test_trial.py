@@ -4,9 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import inspect_summary, run_program, wandb_run_dir
-
-from agent.local.metrics import read_history
+from helpers import inspect_summary, logged_rows, run_program, wandb_run_dir
 
 TINY = ["--model_name_or_path=builtin:tiny-llama", "--dataset=builtin:synthetic"]
 
@@ -33,7 +31,7 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, dialogues,
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = wandb_run_dir(tmp_path)
 
-    history = [row for row in read_history(run_dir) if "eval/rougeL" in row]
+    history = [row for row in logged_rows(run_dir) if "eval/rougeL" in row]
     assert [row["train/global_step"] for row in history] == [0, 40, 80, 120, 160]
     baseline, best = history[0]["eval/rougeL"], max(row["eval/rougeL"] for row in history)
     assert best > baseline + 5, history
