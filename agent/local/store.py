@@ -5,9 +5,9 @@ that must not race (which run an agent gets, requeueing runs of dead agents) hap
 `BEGIN IMMEDIATE` transaction, which takes the database's single write lock up front: two agents
 can never both read "point 7 is free" and both take it.
 
-Every write about a running run names the attempt that owns it (`Attempt`): an agent that was
-frozen past the heartbeat timeout finds its run requeued and taken by another, and its late
-writes change nothing (`RunTaken`).
+Every write about a running run names the attempt that owns it (`StoreAttempt`): an agent that
+was frozen past the heartbeat timeout finds its run requeued and taken by another, and its late
+writes change nothing (`RunTaken`). Run states are `agent.records.RunState` words.
 
 The file is marked as ours (`PRAGMA application_id`) with a schema version (`PRAGMA user_version`):
 an older store is upgraded when opened for writing (`MIGRATIONS`), a newer one is refused. A file
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.records import STEP_KEY, RunRecord, SweepRecord
+from agent.records import QUEUED_STATES, STEP_KEY, RunRecord, RunState, SweepRecord
 
 DEFAULT_STORE = Path(".lora-sweep") / "sweeps.db"
 
@@ -37,12 +37,6 @@ APPLICATION_ID = 0x4C535745  # "LSWE": this SQLite file is a lora-sweep store
 
 SWEEP_STATES = ("RUNNING", "PAUSED", "FINISHED", "CANCELED")
 """W&B's sweep states: FINISHED takes no new runs (`--stop`), CANCELED also stops running ones."""
-
-RUN_STATES = ("pending", "running", "preempted", "finished", "failed", "crashed", "stopped")
-FAILED_STATES = ("failed", "crashed")
-QUEUED_STATES = ("pending", "preempted")
-"""Runs waiting for an agent. `preempted` is W&B's state for a run that was stopped by its machine
-(or died after marking itself preempting) and is requeued under its own id, to resume."""
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the first schema. Version 0 is a new file, or a store from before the version stamp,
@@ -103,8 +97,10 @@ class RunTaken(Exception):
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """One try at a run. Writes about a running run carry it, so a stale try writes nothing."""
+class StoreAttempt:
+    """One agent's try at a run, as the store counts it (`runs.attempts`): writes about a running
+    run carry it, so a stale try writes nothing. The trial program counts its own launches apart
+    (`agent.trial.checkpoint.LaunchRecord`)."""
 
     run_id: str
     number: int
@@ -121,11 +117,14 @@ class SweepRow:
 
 @dataclass(frozen=True)
 class RunRow:
+    """A run as the store keeps it: the facts review code reads (`record()`), plus the local
+    controller's bookkeeping (order, owner, heartbeat, attempts)."""
+
     run_id: str
     sweep_id: str
     seq: int
     """Order of creation within the sweep (the grid engine and `runs` list in this order)."""
-    state: str
+    state: RunState
     config: dict[str, Any]
     """Parameter values as assigned, flat: {"lora_r": 8, ...}."""
     summary: dict[str, Any] = field(default_factory=dict)
@@ -140,14 +139,26 @@ class RunRow:
     attempts: int = 0
 
     @property
-    def attempt(self) -> Attempt:
-        return Attempt(self.run_id, self.attempts)
+    def attempt(self) -> StoreAttempt:
+        return StoreAttempt(self.run_id, self.attempts)
 
     @property
     def runtime_s(self) -> float | None:
         if self.started_at is None:
             return None
         return (self.ended_at or time.time()) - self.started_at
+
+    def record(self) -> RunRecord:
+        """The shape review code reads."""
+        return RunRecord(
+            run_id=self.run_id,
+            state=self.state.value,
+            config=self.config,
+            summary=self.summary,
+            history=self.history,
+            runtime_s=self.runtime_s,
+            exit_code=self.exit_code,
+        )
 
 
 def open_store(path: str | os.PathLike | None, must_exist: bool = True, writable: bool = False) -> Store:
@@ -393,7 +404,7 @@ class Store:
             run_id=row["run_id"],
             sweep_id=row["sweep_id"],
             seq=row["seq"],
-            state=row["state"],
+            state=RunState(row["state"]),
             config=json.loads(row["config"]),
             summary=json.loads(row["summary"]),
             history=history,
@@ -414,8 +425,8 @@ class Store:
         now = time.time()
         self._sql(
             "INSERT INTO runs (run_id, sweep_id, seq, state, config, agent_id, heartbeat_at,"
-            " started_at, attempts) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, 1)",
-            (run_id, sweep_id, seq, json.dumps(config), agent_id, now, now),
+            " started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (run_id, sweep_id, seq, RunState.RUNNING, json.dumps(config), agent_id, now, now),
         )
         return self.run(run_id)
 
@@ -424,31 +435,31 @@ class Store:
         attempt under the same run id. Its history stays until the new attempt logs."""
         now = time.time()
         self._sql(
-            "UPDATE runs SET state = 'running', agent_id = ?, heartbeat_at = ?, started_at = ?,"
+            "UPDATE runs SET state = ?, agent_id = ?, heartbeat_at = ?, started_at = ?,"
             " ended_at = NULL, exit_code = NULL, attempts = attempts + 1"
             f" WHERE run_id = ? AND state IN ({', '.join('?' * len(QUEUED_STATES))})",
-            (agent_id, now, now, run_id, *QUEUED_STATES),
+            (RunState.RUNNING, agent_id, now, now, run_id, *QUEUED_STATES),
         )
         return self.run(run_id)
 
-    def _update_attempt(self, attempt: Attempt, assignments: str, values: tuple) -> None:
+    def _update_attempt(self, attempt: StoreAttempt, assignments: str, values: tuple) -> None:
         """Change a running run only while `attempt` still owns it; else RunTaken."""
         cursor = self._sql(
-            f"UPDATE runs SET {assignments} WHERE run_id = ? AND attempts = ? AND state = 'running'",
-            (*values, attempt.run_id, attempt.number),
+            f"UPDATE runs SET {assignments} WHERE run_id = ? AND attempts = ? AND state = ?",
+            (*values, attempt.run_id, attempt.number, RunState.RUNNING),
         )
         if cursor.rowcount != 1:
             raise RunTaken(f"run {attempt.run_id} was requeued while attempt {attempt.number} ran")
 
-    def set_pid(self, attempt: Attempt, pid: int) -> None:
+    def set_pid(self, attempt: StoreAttempt, pid: int) -> None:
         with self.write():
             self._update_attempt(attempt, "pid = ?", (pid,))
 
-    def beat(self, attempt: Attempt) -> None:
+    def beat(self, attempt: StoreAttempt) -> None:
         with self.write():
             self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
 
-    def append_history(self, attempt: Attempt, rows: list[dict[str, Any]], first: bool = False) -> None:
+    def append_history(self, attempt: StoreAttempt, rows: list[dict[str, Any]], first: bool = False) -> None:
         """Store an attempt's rows. `first`: the attempt's first rows, which say where it took up
         the run: rows an earlier attempt stored from that step on are dropped (a resumed attempt
         trains them again), so the stored curve is the continued one. Rows without a step start
@@ -481,55 +492,47 @@ class Store:
 
     def finish_run(
         self,
-        attempt: Attempt,
-        state: str,
+        attempt: StoreAttempt,
+        state: RunState,
         exit_code: int | None,
         summary: dict[str, Any],
         output_tail: str | None,
     ) -> None:
         """Record how the attempt ended (call inside `write()`)."""
-        assert state in RUN_STATES and state not in ("pending", "running"), state
+        assert RunState(state) not in (RunState.PENDING, RunState.RUNNING), state
         self._update_attempt(
             attempt,
             "state = ?, exit_code = ?, summary = ?, output_tail = ?, ended_at = ?",
             (state, exit_code, json.dumps(summary), output_tail, time.time()),
         )
 
-    def requeue(self, attempt: Attempt) -> None:
+    def requeue(self, attempt: StoreAttempt) -> None:
         """Back to pending under the same id, for the next agent (call inside `write()`): the
         agent was interrupted, or died (its heartbeat expired). Only the attempt that owns the
         run, or the agent that finds it expired, may do this.
 
         The history stays: the next attempt resumes from the run's checkpoint if it has one, and
         its first rows replace what it trains again (`append_history(first=True)`)."""
-        self._update_attempt(attempt, "state = 'pending', agent_id = NULL, pid = NULL, heartbeat_at = NULL", ())
+        self._update_attempt(
+            attempt, "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL", (RunState.PENDING,)
+        )
 
     def preempt(
-        self, attempt: Attempt, exit_code: int | None, summary: dict[str, Any], output_tail: str | None
+        self, attempt: StoreAttempt, exit_code: int | None, summary: dict[str, Any], output_tail: str | None
     ) -> None:
         """The attempt ended by preemption: record how, and queue the run again under the same id
         (call inside `write()`). The history stays, as on `requeue`."""
         self._update_attempt(
             attempt,
-            "state = 'preempted', agent_id = NULL, pid = NULL, heartbeat_at = NULL, exit_code = ?, summary = ?,"
+            "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL, exit_code = ?, summary = ?,"
             " output_tail = ?, ended_at = ?",
-            (exit_code, json.dumps(summary), output_tail, time.time()),
+            (RunState.PREEMPTED, exit_code, json.dumps(summary), output_tail, time.time()),
         )
 
     # -- the shape review code reads ------------------------------------------------------------
 
     def sweep_record(self, sweep_id: str) -> SweepRecord:
         sweep = self.sweep(sweep_id)
-        runs = [
-            RunRecord(
-                run_id=run.run_id,
-                state=run.state,
-                config=run.config,
-                summary=run.summary,
-                history=run.history,
-                runtime_s=run.runtime_s,
-                exit_code=run.exit_code,
-            )
-            for run in self.runs(sweep_id)
-        ]
-        return SweepRecord(sweep_id=sweep.sweep_id, config=sweep.config, runs=runs)
+        return SweepRecord(
+            sweep_id=sweep.sweep_id, config=sweep.config, runs=[run.record() for run in self.runs(sweep_id)]
+        )
