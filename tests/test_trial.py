@@ -74,7 +74,7 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, dialogues,
     ],
 )
 def test_bad_flags_are_one_line_before_any_run_starts(tmp_path, monkeypatch, capsys, args, message):
-    from agent.trial.train import main
+    from agent.trial.program import main
 
     monkeypatch.chdir(tmp_path)
     assert main(args) == 1
@@ -131,7 +131,7 @@ def test_bad_input_found_inside_the_run_is_one_line_on_the_terminal(tiny_model_d
 
 
 def test_config_file_is_read_and_flags_override_it(tmp_path):
-    from agent.trial.train import parse_args
+    from agent.trial.program import parse_args
 
     config_file = tmp_path / "best.yaml"
     config_file.write_text("lora_r: 16\nlearning_rate: 1.0e-4\n")
