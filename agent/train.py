@@ -31,10 +31,16 @@ def environment_problem() -> str | None:
 
 
 if __name__ == "__main__":
+    import os
+
+    from agent.trial.stopping import StopRequest
+
+    # First of all: from here on a SIGTERM (or Ctrl-C) is recorded and answered, never lost to the imports.
+    stop = StopRequest(os.environ).install()
     problem = environment_problem()
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
     from agent.trial.program import main
 
-    sys.exit(main())
+    sys.exit(main(stop=stop))

@@ -17,8 +17,15 @@ import wandb
 from wandb_artifacts import FakeArtifactServer, artifact_records
 from wandb_backend import serve
 
-from agent.trial.checkpoint import begin_attempt, end_attempt, latest_checkpoint, read_attempts, seal
-from agent.trial.checkpoint_artifact import ArtifactMirror, NoMirror, artifact_name, checkpoint_mirror
+from agent.trial.checkpoint import (
+    CHECKPOINT_FILES,
+    begin_attempt,
+    end_attempt,
+    latest_checkpoint,
+    read_attempts,
+    seal,
+)
+from agent.trial.checkpoint_artifact import ArtifactMirror, NoMirror, PullFailed, artifact_name, checkpoint_mirror
 from agent.trial.stopping import PREEMPT, StopRequest
 
 RUN_ID = "r8pod1"
@@ -47,9 +54,11 @@ def launch_on(machine: Path):
 
 
 def write_checkpoint(folder: Path, step: int) -> Path:
+    """Every file a resume needs (stand-in bytes), then sealed."""
     checkpoint = folder / f"checkpoint-{step}"
     checkpoint.mkdir(parents=True)
-    (checkpoint / "adapter_model.safetensors").write_bytes(bytes([step]) * 1000)
+    for name in CHECKPOINT_FILES:
+        (checkpoint / name).write_bytes(bytes([step]) * 1000)
     (checkpoint / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
     seal(checkpoint)
     return checkpoint
@@ -64,6 +73,12 @@ def upload(server: FakeArtifactServer, machine: Path) -> list[dict]:
     return records
 
 
+def push(mirror: ArtifactMirror, folder: Path) -> None:
+    """A push, waited for: its W&B calls run on a thread of their own."""
+    mirror.push(folder)
+    assert mirror.wait(timeout_s=60)
+
+
 def folder_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -75,13 +90,13 @@ def test_a_run_preempted_on_one_pod_resumes_on_another_from_the_artifact_and_old
     folder_a = tmp_path / "pod-a" / "checkpoints"
     mirror.pull(folder_a)  # the run's first launch: nothing to download
     begin_attempt(folder_a)
-    mirror.push(folder_a)
+    push(mirror, folder_a)
     write_checkpoint(folder_a, 4)
-    mirror.push(folder_a)
+    push(mirror, folder_a)
     write_checkpoint(folder_a, 8)  # checkpoint-4 removed once checkpoint-8 is complete
-    mirror.push(folder_a)
+    push(mirror, folder_a)
     end_attempt(folder_a, "preempted")
-    mirror.push(folder_a)
+    push(mirror, folder_a)
     run.finish(exit_code=143)
     upload(server, tmp_path / "pod-a")
     assert server.live_versions(artifact_name(RUN_ID)) == [0, 1, 2, 3]  # nothing was committed to prune yet
@@ -95,7 +110,7 @@ def test_a_run_preempted_on_one_pod_resumes_on_another_from_the_artifact_and_old
     assert latest_checkpoint(folder_b).name == "checkpoint-8"
     attempt = begin_attempt(folder_b)
     assert attempt.number == 2 and attempt.failures_before == 0  # the preemption is not a failure
-    mirror.push(folder_b)  # deletes every committed version but `latest` before logging its own
+    push(mirror, folder_b)  # deletes every committed version but `latest` before logging its own
     run.finish()
     upload(server, tmp_path / "pod-b")
 
@@ -112,7 +127,7 @@ def test_a_push_during_a_preemptions_grace_only_logs_the_version(server, tmp_pat
     folder = tmp_path / "pod" / "checkpoints"
     write_checkpoint(folder, 4)
     server.mutations.clear()
-    ArtifactMirror(run, wandb.Api(), stop).push(folder)
+    push(ArtifactMirror(run, wandb.Api(), stop), folder)
     run.finish(exit_code=143)
     upload(server, tmp_path / "pod")
 
@@ -154,15 +169,20 @@ def test_every_checkpoint_is_handed_on_once_it_is_complete(tmp_path):
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
 
+    class Recorder(NoMirror):
+        def push(self, folder: Path) -> None:
+            handed.append(sorted(folder_files(folder)))
+
     handed = []
     keeper = CheckpointKeeper(
-        StopRequest(), BestAdapterKeeper(), grace_s=4.0, on_sealed=lambda folder: handed.append(folder_files(folder))
+        StopRequest(), BestAdapterKeeper(), grace_s=4.0, mirror=Recorder(), config_params={"a": 1}
     )
     for step in (4, 8):
         (tmp_path / f"checkpoint-{step}").mkdir()  # as the Trainer leaves it before on_save
         keeper.on_save(SimpleNamespace(output_dir=str(tmp_path)), TrainerState(global_step=step), TrainerControl())
 
-    assert [sorted(files) for files in handed] == [["checkpoint-4/complete"], ["checkpoint-8/complete"]]
+    sealed = ["complete", "trial_config.json"]
+    assert handed == [[f"checkpoint-4/{f}" for f in sealed], [f"checkpoint-8/{f}" for f in sealed]]
 
 
 def test_a_relaunch_keeps_its_own_folder_when_it_is_as_far_along_and_replaces_a_stale_one(server, tmp_path):
@@ -170,9 +190,9 @@ def test_a_relaunch_keeps_its_own_folder_when_it_is_as_far_along_and_replaces_a_
     run = launch_on(tmp_path / "pod-a")
     begin_attempt(pod_a)
     write_checkpoint(pod_a, 4)
-    ArtifactMirror(run, wandb.Api(), StopRequest()).push(pod_a)
+    push(ArtifactMirror(run, wandb.Api(), StopRequest()), pod_a)
     run.finish()
-    (pushed,) = upload(server, tmp_path / "pod-a")  # committed: attempts 1, step 4
+    upload(server, tmp_path / "pod-a")  # committed: attempts 1, step 4
     write_checkpoint(pod_a, 8)  # the SIGTERM save, whose upload SIGKILL cut short: never committed
 
     run = launch_on(tmp_path / "pod-a")
@@ -182,8 +202,79 @@ def test_a_relaunch_keeps_its_own_folder_when_it_is_as_far_along_and_replaces_a_
 
     begin_attempt(pod_b)  # a pod that ran the run's first launch long ago, then a crash
     end_attempt(pod_b, "failed", "RuntimeError: boom")
-    server.receive({**pushed, "metadata": '{"attempts": 2, "step": 8}'})  # since then pod A got further
+    run = launch_on(tmp_path / "pod-a-again")  # since then pod A got further: 2 launches, step 8, committed
+    begin_attempt(pod_a)
+    push(ArtifactMirror(run, wandb.Api(), StopRequest()), pod_a)
+    run.finish()
+    upload(server, tmp_path / "pod-a-again")
     run = launch_on(tmp_path / "pod-b")
     ArtifactMirror(run, wandb.Api(), StopRequest()).pull(pod_b)
     run.finish()
-    assert read_attempts(pod_b) == [{"number": 1, "outcome": "running"}]  # pod A's copy replaced pod B's
+    assert folder_files(pod_b) == folder_files(pod_a)  # pod A's copy replaced pod B's
+    assert len(read_attempts(pod_b)) == 2
+
+
+def pushed_by_another_pod(server, tmp_path) -> Path:
+    """Pod A ran the run to a checkpoint at step 8 and was preempted; its last version is committed."""
+    run = launch_on(tmp_path / "pod-a")
+    mirror = ArtifactMirror(run, wandb.Api(), StopRequest())
+    folder = tmp_path / "pod-a" / "checkpoints"
+    begin_attempt(folder)
+    write_checkpoint(folder, 8)
+    end_attempt(folder, "preempted")
+    push(mirror, folder)
+    mirror.wait()
+    run.finish(exit_code=143)
+    upload(server, tmp_path / "pod-a")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        ("checkpoint-8/adapter_model.safetensors", 0),
+        ("checkpoint-8/optimizer.pt", 500),
+        ("checkpoint-8/trainer_state.json", 3),
+        ("attempts.json", 10),
+    ],
+)
+def test_a_download_cut_off_mid_file_leaves_the_run_folder_as_it_was_and_the_next_pull_resumes(server, tmp_path, cut):
+    pod_a = pushed_by_another_pod(server, tmp_path)
+    pod_b = tmp_path / "pod-b" / "checkpoints"
+    begin_attempt(pod_b)  # this pod ran the run's first launch long ago
+    write_checkpoint(pod_b, 2)
+    before = folder_files(pod_b)
+
+    server.cut = cut  # every try is cut at the same byte
+    run = launch_on(tmp_path / "pod-b")
+    with pytest.raises(PullFailed, match="could not download"):
+        ArtifactMirror(run, wandb.Api(), StopRequest()).pull(pod_b)
+    assert folder_files(pod_b) == before  # nothing half-downloaded where a resume would look
+    assert [p.name for p in pod_b.parent.iterdir() if p.name.startswith("checkpoints")] == ["checkpoints"]
+
+    server.cut = None  # the requeued launch, on a network that holds
+    ArtifactMirror(run, wandb.Api(), StopRequest()).pull(pod_b)
+    run.finish()
+    assert folder_files(pod_b) == folder_files(pod_a)
+    assert latest_checkpoint(pod_b).name == "checkpoint-8"
+
+
+def test_what_a_launch_killed_mid_pull_left_is_ignored_and_removed(server, tmp_path):
+    pushed_by_another_pod(server, tmp_path)
+    pod_b = tmp_path / "pod-b" / "checkpoints"
+    # A pull killed in the middle, as the old in-place download left it: the marker came, the state did not.
+    broken = pod_b / "checkpoint-8"
+    broken.mkdir(parents=True)
+    (broken / "complete").write_text("")
+    (broken / "adapter_model.safetensors").write_bytes(b"x")
+    (pod_b / "attempts.json").write_text('[{"number": 1, "outc')  # cut mid-write
+    leftover = pod_b.with_name("checkpoints.pull-999-incoming") / "checkpoint-8"
+    leftover.mkdir(parents=True)
+    assert latest_checkpoint(pod_b) is None  # the marker alone does not make a checkpoint
+
+    run = launch_on(tmp_path / "pod-b")
+    ArtifactMirror(run, wandb.Api(), StopRequest()).pull(pod_b)
+    run.finish()
+    assert latest_checkpoint(pod_b).name == "checkpoint-8"
+    assert not leftover.parent.exists()
+    assert read_attempts(pod_b)[-1]["outcome"] == "preempted"

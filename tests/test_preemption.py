@@ -38,11 +38,11 @@ TRIAL = [
 ]
 
 
-def launch(cwd: Path, dataset: Path, run_id: str, *extra: str) -> subprocess.Popen:
+def launch(cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
     # As the local agent launches it: W&B writes the run's log every second, so what the run marked
     # (preempting) is on disk before a kill that comes seconds later.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1", **(env or {})}
     args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
     with log.open("w") as stderr:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -20,7 +21,6 @@ def request_in_training(tmp_path):
     post(notice)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     request = StopRequest({NOTICE_ENV: str(notice)}).install()
-    request.in_training = True
     yield request, notice
     for sig, handler in previous.items():
         signal.signal(sig, handler)
@@ -40,12 +40,22 @@ def test_an_announced_shutdown_makes_a_sigterm_a_preemption_that_outranks_an_ear
     assert request.preempted
 
 
-def test_a_preemption_outside_training_raises_at_once(request_in_training):
+def test_a_preemption_is_only_recorded_by_the_handler_and_answered_at_the_next_boundary(request_in_training):
     request, notice = request_in_training
-    request.in_training = False
     announce_shutdown(notice)
+    os.kill(os.getpid(), signal.SIGTERM)  # nothing is raised into the code the signal interrupted
+    assert request.preempted
+    request.boundary("save", remaining_s=0.5, grace_s=4.0)  # the rest fits the grace: it goes on
     with pytest.raises(Preempted):
-        os.kill(os.getpid(), signal.SIGTERM)
+        request.boundary("load")  # nothing unfinished fits a grace
+
+
+def test_the_grace_counts_from_when_the_supervisor_got_the_signal(request_in_training):
+    request, notice = request_in_training
+    announce_shutdown(notice, sent_at=time.time() - 3.0)  # three hops took 3 s
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert 3.0 <= request.seconds_since() < 4.0
+    assert not request.fits(1.5, grace_s=4.0)
 
 
 def test_without_a_live_supervisor_a_sigterm_is_taken_for_a_preemption(tmp_path):

@@ -68,6 +68,9 @@ class FakeArtifactServer(AnswersGraphQL):
         self.committed: dict[str, int] = {}
         """Versions ever committed per collection: indexes are never reused after a deletion."""
         self.mutations: list[tuple[str, dict]] = []
+        self.cut: tuple[str, int] | None = None
+        """`(file path, bytes)`: serve that file's first bytes only, then drop the connection, as a
+        download cut off by a lost network or a machine going away does (the header promised them all)."""
         self.http = _FileServer(self)
 
     def receive(self, record: dict) -> StoredVersion:
@@ -219,6 +222,10 @@ class _FileServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if artifacts.cut and artifacts.cut[0] == name:
+                    self.wfile.write(body[: artifacts.cut[1]])
+                    self.close_connection = True
+                    return
                 self.wfile.write(body)
 
             def log_message(self, *args):

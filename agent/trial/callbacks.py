@@ -3,9 +3,9 @@ checkpoints that let a preempted run continue."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from transformers import TrainerCallback, TrainerState
 from transformers.trainer_callback import ExportableState
 
 from agent.records import STEP_KEY
-from agent.trial.checkpoint import BEST_ADAPTER_FILE, CHECKPOINT_PREFIX, seal
+from agent.trial.checkpoint import BEST_ADAPTER_FILE, CHECKPOINT_PREFIX, seal, sync_file, write_trial_config
+from agent.trial.checkpoint_artifact import CheckpointMirror, NoMirror
 from agent.trial.stopping import StopRequest
 
 
@@ -106,7 +107,8 @@ class CheckpointKeeper(TrainerCallback):
     The Trainer saves every `eval_steps` (right after that step's ROUGE evaluation). On SIGTERM it
     saves once more, at the end of the step under way, if the last measured save fits in what is
     left of `grace_s`; otherwise the periodic checkpoint stands and at most one eval interval is
-    lost. Either way training stops there.
+    lost. Either way training stops there. Before the first periodic save, the estimate is a save of
+    the same weights measured when training begins, never a guess of 0.
     """
 
     def __init__(
@@ -114,27 +116,28 @@ class CheckpointKeeper(TrainerCallback):
         request: StopRequest,
         keeper: BestAdapterKeeper,
         grace_s: float,
-        on_sealed: Callable[[Path], None] = lambda run_folder: None,
+        mirror: CheckpointMirror = NoMirror(),
+        config_params: dict[str, Any] | None = None,
     ):
         self.request, self.keeper, self.grace_s = request, keeper, grace_s
-        self.on_sealed = on_sealed
-        """Told the run folder once a checkpoint in it is complete (to mirror it elsewhere)."""
+        self.mirror = mirror
+        """Handed the run folder once a checkpoint in it is complete (to mirror it elsewhere)."""
+        self.config_params = config_params or {}
+        """The resolved trial config, written into every checkpoint: a relaunch with another one is refused."""
         self.save_seconds = 0.0  # the last save's duration: the estimate for the next one
         self.save_started = 0.0
         self.saving_for_preemption = False
         """The save under way is the one a SIGTERM asked for, not a periodic save it came during."""
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.request.in_training = True
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self.request.in_training = False
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None and not self.save_seconds:
+            self.save_seconds = measure_save(Path(args.output_dir), model)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.request.kind is not None:
             control.should_training_stop = True
             if self.request.preempted:
-                fits = self.request.seconds_since() + self.save_seconds <= self.grace_s
+                fits = self.request.fits(self.save_seconds, self.grace_s)
                 control.should_save = self.saving_for_preemption = fits
                 if not fits:
                     print(
@@ -147,9 +150,11 @@ class CheckpointKeeper(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        self.mirror.wait()  # the previous version is staged before sealing this one removes its files
         self.keeper.save(folder / BEST_ADAPTER_FILE)
+        write_trial_config(folder, self.config_params)
         seal(folder)
-        self.on_sealed(folder.parent)  # counted in the save's time: on SIGTERM it must fit the grace too
+        self.mirror.push(folder.parent)  # W&B's calls go on in the background; staging them counts below
         self.save_seconds = time.monotonic() - self.save_started
         if self.saving_for_preemption:
             print(
@@ -157,6 +162,22 @@ class CheckpointKeeper(TrainerCallback):
                 f"{self.request.seconds_since():.2f} s after SIGTERM",
                 file=sys.stderr,
             )
+
+
+def measure_save(folder: Path, model: Any) -> float:
+    """Seconds to write and sync what a checkpoint holds, about: the adapter, AdamW's two moments and the
+    best adapter, each the size of the trainable weights."""
+    weights = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".save-probe-{os.getpid()}.safetensors"
+    started = time.monotonic()
+    try:
+        for _ in range(4):
+            save_file({name: w.contiguous() for name, w in weights.items()}, str(probe))
+            sync_file(probe)
+        return time.monotonic() - started
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 class LogTrainingToWandb(TrainerCallback):

@@ -1,33 +1,46 @@
 """A run's checkpoints kept in W&B, for machines with no shared volume (`checkpoint_dir` empty).
 
-The run folder (the newest complete checkpoint and `attempts.json`) is logged as the artifact
-`checkpoint-<run_id>`, type `checkpoint`, each time it changes: when a launch begins, when a
+The run folder's newest complete checkpoint and `attempts.json` are logged as the artifact
+`checkpoint-<run_id>`, type `checkpoint`, each time they change: when a launch begins, when a
 checkpoint is sealed, when a launch ends. Every version takes the `latest` alias, which W&B moves
 only once a version is committed, so an upload cut short by SIGKILL never becomes what a relaunch
-downloads. A relaunch on any machine downloads `:latest` into its run folder before it looks for a
-checkpoint, unless its own folder is as far along. Only the newest versions are kept: before
-logging one, the committed versions that `latest` has moved past are deleted (not while a
-preemption's grace runs out: that waits for the next launch).
+downloads. A relaunch on any machine downloads `:latest` before it looks for a checkpoint, unless
+its own folder is as far along. The download goes to a sibling folder and replaces the run folder
+only once every file a resume needs is there: a download cut short leaves the run folder as it was.
+Only the newest versions are kept: before logging one, the committed versions that `latest` has
+moved past are deleted (not while a preemption's grace runs out: that waits for the next launch).
+
+W&B's calls (listing, deleting, staging a version) run on a thread of their own, so a periodic
+checkpoint does not hold up training while they go to the server.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.trial.checkpoint import latest_checkpoint, read_attempts, step_of
+from agent.trial.checkpoint import ATTEMPTS_FILE, latest_checkpoint, read_attempts, step_of
 from agent.trial.stopping import StopRequest
 
 ARTIFACT_TYPE = "checkpoint"
 LATEST = "latest"
+DOWNLOAD_TRIES = 3  # a connection dropped mid-file is not retried by W&B's client
+
+
+class PullFailed(Exception):
+    """The newest version could not be downloaded whole: nothing was trained, a requeued launch tries again."""
 
 
 class CheckpointMirror(Protocol):
     def pull(self, folder: Path) -> None: ...
 
     def push(self, folder: Path) -> None: ...
+
+    def wait(self, timeout_s: float | None = None) -> bool: ...
 
 
 class NoMirror:
@@ -38,6 +51,9 @@ class NoMirror:
 
     def push(self, folder: Path) -> None:
         pass
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return True
 
 
 def artifact_name(run_id: str) -> str:
@@ -50,31 +66,61 @@ class ArtifactMirror:
     def __init__(self, run: Any, api: Any, stop: StopRequest):
         self.run, self.api, self.stop = run, api, stop
         self.path = f"{run.entity}/{run.project}/{artifact_name(run.id)}"
+        self.pushing: threading.Thread | None = None
 
     def pull(self, folder: Path) -> None:
         """Replace `folder` with the newest version if that is further along (another machine ran the run
         since), and leave it otherwise (a first launch, or an upload cut short here)."""
+        remove_leftovers(folder)
         if not self.api.artifact_exists(f"{self.path}:{LATEST}", type=ARTIFACT_TYPE):
             return
         artifact = self.api.artifact(f"{self.path}:{LATEST}", type=ARTIFACT_TYPE)
-        if progress_of(artifact.metadata) <= progress(folder):
+        expected = progress_of(artifact.metadata)
+        if expected <= progress(folder):
             return
-        shutil.rmtree(folder, ignore_errors=True)
-        artifact.download(root=str(folder), skip_cache=True)
+        incoming = sibling(folder, "incoming")
+        try:
+            download(artifact, incoming)
+            if progress(incoming) != expected:
+                raise PullFailed(f"{self.path}:{artifact.version} downloaded without a complete checkpoint")
+            swap_in(incoming, folder)
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
         print(f"checkpoint: downloaded {self.path}:{artifact.version} into {folder}", file=sys.stderr)
 
     def push(self, folder: Path) -> None:
-        """Log `folder` as a new version (uploaded in the background), after removing the superseded ones."""
+        """Log `folder` as a new version, on a thread of its own, once the previous push is done."""
+        self.wait()
+        prune = not self.stop.preempted  # no W&B round trips while the grace runs out
+        self.pushing = threading.Thread(target=self._push, args=(folder, prune), name="checkpoint-push", daemon=True)
+        self.pushing.start()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the push under way; False if it is still running after `timeout_s` (it is then abandoned
+        at exit, and the version it was logging never becomes `latest`)."""
+        if self.pushing is not None:
+            self.pushing.join(timeout_s)
+        return self.pushing is None or not self.pushing.is_alive()
+
+    def _push(self, folder: Path, prune: bool) -> None:
         import wandb
 
-        if not self.stop.preempted:
-            self._delete_superseded()
-        attempts, step = progress(folder)
-        artifact = wandb.Artifact(
-            artifact_name(self.run.id), type=ARTIFACT_TYPE, metadata={"attempts": attempts, "step": step}
-        )
-        artifact.add_dir(str(folder))
-        self.run.log_artifact(artifact, aliases=[LATEST])
+        try:
+            if prune:
+                self._delete_superseded()
+            attempts, step = progress(folder)
+            artifact = wandb.Artifact(
+                artifact_name(self.run.id), type=ARTIFACT_TYPE, metadata={"attempts": attempts, "step": step}
+            )
+            # What the version claims and nothing else: not a checkpoint the Trainer is still writing.
+            checkpoint = latest_checkpoint(folder)
+            if checkpoint is not None:
+                artifact.add_dir(str(checkpoint), name=checkpoint.name)
+            if (folder / ATTEMPTS_FILE).exists():
+                artifact.add_file(str(folder / ATTEMPTS_FILE))
+            self.run.log_artifact(artifact, aliases=[LATEST])
+        except Exception as error:  # a lost version costs a relaunch elsewhere some steps, never this run
+            print(f"warning: could not log a checkpoint version of {self.path}: {one_line(error)}", file=sys.stderr)
 
     def _delete_superseded(self) -> None:
         # A failure here costs storage, never the run: the next push tries again.
@@ -83,7 +129,40 @@ class ArtifactMirror:
                 if LATEST not in version.aliases:
                     version.delete()
         except Exception as error:  # W&B's client raises many kinds for one failed request
-            print(f"warning: could not delete old checkpoint versions of {self.path}: {error}", file=sys.stderr)
+            print(
+                f"warning: could not delete old checkpoint versions of {self.path}: {one_line(error)}", file=sys.stderr
+            )
+
+
+def download(artifact: Any, incoming: Path) -> None:
+    """The whole version into `incoming`, or PullFailed."""
+    for _ in range(DOWNLOAD_TRIES):
+        shutil.rmtree(incoming, ignore_errors=True)
+        try:
+            artifact.download(root=str(incoming), skip_cache=True)
+            return
+        except Exception as error:  # requests, W&B and the OS all raise their own kinds
+            last = error
+    raise PullFailed(f"could not download {artifact.name}: {one_line(last)}")
+
+
+def sibling(folder: Path, role: str) -> Path:
+    return folder.with_name(f"{folder.name}.pull-{os.getpid()}-{role}")
+
+
+def remove_leftovers(folder: Path) -> None:
+    """What a launch killed in the middle of a pull left beside the run folder."""
+    for leftover in folder.parent.glob(f"{folder.name}.pull-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def swap_in(incoming: Path, folder: Path) -> None:
+    """`incoming` becomes the run folder. Killed between the renames, the next pull starts over."""
+    old = sibling(folder, "old")
+    if folder.exists():
+        folder.rename(old)
+    incoming.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def progress(folder: Path) -> tuple[int, int]:
@@ -94,6 +173,11 @@ def progress(folder: Path) -> tuple[int, int]:
 
 def progress_of(metadata: dict) -> tuple[int, int]:
     return metadata.get("attempts", -1), metadata.get("step", -1)
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}".rstrip(": ")
 
 
 def checkpoint_mirror(checkpoint_dir: str, run: Any, stop: StopRequest) -> CheckpointMirror:

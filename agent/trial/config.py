@@ -219,7 +219,13 @@ class TrialConfig:
     def sections(self) -> tuple:
         return (self.model, self.data, self.lora, self.train, self.eval, self.preempt)
 
+    def training_params(self) -> dict[str, Any]:
+        """The parameters a checkpoint depends on: all but where things are kept and how stops are handled,
+        which a relaunch may change (another volume, another grace) and still continue the same run."""
+        return {k: v for k, v in self.to_params().items() if k not in RESUME_NEUTRAL}
 
+
+RESUME_NEUTRAL = {"output_dir", *(f.name for f in dataclasses.fields(PreemptArgs))}
 SECTION_NAMES = [f.name for f in dataclasses.fields(TrialConfig)]
 PARAMETERS: dict[str, dataclasses.Field] = {f.name: f for section in SECTIONS for f in dataclasses.fields(section)}
 PARAMETER_TYPES: dict[str, type] = {

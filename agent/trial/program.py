@@ -66,7 +66,9 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> int:
+    """The whole launch; returns its exit code. `stop` is installed at the program's first line
+    (agent/train.py), so a SIGTERM during the imports is already recorded."""
     argv = sys.argv[1:] if argv is None else argv
     if {"-h", "--help"} & set(argv):
         print(usage())
@@ -76,28 +78,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweep_names = sweep_parameter_names(os.environ.get("WANDB_SWEEP_PARAM_PATH"))
     except ConfigError as error:
         return report_error(error)
+    stop = stop or StopRequest(os.environ).install()
+    try:
+        stop.boundary("start")
+        import wandb
 
-    import wandb
+        stop.boundary("init")  # no run yet: under W&B the agent hands the parameters out again
+    except Preempted:
+        return say_preempted("before a run was made")
 
     if wandb.env.SWEEP_ID not in os.environ:
         # Our project name for standalone runs only: under `wandb agent SWEEP_ID` the agent found the
         # sweep through the project it resolved (WANDB_PROJECT or wandb/settings), and its runs belong there.
         os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
-    stop = StopRequest(os.environ).install()  # before wandb.init: a preemption can come at any time
     run = wandb.init(config=config.to_params())
     try:
+        stop.boundary("run")
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
         config = TrialConfig.from_params(trial_params(dict(run.config), sweep_names))
         exit_code = run_trial(config, run, stop)
     except ConfigError as error:
-        run.finish(exit_code=1)
-        return report_error(error)
+        exit_code = report_error(error)
+    except Preempted:  # before this launch was counted as an attempt
+        run.mark_preempting()
+        exit_code = say_preempted(f"run {run.id}")
     except BaseException:
         traceback.print_exc()
-        run.finish(exit_code=1)
-        return 1
+        exit_code = 1
     run.finish(exit_code=exit_code)
     return exit_code
+
+
+def say_preempted(what: str) -> int:
+    print(f"preempted: {what} exits {PREEMPTED_EXIT_CODE} to be requeued", file=sys.stderr)
+    return PREEMPTED_EXIT_CODE
 
 
 def sweep_parameter_names(path: str | None) -> set[str]:
@@ -127,29 +141,39 @@ def report_error(error: ConfigError) -> int:
 def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
     """One launch of a run, counted; returns the exit code. A preempted run exits 143, marked preempting."""
     from agent.trial.checkpoint import begin_attempt, end_attempt, run_folder
-    from agent.trial.checkpoint_artifact import checkpoint_mirror
+    from agent.trial.checkpoint_artifact import PullFailed, checkpoint_mirror
 
     folder = run_folder(config.preempt.checkpoint_dir, config.train.output_dir, run.id)
     mirror = checkpoint_mirror(config.preempt.checkpoint_dir, run, stop)
-    mirror.pull(folder)
+    stop.boundary("pull")
+    try:
+        mirror.pull(folder)
+    except PullFailed as error:
+        print(f"warning: {error}", file=sys.stderr)
+        raise Preempted from None  # nothing trained, nothing lost: a requeued launch downloads again
+    stop.boundary("pulled")
+    refuse_another_config(folder, config, run.id)
     attempt = begin_attempt(folder)
     mirror.push(folder)
     run.summary["attempt/number"] = attempt.number
     if attempt.exhausted(config.preempt.max_attempts):
+        mirror.wait()
         return give_up(run, attempt, config.preempt.max_attempts)
     try:
         fine_tune(config, run, stop, folder, attempt, mirror)
     except Preempted:
         run.mark_preempting()  # W&B requeues a run marked preempting that exits non-zero
+        mirror.wait(max(stop.time_left(config.preempt.preempt_grace_s), 0.0))
         end_attempt(folder, RunState.PREEMPTED)
         mirror.push(folder)
+        mirror.wait(max(stop.time_left(config.preempt.preempt_grace_s), 0.0))
         run.summary["attempt/outcome"] = RunState.PREEMPTED.value
-        print(f"preempted: run {run.id} exits {PREEMPTED_EXIT_CODE} to be requeued", file=sys.stderr)
-        return PREEMPTED_EXIT_CODE
+        return say_preempted(f"run {run.id}")
     except BaseException as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
         end_attempt(folder, RunState.FAILED, reason)
         mirror.push(folder)
+        mirror.wait()
         if attempt.is_last(config.preempt.max_attempts):
             reason = (
                 f"failed on attempt {attempt.number}, the last of max_attempts={config.preempt.max_attempts}: {reason}"
@@ -159,8 +183,22 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
     outcome = RunState.STOPPED if stop.stopped else RunState.FINISHED
     end_attempt(folder, outcome)
     mirror.push(folder)
+    mirror.wait()
     run.summary["attempt/outcome"] = outcome.value
     return 0
+
+
+def refuse_another_config(folder: Path, config: TrialConfig, run_id: str) -> None:
+    """A checkpoint continues only the config it was trained with: another one is refused, in one line."""
+    from agent.trial.checkpoint import config_differences, latest_checkpoint
+
+    checkpoint = latest_checkpoint(folder)
+    differences = config_differences(checkpoint, config.training_params()) if checkpoint else []
+    if differences:
+        raise ConfigError(
+            f"run {run_id} was checkpointed with other parameters: {', '.join(differences)}; relaunch it with "
+            f"the parameters it started with, or delete {folder} to train it afresh"
+        )
 
 
 def give_up(run: Any, attempt: LaunchRecord, max_attempts: int) -> int:
@@ -181,19 +219,22 @@ def fine_tune(
 ) -> None:
     """Data and model -> ROUGE baseline (or the checkpoint to resume) -> training -> the best adapter, scored."""
     started = time.perf_counter()
+    stop.boundary("load")
     trial = prepare(config, run, folder, stop, mirror)
     resume_from = restore(trial, folder, run)
     run.summary["time/load_s"] = time.perf_counter() - started
+    stop.boundary("baseline")
     if resume_from is None:
         trial.rouge.evaluate(trial.model, step=0)  # the untuned baseline starts every ROUGE curve
     if not attempt.is_last(config.preempt.max_attempts):
         # Marked from now on, a run killed without warning (lost heartbeat, non-zero exit) is requeued.
         # The last allowed attempt is not marked: if it fails, the run ends failed.
         run.mark_preempting()
+    stop.boundary("train")
     train_s = train_adapter(trial, stop, resume_from)
     if stop.preempted:
         raise Preempted
-    finish(trial, run, config, train_s)
+    finish(trial, run, config, stop, train_s)
 
 
 @dataclass
@@ -237,7 +278,7 @@ def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest, mirr
     define_metrics(run)
     keeper = BestAdapterKeeper()
     rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop)
-    checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s, on_sealed=mirror.push)
+    checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s, mirror, config.training_params())
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     trainer = ResumableTrainer(
         model=model,
@@ -269,23 +310,38 @@ def train_adapter(trial: Trial, stop: StopRequest, resume_from: Path | None) -> 
 
     Returns the seconds spent training, evaluations excluded.
     """
+    from agent.trial.checkpoint import step_of, training_done
+
     started, eval_before = time.perf_counter(), trial.rouge.eval_seconds
-    trial.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if stop.preempted:
-        return 0.0
-    final_step = trial.trainer.state.global_step
+    if resume_from is not None and training_done(resume_from):
+        final_step = step_of(resume_from)  # a relaunch after the training ended: nothing is trained again
+    else:
+        trial.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if stop.preempted:
+            return 0.0
+        final_step = trial.trainer.state.global_step
     if trial.rouge.last_step != final_step:
         trial.rouge.evaluate(trial.model, step=final_step)
     return time.perf_counter() - started - (trial.rouge.eval_seconds - eval_before)
 
 
-def finish(trial: Trial, run: Any, config: TrialConfig, train_s: float) -> None:
-    """The best adapter: restored, scored on the whole validation split, saved; the run's summary."""
+def finish(trial: Trial, run: Any, config: TrialConfig, stop: StopRequest, train_s: float) -> None:
+    """The best adapter: restored, scored on the whole validation split, saved; the run's summary.
+
+    Training is over and its last checkpoint written: a preemption before the scoring leaves it to the
+    relaunch, which trains nothing again; after it, the launch goes on only if the rest fits the grace.
+    """
     import torch
 
+    stop.boundary("trained")
     trial.keeper.restore(trial.model)
     score_full_validation(run, trial.model, trial.tokenizer, trial.validation, config)
-    save_adapter(run, trial.model, config, trial.keeper, trial.out_dir / "best_adapter")
+    rest_s, grace_s = trial.checkpoints.save_seconds, config.preempt.preempt_grace_s  # the save, measured
+    stop.boundary("save", rest_s, grace_s)
+    adapter_dir = save_adapter(trial.model, config, trial.out_dir / "best_adapter")
+    stop.boundary("upload", rest_s, grace_s)
+    upload_adapter(run, config, trial.keeper, adapter_dir)
+    stop.boundary("uploaded", rest_s, grace_s)
     run.summary.update(
         {
             # A scalar best, so the dashboard, `best_run()` and reports need not unpack {"max": ...}.
@@ -369,12 +425,17 @@ def score_full_validation(run: Any, model: Any, tokenizer: Any, validation: Any,
     run.log({"eval/samples": table})
 
 
-def save_adapter(run: Any, model: Any, config: TrialConfig, keeper: BestAdapterKeeper, adapter_dir: Path) -> None:
-    """The best adapter with its resolved config beside it, logged as a W&B model artifact."""
-    import wandb
-
+def save_adapter(model: Any, config: TrialConfig, adapter_dir: Path) -> Path:
+    """The best adapter with its resolved config beside it."""
     model.save_pretrained(adapter_dir)
     (adapter_dir / "trial_config.yaml").write_text(yaml.safe_dump(config.to_params(), sort_keys=False))
+    return adapter_dir
+
+
+def upload_adapter(run: Any, config: TrialConfig, keeper: BestAdapterKeeper, adapter_dir: Path) -> None:
+    """The saved adapter, logged as a W&B model artifact (uploaded in the background, before the run ends)."""
+    import wandb
+
     artifact = wandb.Artifact(
         f"lora-adapter-{run.id}",
         type="model",

@@ -25,6 +25,7 @@ from agent.trial.checkpoint import write_atomically
 
 NOTICE_ENV = "LORA_SWEEP_SHUTDOWN_NOTICE"
 SHUTDOWN = "shutdown"
+SENT_AT = "sent_at="
 
 
 def post(path: Path) -> None:
@@ -32,9 +33,23 @@ def post(path: Path) -> None:
     _write_notice(path, f"{os.getpid()}\n")
 
 
-def announce_shutdown(path: Path) -> None:
-    """The supervisor was told to stop (preemption, Ctrl-C): written before it forwards the signal."""
-    _write_notice(path, f"{os.getpid()}\n{SHUTDOWN}\n")
+def announce_shutdown(path: Path, sent_at: float | None = None) -> None:
+    """The supervisor was told to stop (preemption, Ctrl-C): written before it forwards the signal.
+
+    `sent_at` (Unix time) is when the supervisor received that signal: a run's grace counts from
+    there, not from its own SIGTERM several hops later.
+    """
+    when = f"{SENT_AT}{sent_at!r}\n" if sent_at is not None else ""
+    _write_notice(path, f"{os.getpid()}\n{SHUTDOWN}\n{when}")
+
+
+def shutdown_sent_at(environ: Mapping[str, str]) -> float | None:
+    """When the announced shutdown's signal reached the supervisor, if its notice says."""
+    try:
+        words = Path(environ[NOTICE_ENV]).read_text().split()
+        return next(float(w[len(SENT_AT) :]) for w in words if w.startswith(SENT_AT))
+    except (KeyError, OSError, ValueError, StopIteration):
+        return None
 
 
 def sigterm_is_preemption(environ: Mapping[str, str]) -> bool:

@@ -1,4 +1,4 @@
-"""SIGTERM and SIGINT, turned into requests the training loop answers at the end of a step.
+"""SIGTERM and SIGINT, recorded when they arrive and answered at the program's safe boundaries.
 
 - A preemption (RunPod, spot VMs) arrives as SIGTERM: save a checkpoint if it fits the grace
   period, then exit 143, marked preempting, so W&B or the local controller requeues the run.
@@ -9,23 +9,32 @@
 
 Which SIGTERM is which: `agent.trial.shutdown_notice`.
 
-While the Trainer runs, a handler only records the request: stopping mid-step would leave nothing
-consistent to save. Outside training there is nothing to save, so a preemption raises `Preempted`.
+The handler only records the request, as Lightning's signal connector does: raising from it would
+raise inside whatever code the signal interrupted (W&B's, json's, an import). The program asks at
+its boundaries (`StopRequest.boundary`), and the Trainer's loop at the end of every step
+(`callbacks.CheckpointKeeper`). docs/preemption.md lists the boundaries and what each one does.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import signal
+import threading
 import time
 from collections.abc import Mapping
 
-from agent.trial.shutdown_notice import sigterm_is_preemption
+from agent.trial.shutdown_notice import shutdown_sent_at, sigterm_is_preemption
 
 PREEMPT, STOP = "preempt", "stop"
 
+SIGTERM_AT_ENV = "LORA_SWEEP_SIGTERM_AT"
+"""For tests only, inert unless set: the name of a boundary just after which the program sends itself
+SIGTERM, from another thread, so the signal lands inside the code that follows (tests/test_stop_phases.py)."""
+
 
 class Preempted(Exception):
-    """SIGTERM arrived where no checkpoint could be taken (loading, final scoring)."""
+    """Raised by the program itself, at a boundary, once a preemption is recorded: never by the handler."""
 
 
 class StopRequest:
@@ -36,7 +45,7 @@ class StopRequest:
         """Where the supervisor's shutdown notice is named, read when a SIGTERM arrives."""
         self.kind: str | None = None
         self.received_at = 0.0
-        self.in_training = False
+        self.sigterm_at = self.environ.get(SIGTERM_AT_ENV, "")
 
     def install(self) -> StopRequest:
         signal.signal(signal.SIGTERM, self._handle)
@@ -54,11 +63,29 @@ class StopRequest:
     def seconds_since(self) -> float:
         return time.monotonic() - self.received_at
 
+    def time_left(self, grace_s: float) -> float:
+        return grace_s - self.seconds_since()
+
+    def fits(self, seconds: float, grace_s: float) -> bool:
+        """Whether work taking `seconds` ends within `grace_s` of the signal."""
+        return self.seconds_since() + seconds <= grace_s
+
+    def boundary(self, name: str, remaining_s: float = math.inf, grace_s: float = 0.0) -> None:
+        """A safe point between two phases: a recorded preemption ends the launch here (raises Preempted),
+        unless what is left of the launch (`remaining_s`, measured) fits in the grace."""
+        if self.preempted and not self.fits(remaining_s, grace_s):
+            raise Preempted(name)
+        if self.sigterm_at == name:
+            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM), daemon=True).start()
+
     def _handle(self, signum: int, frame: object) -> None:
         if signum == signal.SIGINT and self.kind is not None:
             raise KeyboardInterrupt  # a second Ctrl-C: the person means it
         kind = PREEMPT if signum == signal.SIGTERM and sigterm_is_preemption(self.environ) else STOP
-        if self.kind is None or kind == PREEMPT:  # a preemption outranks a stop
-            self.kind, self.received_at = kind, time.monotonic()
-        if kind == PREEMPT and not self.in_training:
-            raise Preempted
+        if self.kind is None or kind == PREEMPT and self.kind != PREEMPT:  # a preemption outranks a stop
+            self.kind, self.received_at = kind, time.monotonic() - self._in_flight_s(kind)
+
+    def _in_flight_s(self, kind: str) -> float:
+        """How long ago the supervisor got the signal this one passes on (0 when it does not say)."""
+        sent_at = shutdown_sent_at(self.environ) if kind == PREEMPT else None
+        return min(max(time.time() - sent_at, 0.0), 3600.0) if sent_at is not None else 0.0
