@@ -379,3 +379,47 @@ def test_status_says_why_a_stopped_pod_stopped(runpod_server, monkeypatch):
     assert done.exit_code == 0, done.output
     assert re.search(r"pod-a1 .* EXITED .* Exited by user$", done.stdout, re.MULTILINE)
     assert "stopped after a failure: pod-a1; its last log line says why" in done.stdout
+
+
+def test_keys_from_runpod_secrets_reach_the_pods_as_references_and_the_local_key_is_not_needed(runpod_server):
+    no_wandb_key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"], "HF_TOKEN": KEYS["HF_TOKEN"]}
+    up = (*UP, "--package", "lora-sweep==0.1.0", "--max-hours", "1")
+    secret_env = ("--secret-env", "WANDB_API_KEY=RUNPOD_SECRET_wandb_key", "--secret-env", "HF_TOKEN=RUNPOD_SECRET_hf")
+    dry = lora_sweep(runpod_server, *up, *secret_env, "--dry-run", keys=no_wandb_key)
+
+    assert dry.exit_code == 0, dry.output
+    env = printed_specs(dry.stdout)[0]["env"]
+    assert env["WANDB_API_KEY"] == "{{ RUNPOD_SECRET_wandb_key }}"  # a reference, not a secret: shown
+    assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_hf }}"  # the local HF_TOKEN is not sent
+
+    done = lora_sweep(runpod_server, *up, *secret_env, keys=no_wandb_key)
+    assert done.exit_code == 0, done.output
+    mutations = sent("podFindAndDeployOnDemand")
+    assert len(mutations) == 2
+    for mutation in mutations:  # as the SDK wrote it: RunPod's own syntax, braces and spaces kept
+        assert '{ key: "WANDB_API_KEY", value: "{{ RUNPOD_SECRET_wandb_key }}" }' in mutation
+        assert '{ key: "HF_TOKEN", value: "{{ RUNPOD_SECRET_hf }}" }' in mutation
+        assert KEYS["HF_TOKEN"] not in mutation
+
+    FakeRunPod.requests.clear()
+    spot = lora_sweep(runpod_server, *up, *secret_env, "--interruptible", keys=no_wandb_key)
+    assert spot.exit_code == 0, spot.output
+    for mutation in sent("podRentInterruptable"):
+        assert '{key: "WANDB_API_KEY", value: "{{ RUNPOD_SECRET_wandb_key }}"}' in mutation
+
+
+@pytest.mark.parametrize(
+    "pair, why",
+    [
+        ("WANDB_API_KEY=wandb_key", "give NAME=RUNPOD_SECRET_name"),
+        ("WANDB_API_KEY={{ RUNPOD_SECRET_x }}", "give NAME=RUNPOD_SECRET_name"),
+        ("RUNPOD_API_KEY=RUNPOD_SECRET_x", "set by lora-sweep or RunPod itself"),
+        ("LORA_SWEEP_ID=RUNPOD_SECRET_x", "set by lora-sweep or RunPod itself"),
+    ],
+)
+def test_a_secret_env_that_is_not_a_runpod_secret_reference_is_one_line(runpod_server, pair, why):
+    done = lora_sweep(runpod_server, *UP, "--secret-env", pair, "--dry-run")
+
+    assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("Error: --secret-env") and why in done.stderr
+    assert FakeRunPod.requests == []
