@@ -108,6 +108,12 @@ def runpod_server():
     server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Each test runs where `pods up` keeps its list of created pods (.lora-sweep/pods.jsonl) fresh."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def wandb_sweep(monkeypatch):
     """W&B's server holding the sweep, a grid (it ends by itself); tests change its config."""
@@ -423,3 +429,24 @@ def test_a_secret_env_that_is_not_a_runpod_secret_reference_is_one_line(runpod_s
     assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith("Error: --secret-env") and why in done.stderr
     assert FakeRunPod.requests == []
+
+
+def test_status_says_what_became_of_pods_runpod_no_longer_lists_and_down_forgets_them(runpod_server):
+    key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]}
+    one_pod = ("pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--package", "lora-sweep==0.1.0")
+    assert lora_sweep(runpod_server, *one_pod, "--max-hours", "1", "--network-volume", "vol-7").exit_code == 0
+    assert lora_sweep(runpod_server, *one_pod, "--max-hours", "1").exit_code == 0
+
+    done = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key)  # RunPod lists neither, only pod-a1
+
+    assert done.exit_code == 0, done.output
+    gone = [line for line in done.stdout.splitlines() if line.startswith("gone: ")]
+    assert len(gone) == 2, done.stdout
+    assert "removed itself: its work was over" in gone[0]
+    assert "/workspace/.lora-sweep/pods/" in gone[0] and "on network volume vol-7" in gone[0]
+    assert "it had no network volume, so nothing of it is kept but its runs in W&B" in gone[1]
+    assert re.search(r"^pod-a1 .* RUNNING", done.stdout, re.MULTILINE)
+
+    assert lora_sweep(runpod_server, "pods", "down", SWEEP, keys=key).exit_code == 0
+    after = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key)
+    assert "gone: " not in after.stdout

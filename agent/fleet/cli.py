@@ -296,6 +296,9 @@ def pods_up_command(
 def pods_status_command(sweep_id) -> None:
     """List the pods of SWEEP_ID (or of every sweep): status, GPUs, cost per hour, uptime.
 
+    Pods that `pods up` created from this folder and RunPod no longer lists are named too, with
+    what that means and where their reason is kept (docs/gpu.md, What is kept, and where).
+
     \b
     Example:
       lora-sweep pods status me/lora/8f3k2x1q
@@ -311,6 +314,8 @@ def pods_status_command(sweep_id) -> None:
 @click.option("--all", "all_sweeps", is_flag=True, help="Remove the pods of every sweep.")
 def pods_down_command(sweep_id, all_sweeps) -> None:
     """Remove the pods of SWEEP_ID, or with --all every lora-sweep pod; other pods are left alone.
+
+    Pods of those sweeps that RunPod no longer lists are forgotten here too.
 
     \b
     Example:
