@@ -162,7 +162,7 @@ def pods_group() -> None:
       lora-sweep pods status me/lora/8f3k2x1q
       lora-sweep pods down me/lora/8f3k2x1q
 
-    Needs the RunPod extra: pip install 'lora-sweep[runpod]'. See docs/gpu.md.
+    Needs RunPod's SDK: `make install` includes it; elsewhere pip install 'runpod>=1.12,<2'. See docs/gpu.md.
     """
 
 
