@@ -4,11 +4,14 @@ What a RunPod pod provides is stood in for on PATH: `runpodctl` (records the sel
 `nvidia-smi` (lists two GPUs), `wandb` (W&B's server is the boundary; records argv, env and
 signals) and `pip` (the package index). RunPod's GraphQL API, the script's fallback when
 runpodctl fails, is a loopback stand-in. `lora-sweep` is this checkout's real CLI, so the real
-supervisor starts the agents.
+supervisor starts the agents. The reclaim's timing is measured twice: with the stand-in `wandb`,
+and with wandb's own CLI (tests/wandb_bin/wandb: W&B's server answered at its transport) running
+a program that takes a set time to stop (tests/programs/slow_stop.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -267,3 +270,50 @@ def test_a_reclaim_removes_the_pod_within_runpods_5_s(tmp_path, stop_s, removed_
     assert took < removed_within_s, out
     exits = [event for event in events(tmp_path, "exit")]
     assert len(exits) == (2 if stop_s < 3 else 0)  # in time: both exited; too slow: killed
+
+
+WANDB_BIN = Path(__file__).parent / "wandb_bin"
+SLOW_STOP = Path(__file__).parent / "programs" / "slow_stop.py"
+
+
+@pytest.mark.parametrize("stop_s", [1, 8])
+def test_a_reclaim_through_the_real_wandb_agent_removes_the_pod_within_runpods_5_s(tmp_path, stop_s):
+    # The whole chain a reclaim's SIGTERM goes down, each hop real: this script -> the supervisor ->
+    # wandb's own `wandb agent --forward-signals` per GPU (W&B's server answered at its transport)
+    # -> the run, a program that takes stop_s to exit after SIGTERM, as a run saving its checkpoint
+    # would. Only runpodctl and nvidia-smi are stand-ins.
+    env = pod_env(tmp_path, STANDIN_SWEEP_PROGRAM=str(SLOW_STOP), STANDIN_SWEEP_ARGS=json.dumps({"stop_s": stop_s}))
+    env["PATH"] = os.pathsep.join([str(WANDB_BIN), env["PATH"]])
+    script = subprocess.Popen(
+        ["bash", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(events(tmp_path, "run_start")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(events(tmp_path, "run_start")) == 2, "the runs never started"
+
+        sent = time.time()
+        script.send_signal(signal.SIGTERM)
+        out, _ = script.communicate(timeout=60)
+    finally:
+        leftover_runs = {event["pid"] for event in events(tmp_path, "run_start")}
+
+    [removal] = events(tmp_path, "runpodctl")
+    first_sigterms = {event["pid"]: event["time"] for event in reversed(events(tmp_path, "run_sigterm"))}
+    reached = max(first_sigterms.values()) - sent
+    exited = [event["time"] - sent for event in events(tmp_path, "run_exit")]
+    agents_done = [event["time"] - sent for event in events(tmp_path, "wandb_agent_done")]
+    took = removal["time"] - sent
+    print(
+        f"runs stop in {stop_s}s: SIGTERM reached both runs in {reached:.2f}s; runs exited at "
+        f"{', '.join(f'{t:.2f}s' for t in exited) or 'never'}; wandb agents done at "
+        f"{', '.join(f'{t:.2f}s' for t in agents_done) or 'never'}; removal called at {took:.2f}s"
+    )
+    for pid in leftover_runs:  # a run still stopping when the pod went: RunPod's SIGKILL would end it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert script.returncode == 143, out
+    assert took < 5, out
+    assert len(exited) == (2 if stop_s < 3 else 0), out  # in time: both exited first; too slow: cut off
+    assert "got SIGTERM (reclaimed or stopped)" in out and "ended: got SIGTERM" in out

@@ -108,6 +108,12 @@ def runpod_server():
     server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Each test runs where `pods up` keeps its list of created pods (.lora-sweep/pods.jsonl) fresh."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def wandb_sweep(monkeypatch):
     """W&B's server holding the sweep, a grid (it ends by itself); tests change its config."""
@@ -379,3 +385,68 @@ def test_status_says_why_a_stopped_pod_stopped(runpod_server, monkeypatch):
     assert done.exit_code == 0, done.output
     assert re.search(r"pod-a1 .* EXITED .* Exited by user$", done.stdout, re.MULTILINE)
     assert "stopped after a failure: pod-a1; its last log line says why" in done.stdout
+
+
+def test_keys_from_runpod_secrets_reach_the_pods_as_references_and_the_local_key_is_not_needed(runpod_server):
+    no_wandb_key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"], "HF_TOKEN": KEYS["HF_TOKEN"]}
+    up = (*UP, "--package", "lora-sweep==0.1.0", "--max-hours", "1")
+    secret_env = ("--secret-env", "WANDB_API_KEY=RUNPOD_SECRET_wandb_key", "--secret-env", "HF_TOKEN=RUNPOD_SECRET_hf")
+    dry = lora_sweep(runpod_server, *up, *secret_env, "--dry-run", keys=no_wandb_key)
+
+    assert dry.exit_code == 0, dry.output
+    env = printed_specs(dry.stdout)[0]["env"]
+    assert env["WANDB_API_KEY"] == "{{ RUNPOD_SECRET_wandb_key }}"  # a reference, not a secret: shown
+    assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_hf }}"  # the local HF_TOKEN is not sent
+
+    done = lora_sweep(runpod_server, *up, *secret_env, keys=no_wandb_key)
+    assert done.exit_code == 0, done.output
+    mutations = sent("podFindAndDeployOnDemand")
+    assert len(mutations) == 2
+    for mutation in mutations:  # as the SDK wrote it: RunPod's own syntax, braces and spaces kept
+        assert '{ key: "WANDB_API_KEY", value: "{{ RUNPOD_SECRET_wandb_key }}" }' in mutation
+        assert '{ key: "HF_TOKEN", value: "{{ RUNPOD_SECRET_hf }}" }' in mutation
+        assert KEYS["HF_TOKEN"] not in mutation
+
+    FakeRunPod.requests.clear()
+    spot = lora_sweep(runpod_server, *up, *secret_env, "--interruptible", keys=no_wandb_key)
+    assert spot.exit_code == 0, spot.output
+    for mutation in sent("podRentInterruptable"):
+        assert '{key: "WANDB_API_KEY", value: "{{ RUNPOD_SECRET_wandb_key }}"}' in mutation
+
+
+@pytest.mark.parametrize(
+    "pair, why",
+    [
+        ("WANDB_API_KEY=wandb_key", "give NAME=RUNPOD_SECRET_name"),
+        ("WANDB_API_KEY={{ RUNPOD_SECRET_x }}", "give NAME=RUNPOD_SECRET_name"),
+        ("RUNPOD_API_KEY=RUNPOD_SECRET_x", "set by lora-sweep or RunPod itself"),
+        ("LORA_SWEEP_ID=RUNPOD_SECRET_x", "set by lora-sweep or RunPod itself"),
+    ],
+)
+def test_a_secret_env_that_is_not_a_runpod_secret_reference_is_one_line(runpod_server, pair, why):
+    done = lora_sweep(runpod_server, *UP, "--secret-env", pair, "--dry-run")
+
+    assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("Error: --secret-env") and why in done.stderr
+    assert FakeRunPod.requests == []
+
+
+def test_status_says_what_became_of_pods_runpod_no_longer_lists_and_down_forgets_them(runpod_server):
+    key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]}
+    one_pod = ("pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--package", "lora-sweep==0.1.0")
+    assert lora_sweep(runpod_server, *one_pod, "--max-hours", "1", "--network-volume", "vol-7").exit_code == 0
+    assert lora_sweep(runpod_server, *one_pod, "--max-hours", "1").exit_code == 0
+
+    done = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key)  # RunPod lists neither, only pod-a1
+
+    assert done.exit_code == 0, done.output
+    gone = [line for line in done.stdout.splitlines() if line.startswith("gone: ")]
+    assert len(gone) == 2, done.stdout
+    assert "removed itself: its work was over" in gone[0]
+    assert "/workspace/.lora-sweep/pods/" in gone[0] and "on network volume vol-7" in gone[0]
+    assert "it had no network volume, so nothing of it is kept but its runs in W&B" in gone[1]
+    assert re.search(r"^pod-a1 .* RUNNING", done.stdout, re.MULTILINE)
+
+    assert lora_sweep(runpod_server, "pods", "down", SWEEP, keys=key).exit_code == 0
+    after = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key)
+    assert "gone: " not in after.stdout

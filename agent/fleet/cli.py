@@ -162,16 +162,17 @@ def pods_group() -> None:
       lora-sweep pods status me/lora/8f3k2x1q
       lora-sweep pods down me/lora/8f3k2x1q
 
-    Needs the RunPod extra: pip install 'lora-sweep[runpod]'. See docs/gpu.md.
+    Needs RunPod's SDK: `make install` includes it; elsewhere pip install 'runpod>=1.12,<2'. See docs/gpu.md.
     """
 
 
-def runpod(for_pods: bool):
-    """RunPod's client and the secrets pods get, both from this process's environment."""
+def runpod(for_pods: bool, from_runpod: frozenset[str] = frozenset()):
+    """RunPod's client and the secrets pods get, both from this process's environment (except the
+    keys the pods take from RunPod secrets)."""
     from agent.fleet.pods import secrets_from
     from agent.fleet.runpod_api import RunPod
 
-    secrets = secrets_from(dict(os.environ), for_pods)
+    secrets = secrets_from(dict(os.environ), for_pods, from_runpod)
     return RunPod(secrets), secrets
 
 
@@ -217,6 +218,14 @@ def default_package() -> str:
     show_default=True,
     help="RunPod's secure cloud, community cloud, or either.",
 )
+@click.option(
+    "--secret-env",
+    "secret_env",
+    multiple=True,
+    metavar="NAME=RUNPOD_SECRET_name",
+    help="Set NAME on the pods from your RunPod secret `name` instead of from this environment "
+    "(e.g. WANDB_API_KEY=RUNPOD_SECRET_wandb_key); repeatable.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
 def pods_up_command(
     sweep_id,
@@ -231,6 +240,7 @@ def pods_up_command(
     torch_index,
     container_disk,
     cloud_type,
+    secret_env,
     dry_run,
 ) -> None:
     """Rent COUNT pods that each run `lora-sweep agent SWEEP_ID --gpus all`, then remove themselves.
@@ -239,7 +249,8 @@ def pods_up_command(
     per GPU until the sweep has no more runs, and ends itself on every path: removed when done,
     stopped or past --max-hours; stopped (kept for its log) when setup or the agents failed.
     RUNPOD_API_KEY and WANDB_API_KEY (and HF_TOKEN, when set) are read from the environment and
-    passed to the pods as environment; they are never printed.
+    passed to the pods as environment; they are never printed. With --secret-env a pod takes a key
+    from a RunPod secret instead, and this environment need not hold it.
 
     \b
     Example:
@@ -248,14 +259,15 @@ def pods_up_command(
     """
     from agent.fleet.package_check import check_package
     from agent.fleet.pod_actions import pods_up
-    from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodPlan, pod_specs
+    from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodPlan, pod_specs, secret_references
     from agent.fleet.sweep_bound import check_bounded
 
     if not is_wandb_path(sweep_id):
         raise click.ClickException(
             f"{sweep_id!r}: pods work a W&B sweep, entity/project/id (a local sweep's store stays on this machine)"
         )
-    api, secrets = runpod(for_pods=True)
+    references = secret_references(secret_env)
+    api, secrets = runpod(for_pods=True, from_runpod=frozenset(references))
     plan = PodPlan(
         sweep_id=sweep_id,
         count=count,
@@ -269,6 +281,7 @@ def pods_up_command(
         torch_index=DEFAULT_TORCH_INDEX if torch_index is None else torch_index,
         container_disk_gb=container_disk,
         cloud_type=cloud_type,
+        secret_env=references,
     )
     specs = pod_specs(plan, secrets)
     package_check = check_package(plan.package, dict(os.environ))
@@ -282,6 +295,9 @@ def pods_up_command(
 @click.argument("sweep_id", required=False, metavar="[ENTITY/PROJECT/SWEEP_ID]")
 def pods_status_command(sweep_id) -> None:
     """List the pods of SWEEP_ID (or of every sweep): status, GPUs, cost per hour, uptime.
+
+    Pods that `pods up` created from this folder and RunPod no longer lists are named too, with
+    what that means and where their reason is kept (docs/gpu.md, What is kept, and where).
 
     \b
     Example:
@@ -298,6 +314,8 @@ def pods_status_command(sweep_id) -> None:
 @click.option("--all", "all_sweeps", is_flag=True, help="Remove the pods of every sweep.")
 def pods_down_command(sweep_id, all_sweeps) -> None:
     """Remove the pods of SWEEP_ID, or with --all every lora-sweep pod; other pods are left alone.
+
+    Pods of those sweeps that RunPod no longer lists are forgotten here too.
 
     \b
     Example:

@@ -1,15 +1,70 @@
-"""`pods up`, `pods status` and `pods down`: what each does with RunPod, and what it tells the user."""
+"""`pods up`, `pods status` and `pods down`: what each does with RunPod, and what it tells the user.
+
+RunPod forgets a pod once it is removed, so `pods up` keeps its own list of the pods it created
+(a JSON line each, `.lora-sweep/pods.jsonl` where it ran): `pods status` can then say which pods
+are gone and what that means, and `pods down` forgets them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from agent.fleet.package_check import PackageCheck
-from agent.fleet.pods import PodError, PodPlan, PodSpec, Secrets, is_pod_of
+from agent.fleet.pods import WORKDIR, PodError, PodPlan, PodSpec, Secrets, is_pod_of
 from agent.fleet.runpod_api import GpuPrice, RunPod, RunPodError
 
 Echo = Callable[[str], None]
+LEDGER = Path(".lora-sweep", "pods.jsonl")
+
+
+@dataclass(frozen=True)
+class CreatedPod:
+    """A pod `pods up` created, as this machine remembers it."""
+
+    id: str
+    name: str
+    sweep_id: str
+    created_at: str
+    network_volume: str | None
+
+
+def remember(ledger: Path, pod: CreatedPod) -> None:
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with ledger.open("a", encoding="utf-8") as lines:
+        lines.write(json.dumps(dataclasses.asdict(pod)) + "\n")
+
+
+def remembered(ledger: Path, sweep_id: str | None) -> list[CreatedPod]:
+    if not ledger.exists():
+        return []
+    pods = [CreatedPod(**json.loads(line)) for line in ledger.read_text(encoding="utf-8").splitlines() if line]
+    return [pod for pod in pods if sweep_id in (None, pod.sweep_id)]
+
+
+def forget(ledger: Path, sweep_id: str | None) -> None:
+    kept = [pod for pod in remembered(ledger, None) if sweep_id not in (None, pod.sweep_id)]
+    if ledger.exists():
+        ledger.write_text("".join(json.dumps(dataclasses.asdict(pod)) + "\n" for pod in kept), encoding="utf-8")
+
+
+def describe_gone(pod: CreatedPod) -> str:
+    """What can be said of a pod RunPod no longer lists: it removed itself (a failed pod stops
+    instead, and stays listed), and where its own account of why is kept, if anywhere."""
+    where = (
+        f"its reason and log are in {WORKDIR}/.lora-sweep/pods/{pod.id}/ (ended, pod.log) on network volume "
+        f"{pod.network_volume}"
+        if pod.network_volume
+        else "it had no network volume, so nothing of it is kept but its runs in W&B"
+    )
+    return (
+        f"gone: {pod.id} {pod.name} (created {pod.created_at}) removed itself: its work was over (the sweep had no "
+        f"more runs for it, it was reclaimed or stopped, or its deadline came) or it kept being restarted; {where}"
+    )
 
 
 def describe_cost(plan: PodPlan, specs: list[PodSpec], price: GpuPrice) -> str:
@@ -36,7 +91,14 @@ def check_before_renting(package: PackageCheck, dry_run: bool, echo: Echo) -> No
 
 
 def pods_up(
-    api: RunPod, plan: PodPlan, specs: list[PodSpec], secrets: Secrets, package: PackageCheck, dry_run: bool, echo: Echo
+    api: RunPod,
+    plan: PodPlan,
+    specs: list[PodSpec],
+    secrets: Secrets,
+    package: PackageCheck,
+    dry_run: bool,
+    echo: Echo,
+    ledger: Path = LEDGER,
 ) -> int:
     """Create the pods (or, for a dry run, print them); returns how many were created."""
     check_before_renting(package, dry_run, echo)
@@ -59,6 +121,8 @@ def pods_up(
                 echo(f"created {len(created)} of {len(specs)} pods before this; `lora-sweep pods down {plan.sweep_id}`")
             raise
         created.append(pod["id"])
+        now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        remember(ledger, CreatedPod(pod["id"], spec.name, plan.sweep_id, now, plan.network_volume))
         echo(f"created pod {pod['id']} {spec.name}")
     echo(describe_cost(plan, specs, price))
     return len(created)
@@ -68,11 +132,15 @@ def our_pods(api: RunPod, sweep_id: str | None) -> list[dict]:
     return [pod for pod in api.list_pods() if is_pod_of(pod, sweep_id)]
 
 
-def pods_status(api: RunPod, sweep_id: str | None, echo: Echo) -> None:
+def pods_status(api: RunPod, sweep_id: str | None, echo: Echo, ledger: Path = LEDGER) -> None:
     # Only named fields are shown: a listed pod also carries its env, secrets included.
     pods = our_pods(api, sweep_id)
+    listed = {pod["id"] for pod in pods}
+    for gone in remembered(ledger, sweep_id):
+        if gone.id not in listed:
+            echo(describe_gone(gone))
     if not pods:
-        echo(f"no lora-sweep pods{f' for {sweep_id}' if sweep_id else ''}")
+        echo(f"no lora-sweep pods{f' for {sweep_id}' if sweep_id else ''} on RunPod")
         return
     echo(f"{'ID':<16} {'NAME':<40} {'STATUS':<10} {'GPUS':>4} {'$/H':>7} {'UPTIME':>8}  LAST CHANGE")
     for pod in pods:
@@ -95,11 +163,12 @@ def pods_status(api: RunPod, sweep_id: str | None, echo: Echo) -> None:
         )
 
 
-def pods_down(api: RunPod, sweep_id: str | None, echo: Echo) -> int:
+def pods_down(api: RunPod, sweep_id: str | None, echo: Echo, ledger: Path = LEDGER) -> int:
     pods = our_pods(api, sweep_id)
     for pod in pods:
         api.terminate_pod(pod["id"])
         echo(f"removed pod {pod['id']} {pod['name']}")
+    forget(ledger, sweep_id)
     if not pods:
         echo(f"no lora-sweep pods{f' for {sweep_id}' if sweep_id else ''} to remove")
     return len(pods)

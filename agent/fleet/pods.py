@@ -2,13 +2,14 @@
 
 Only plain data here; talking to RunPod lives in agent/fleet/runpod_api.py. The secrets go into
 the pods' environment and nowhere else: everything shown to the user goes through `shown()`.
+A RunPod secret's reference (`--secret-env`) is no secret: RunPod fills in the value in the pod.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 
@@ -40,12 +41,13 @@ class Secrets:
     """Keys from the user's environment. Never printed, logged, or written anywhere but a pod's env."""
 
     runpod_api_key: str = field(repr=False)
-    wandb_api_key: str = field(repr=False)
+    wandb_api_key: str | None = field(default=None, repr=False)
+    """None when the pods take it from a RunPod secret (--secret-env)."""
     hf_token: str | None = field(default=None, repr=False)
 
     def pod_env(self) -> dict[str, str]:
-        env = {"WANDB_API_KEY": self.wandb_api_key}
-        return env | ({"HF_TOKEN": self.hf_token} if self.hf_token else {})
+        keys = {"WANDB_API_KEY": self.wandb_api_key, "HF_TOKEN": self.hf_token}
+        return {name: value for name, value in keys.items() if value}
 
     def mask(self, text: str) -> str:
         for secret in (self.runpod_api_key, self.wandb_api_key, self.hf_token):
@@ -54,18 +56,46 @@ class Secrets:
         return text
 
 
-def secrets_from(env: Mapping[str, str], for_pods: bool = True) -> Secrets:
+def secrets_from(env: Mapping[str, str], for_pods: bool = True, from_runpod: Collection[str] = ()) -> Secrets:
     """The keys from the user's environment, or one line naming the first that is missing.
 
-    Creating pods needs the W&B key too (the agents on them need it); listing and removing them
-    needs only RunPod's.
+    Creating pods needs the W&B key too (the agents on them need it), unless the pods take it from
+    a RunPod secret; listing and removing them needs only RunPod's. A key the pods take from a
+    RunPod secret is not read here at all, so it never travels from this machine.
     """
     needed = [("RUNPOD_API_KEY", "to manage RunPod pods")]
-    needed += [("WANDB_API_KEY", "for the agents on the pods to reach W&B")] if for_pods else []
+    if for_pods and "WANDB_API_KEY" not in from_runpod:
+        needed.append(("WANDB_API_KEY", "for the agents on the pods to reach W&B (or pass it as --secret-env)"))
     for name, why in needed:
         if not env.get(name):
             raise PodError(f"{name} is not set: export it {why}")
-    return Secrets(env["RUNPOD_API_KEY"], env.get("WANDB_API_KEY", ""), env.get("HF_TOKEN") or None)
+
+    def local(name: str) -> str | None:
+        return None if name in from_runpod else env.get(name) or None
+
+    return Secrets(env["RUNPOD_API_KEY"], local("WANDB_API_KEY"), local("HF_TOKEN"))
+
+
+SECRET_ENV = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)=RUNPOD_SECRET_(?P<secret>[A-Za-z0-9_.-]+)")
+
+
+def secret_references(pairs: Iterable[str]) -> dict[str, str]:
+    """`--secret-env NAME=RUNPOD_SECRET_name`: the pods' NAME as RunPod's reference to its secret
+    `name`, `{{ RUNPOD_SECRET_name }}`, which RunPod fills in as the pod starts. The reference is
+    no secret: it is sent, and shown, as it is; the value stays in RunPod."""
+    references: dict[str, str] = {}
+    for pair in pairs:
+        match = SECRET_ENV.fullmatch(pair.strip())
+        if match is None:
+            raise PodError(
+                f"--secret-env {pair!r}: give NAME=RUNPOD_SECRET_name, naming a secret of your RunPod account"
+            )
+        name = match["name"]
+        if name.startswith(("LORA_SWEEP_", "RUNPOD_")) or name in references:
+            why = "given twice" if name in references else "set by lora-sweep or RunPod itself"
+            raise PodError(f"--secret-env {name}: {why}")
+        references[name] = "{{ RUNPOD_SECRET_" + match["secret"] + " }}"
+    return references
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,8 @@ class PodPlan:
     torch_index: str = DEFAULT_TORCH_INDEX
     container_disk_gb: int = 50
     cloud_type: str = "ALL"
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+    """Pod environment taken from RunPod secrets: NAME -> `{{ RUNPOD_SECRET_name }}`."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +165,7 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         "LORA_SWEEP_WORKDIR": WORKDIR,
         "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
         **secrets.pod_env(),
+        **plan.secret_env,
     }
     if plan.network_volume:
         # Model weights downloaded once per volume, not once per pod.

@@ -40,7 +40,7 @@ class RunPod:
         try:
             import runpod
         except ImportError:
-            raise RunPodError("the RunPod SDK is not installed: pip install 'lora-sweep[runpod]'") from None
+            raise RunPodError("the RunPod SDK is not installed: pip install 'runpod>=1.12,<2'") from None
         # The SDK reads its key from a module global (some of its calls take no key argument).
         runpod.api_key = secrets.runpod_api_key
         self.sdk: ModuleType = runpod
