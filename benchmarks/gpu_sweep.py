@@ -42,14 +42,8 @@ sys.path.insert(0, str(REPO))
 from agent.trial.config import SAMSUM_SHAPED_DATASET, TINY_MODEL, TrialConfig  # noqa: E402
 from agent.trial.data import build_collator, load_dialogues, tokenize_train  # noqa: E402
 from agent.trial.evaluation import Evaluator  # noqa: E402
-from agent.trial.model import (  # noqa: E402
-    add_lora,
-    device_training_arguments,
-    load_base_model,
-    load_tokenizer,
-    resolve_model_path,
-)
-from agent.trial.train import build_training_arguments  # noqa: E402
+from agent.trial.model import add_lora, load_base_model, load_tokenizer, resolve_model_path  # noqa: E402
+from agent.trial.program import build_training_arguments  # noqa: E402
 
 # Llama-3.2-1B's published config.json, less what only pretrained weights need.
 LLAMA_3_2_1B = dict(
@@ -222,8 +216,7 @@ def measure_training(base: Path, row: TrainRow, cli: argparse.Namespace, work: P
     rows = samsum_shaped()["train"].select(range(total_steps * cli.batch_size * 2))
     train_set = tokenize_train(rows, tokenizer, config.data)
     model = add_lora(load_base_model(config.model), config.lora)
-    args = build_training_arguments(config, work / "train", "bench")
-    args = dataclasses.replace(args, disable_tqdm=True, **device_training_arguments(config.device, CUDA))
+    args = dataclasses.replace(build_training_arguments(config, work / "train", "bench"), disable_tqdm=True)
     collator = build_collator(config.device.padding_free, tokenizer.pad_token_id)
     marks: list[tuple[float, int]] = []
 

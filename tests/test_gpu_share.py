@@ -97,3 +97,37 @@ def test_the_failed_allocation_is_read_from_pytorchs_message():
     assert requested_bytes(OOM) == 6 * GIB
     assert requested_bytes("Tried to allocate 512.00 MiB.") == 512 * 2**20
     assert requested_bytes("something else") == 0
+
+
+def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_failed_attempt(
+    tmp_path, monkeypatch, capsys
+):
+    """The real program, W&B offline, under LORA_SWEEP_GPU_SHARE=1/4. Two stand-ins, both for CUDA: the
+    memory seam, and fine-tuning raising the allocator's own error as a capped GPU would."""
+    import signal
+
+    from agent.trial import program
+    from agent.trial.checkpoint import read_attempts
+
+    cuda = StandInCuda(total_gib=80, peak_gib=18)
+    monkeypatch.setattr(program, "CudaMemory", lambda: cuda)
+
+    def out_of_memory(*_):
+        raise torch.OutOfMemoryError(OOM)
+
+    monkeypatch.setattr(program, "fine_tune", out_of_memory)
+    monkeypatch.setenv("LORA_SWEEP_GPU_SHARE", "1/4")
+    monkeypatch.chdir(tmp_path)
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert program.main(["--max_attempts=3"]) == 1
+    finally:  # the program installs its own handlers: give pytest back its own
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert cuda.caps == [0.25]
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith("error: out of GPU memory within this trial's share 1/4"), err
+    (attempts_file,) = (tmp_path / "outputs").glob("*/checkpoints/attempts.json")
+    (attempt,) = read_attempts(attempts_file.parent)
+    assert attempt["outcome"] == "failed" and attempt["reason"].startswith("GpuShareExceeded: out of GPU memory")
