@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-quick lint format docs demo bench clean
+.PHONY: install test test-quick lint format docs demo bench bench-gpu clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,10 @@ bench: install
 	$(BIN)/python benchmarks/rouge_aggregate.py
 	$(BIN)/python benchmarks/training_padding.py
 	$(BIN)/python benchmarks/agent_overhead.py
+
+# One prepared run on a CUDA machine, about 8 minutes (docs/performance.md); tests run its --dry-run.
+bench-gpu: install
+	$(BIN)/python benchmarks/gpu_sweep.py
 
 clean:
 	rm -rf $(VENV) outputs wandb .lora-sweep

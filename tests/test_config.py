@@ -24,6 +24,11 @@ def test_flag_strings_are_parsed_to_their_types():
     )
 
 
+@pytest.mark.parametrize("given, expected", [("true", True), ("False", False), (True, True), (False, False)])
+def test_switches_take_true_or_false_from_flags_and_yaml(given, expected):
+    assert TrialConfig.from_params({"padding_free": given}).device.padding_free is expected
+
+
 def test_params_round_trip():
     config = TrialConfig.from_params({"lora_r": 32, "target_modules": "qkvo", "warmup_ratio": 0.1})
     assert TrialConfig.from_params(config.to_params()) == config
@@ -52,6 +57,8 @@ def test_every_problem_is_reported_at_once():
         ({"lora_dropout": 1.0}, "lora_dropout=1.0: must be in [0, 1)"),
         ({"max_steps": 0}, "max_steps=0: give a positive step count, or -1 to train by epochs"),
         ({"bf16": "maybe"}, "bf16='maybe': use auto, true or false"),
+        ({"padding_free": 1}, "padding_free=1 is not true or false; for example padding_free=true"),
+        ({"torch_compile": "yes"}, "torch_compile='yes' is not true or false; for example torch_compile=false"),
         ({"target_modules": "q_proj,"}, "target_modules='q_proj,': use qv, qkv, qkvo, all-linear, or a comma list"),
     ],
 )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.trial.config import SYNTHETIC_DATASET, ConfigError, DataArgs
+from agent.trial.config import SAMSUM_SHAPED_DATASET, SYNTHETIC_DATASET, ConfigError, DataArgs
 from agent.trial.data import LABEL_PAD, PaddingCollator, build_prompt, encode_example, load_dialogues
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -42,6 +42,21 @@ def test_synthetic_set_is_deterministic_and_sized():
     first, second = load_dialogues(SYNTHETIC_DATASET), load_dialogues(SYNTHETIC_DATASET)
     assert (len(first["train"]), len(first["validation"])) == (2000, 200)
     assert first["validation"][:5] == second["validation"][:5]
+
+
+def test_the_samsum_shaped_set_has_samsums_sizes_utterance_groups_and_speakers():
+    from agent.trial.synthetic import samsum_shaped_dialogues
+
+    first, second = load_dialogues(SAMSUM_SHAPED_DATASET), samsum_shaped_dialogues()
+    assert (len(first["train"]), len(first["validation"])) == (14732, 818)  # SAMSum's train and validation
+    assert first["validation"][:5] == second["validation"][:5]
+    dialogues = first["train"]["dialogue"]
+    utterances = [len(d.splitlines()) for d in dialogues]
+    assert (min(utterances), max(utterances)) == (3, 30)
+    for low, high in ((3, 6), (7, 12), (13, 18), (19, 30)):  # uniform over the four published groups
+        assert sum(low <= n <= high for n in utterances) / len(utterances) == pytest.approx(0.25, abs=0.02)
+    two = sum(len({line.split(":")[0] for line in d.splitlines()}) == 2 for d in dialogues) / len(dialogues)
+    assert 0.75 <= two <= 0.85  # 75% are drawn between two people; a few larger groups leave some silent
 
 
 @pytest.mark.parametrize(

@@ -22,3 +22,15 @@ def test_batched_generation_equals_one_at_a_time(tiny_model_dir, tiny_tokenizer)
     single = [generate(model, tiny_tokenizer, [p], max_new_tokens=16, batch_size=1)[0] for p in prompts]
     assert batched == single
     assert all(batched) and len(set(batched)) > 1  # real, varied text, not empty strings
+
+
+def test_a_static_cache_predicts_what_the_dynamic_one_does_on_the_trials_model(tiny_model_dir, tiny_tokenizer):
+    from agent.trial.config import TINY_MODEL, TrialConfig
+    from agent.trial.model import load_base_model
+
+    model = load_base_model(TrialConfig.from_params({"model_name_or_path": TINY_MODEL}).model)  # no cache in training
+    dialogues = load_dialogues(SYNTHETIC_DATASET)["validation"]["dialogue"][:6]
+    prompts = [tiny_tokenizer(d, add_special_tokens=False)["input_ids"][: 6 + 3 * i] for i, d in enumerate(dialogues)]
+    dynamic = generate(model, tiny_tokenizer, prompts, max_new_tokens=12, batch_size=3)
+    static = generate(model, tiny_tokenizer, prompts, max_new_tokens=12, batch_size=3, cache_implementation="static")
+    assert static == dynamic and all(dynamic)

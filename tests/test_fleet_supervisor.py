@@ -221,6 +221,29 @@ def test_a_local_sweep_gets_one_real_local_agent_per_gpu_sharing_its_grid(tmp_pa
     assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok, gpu 1 ok: ok"
 
 
+@pytest.mark.e2e
+def test_two_agents_per_gpu_share_a_local_grid_each_point_once_each_run_told_its_share(tmp_path):
+    store_path, log = tmp_path / "sweeps.db", tmp_path / "ran.jsonl"
+    sweep_id = create_sweep(store_path, record_args_sweep(log, list(range(8)), sleep=0.5))
+    done = run_supervisor(
+        tmp_path, sweep_id, "--store", str(store_path), "--gpus", "0,1", "--agents-per-gpu", "2", "--stagger", "0.2"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(logged_points(log)) == list(range(8))  # every point once, none twice
+    assert {run.state for run in runs_of(store_path, sweep_id)} == {"finished"}
+    runs = [json.loads(line) for line in log.read_text().splitlines() if '"done"' in line]
+    assert {run["gpu"]["LORA_SWEEP_GPU_SHARE"] for run in runs} == {"1/2"}
+    assert {run["gpu"]["CUDA_VISIBLE_DEVICES"] for run in runs} <= {"0", "1"}
+    names = ["0-0", "1-0", "0-1", "1-1"]  # gpu 0.1 logs to gpu-0-1.log: the shared file-name rule has no dots
+    assert sorted(path.name for path in (tmp_path / "logs").glob("gpu-*.log")) == sorted(f"gpu-{n}.log" for n in names)
+    assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0.0 ok, gpu 1.0 ok, gpu 0.1 ok, gpu 1.1 ok: ok"
+
+
+def test_agents_per_gpu_without_gpus_is_one_line(tmp_path):
+    assert_one_line(refused(tmp_path, SWEEP, "--agents-per-gpu", "2"), "Error: --agents-per-gpu needs --gpus")
+
+
 def test_an_unknown_local_sweep_is_one_line_before_any_agent_starts(tmp_path):
     store_path = tmp_path / "sweeps.db"
     create_sweep(store_path, {"method": "grid", "program": "x.py", "parameters": {"a": {"values": [1]}}})

@@ -150,3 +150,15 @@ def test_a_run_resumed_in_its_second_epoch_trains_on_the_batches_the_uninterrupt
     for name, p in relaunch.model.named_parameters():
         if p.requires_grad:
             assert torch.equal(p, trained[name]), f"{name} differs from the uninterrupted run's"
+
+
+def test_compile_and_liger_reach_training_arguments_and_liger_never_fuses_lm_head(tmp_path):
+    from agent.trial.config import ConfigError
+    from agent.trial.model import LIGER_UNDER_LORA, device_training_arguments
+
+    args = build_training_arguments(TrialConfig.from_params({"torch_compile": True}), tmp_path, "compiled")
+    assert args.torch_compile and not args.use_liger_kernel
+    assert not build_training_arguments(TrialConfig.from_params({}), tmp_path, "default").torch_compile
+    assert LIGER_UNDER_LORA.get("fused_linear_cross_entropy", False) is False
+    with pytest.raises(ConfigError, match="^use_liger_kernel=true needs a CUDA GPU"):
+        device_training_arguments(TrialConfig.from_params({"use_liger_kernel": True}).device, cuda=False)

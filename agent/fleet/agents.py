@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.errors import UserError
 from agent.fleet.supervisor import AgentChild
 from agent.records import safe_name
+from agent.trial.gpu_share import SHARE_ENV
 
 
 class AgentOptionError(UserError):
@@ -55,18 +56,27 @@ def local_agent_argv(python: str, sweep_id: str, store_path: Path, agent_flags: 
 
 
 def children_per_gpu(
-    argv: tuple[str, ...], gpus: tuple[str, ...], base_env: Mapping[str, str], log_dir: Path
+    argv: tuple[str, ...], gpus: tuple[str, ...], base_env: Mapping[str, str], log_dir: Path, agents_per_gpu: int = 1
 ) -> list[AgentChild]:
-    """One child per GPU, each seeing only its own GPU."""
+    """`agents_per_gpu` children per GPU, each seeing only its own GPU.
+
+    Several on one GPU are labelled `gpu 0.0`, `gpu 0.1`, ... and each learns its memory share
+    (LORA_SWEEP_GPU_SHARE=1/N). They are ordered slot by slot, so the stagger starts one agent on
+    every GPU before a second on any.
+    """
     env = {**base_env, "PYTHONUNBUFFERED": "1"}
+    if agents_per_gpu > 1:
+        env[SHARE_ENV] = f"1/{agents_per_gpu}"
     return [
         AgentChild(
-            label=f"gpu {gpu}",
+            label=f"gpu {name}",
             argv=argv,
             env={**env, "CUDA_VISIBLE_DEVICES": gpu},
-            log_path=log_dir / f"gpu-{safe_name(gpu)}.log",
+            log_path=log_dir / f"gpu-{safe_name(name)}.log",
         )
+        for slot in range(agents_per_gpu)
         for gpu in gpus
+        for name in [gpu if agents_per_gpu == 1 else f"{gpu}.{slot}"]
     ]
 
 

@@ -33,9 +33,18 @@ def echo_err(line: str) -> None:
     help="One supervised agent per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES). `all`: every visible GPU.",
 )
 @click.option(
+    "--agents-per-gpu",
+    envvar="LORA_SWEEP_AGENTS_PER_GPU",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --gpus: agents on each GPU, each trial capped at 1/N of its memory (docs/gpu.md).",
+)
+@click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Supervised agents: a log file per GPU here  [default: .lora-sweep/logs/<sweep>]",
+    help="Supervised agents: a log file per agent here  [default: .lora-sweep/logs/<sweep>]",
 )
 @click.option(
     "--stagger",
@@ -76,6 +85,7 @@ def agent_command(ctx: click.Context, sweep_id: str, store_path, gpus, log_dir, 
       lora-sweep agent 3k9x2abc --count 4            # one local agent, in this process
       lora-sweep agent 3k9x2abc --gpus 0,1           # one local agent per GPU
       lora-sweep agent me/lora/8f3k2x1q --gpus all   # `wandb agent` per visible GPU
+      lora-sweep agent 3k9x2abc --gpus all --agents-per-gpu 4   # four agents per GPU
 
     Without --gpus a local sweep runs its runs one after another, as `wandb agent` would; start
     several agents to run in parallel, they share the store. Ctrl-C stops the current run and
@@ -84,10 +94,12 @@ def agent_command(ctx: click.Context, sweep_id: str, store_path, gpus, log_dir, 
 
     With --gpus, and always for a W&B sweep, agents run supervised: for a W&B sweep the real
     `wandb agent` with signal forwarding, for a local one the local agent; one per GPU with
-    --gpus. A crashed agent is restarted, SIGINT and SIGTERM reach every agent, --count applies
-    to each agent. See docs/gpu.md.
+    --gpus, N per GPU with --agents-per-gpu N. A crashed agent is restarted, SIGINT and SIGTERM
+    reach every agent, --count applies to each agent. See docs/gpu.md.
     """
     options = agent_options_from(ctx.params)
+    if ctx.params["agents_per_gpu"] > 1 and gpus is None:
+        raise click.ClickException("--agents-per-gpu needs --gpus: say which GPUs the agents share, such as --gpus all")
     if gpus is not None or is_wandb_path(sweep_id):
         supervise_agents(ctx, sweep_id, store_path, gpus, log_dir)
     else:
@@ -138,7 +150,8 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
         store.sweep_record(sweep_id)  # an unknown id is one line here, not one per agent
         argv = local_agent_argv(sys.executable, sweep_id, Path(store.path).resolve(), agent_flags(ctx))
     log_dir = log_dir or default_log_dir(sweep_id)
-    children = children_per_gpu(argv, gpus, env, log_dir) if gpus else single_child(argv, env, log_dir)
+    per_gpu = ctx.params["agents_per_gpu"]
+    children = children_per_gpu(argv, gpus, env, log_dir, per_gpu) if gpus else single_child(argv, env, log_dir)
     options = SupervisorOptions(
         stagger_s=ctx.params["stagger_s"], max_restarts=ctx.params["max_restarts"], backoff_s=ctx.params["backoff_s"]
     )

@@ -22,6 +22,8 @@ from agent.errors import UserError
 
 TINY_MODEL = "builtin:tiny-llama"
 SYNTHETIC_DATASET = "builtin:synthetic"
+SAMSUM_SHAPED_DATASET = "builtin:synthetic-samsum"
+"""Synthetic dialogues with SAMSum's published shape (utterance counts, speakers, split sizes): for measuring."""
 
 # Sweep-friendly names for LoRA target modules: short axis labels in parallel coordinates.
 TARGET_MODULE_ALIASES: dict[str, list[str] | str] = {
@@ -68,7 +70,7 @@ class DataArgs:
     dataset: str = param(
         "knkarthick/samsum",
         "Hub dataset id (SAMSum mirror), a local JSON/JSONL/CSV/parquet file or directory with "
-        f"dialogue/summary columns, or {SYNTHETIC_DATASET}",
+        f"dialogue/summary columns, {SYNTHETIC_DATASET}, or {SAMSUM_SHAPED_DATASET} (SAMSum's lengths, for measuring)",
     )
     max_source_length: int = param(512, "dialogue tokens kept in the prompt (longer dialogues are cut)")
     max_target_length: int = param(128, "summary tokens trained on, end-of-turn included")
@@ -173,7 +175,27 @@ class PreemptArgs:
         return out
 
 
-SECTIONS = (ModelArgs, DataArgs, LoraArgs, TrainArgs, EvalArgs, PreemptArgs)
+@dataclass(frozen=True)
+class DeviceArgs:
+    """How a trial uses its device: speed and memory. Within float tolerance, never what it learns."""
+
+    padding_free: bool = param(
+        True,
+        "pack each batch's examples into one row with position ids that restart per example, instead of "
+        "padding them; the same examples per step, no attention across them (docs/performance.md)",
+    )
+    torch_compile: bool = param(False, "compile the model with torch.compile (transformers' torch_compile)")
+    use_liger_kernel: bool = param(
+        False,
+        "Liger's Triton kernels for RMSNorm, RoPE and SwiGLU (CUDA only; pip install 'lora-sweep[liger]'); "
+        "never its fused lm_head loss, which would bypass a LoRA adapter there",
+    )
+
+    def problems(self) -> list[str]:
+        return []
+
+
+SECTIONS = (ModelArgs, DataArgs, LoraArgs, TrainArgs, EvalArgs, PreemptArgs, DeviceArgs)
 
 
 @dataclass(frozen=True)
@@ -184,6 +206,7 @@ class TrialConfig:
     train: TrainArgs = TrainArgs()
     eval: EvalArgs = EvalArgs()
     preempt: PreemptArgs = PreemptArgs()
+    device: DeviceArgs = DeviceArgs()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrialConfig:
@@ -217,7 +240,7 @@ class TrialConfig:
         return {k: v for section in self.sections() for k, v in dataclasses.asdict(section).items()}
 
     def sections(self) -> tuple:
-        return (self.model, self.data, self.lora, self.train, self.eval, self.preempt)
+        return (self.model, self.data, self.lora, self.train, self.eval, self.preempt, self.device)
 
     def training_params(self) -> dict[str, Any]:
         """The parameters a checkpoint depends on: all but where things are kept and how stops are handled,
@@ -231,8 +254,9 @@ PARAMETERS: dict[str, dataclasses.Field] = {f.name: f for section in SECTIONS fo
 PARAMETER_TYPES: dict[str, type] = {
     name: kind for section in SECTIONS for name, kind in typing.get_type_hints(section).items()
 }
-"""Each parameter's Python type (int, float or str), resolved from the dataclass annotations."""
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string"}
+"""Each parameter's Python type (int, float, str or bool), resolved from the dataclass annotations."""
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_BOOL_WORDS = {"true": True, "false": False}
 
 
 def load_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]:
@@ -264,7 +288,15 @@ def unknown_parameter(name: str) -> str:
 def coerce(name: str, value: Any) -> Any:
     """Accept a value of the parameter's type, or its string form (command-line flags are strings)."""
     want = PARAMETER_TYPES[name]
-    bad = ConfigError(f"{name}={value!r} is not {_TYPE_WORDS[want]}; for example {name}={PARAMETERS[name].default}")
+    default = PARAMETERS[name].default
+    example = str(default).lower() if want is bool else default
+    bad = ConfigError(f"{name}={value!r} is not {_TYPE_WORDS[want]}; for example {name}={example}")
+    if want is bool:  # a YAML true/false, or its string form; never 0/1, which a typo could hide behind
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
+        raise bad
     if isinstance(value, str) and want is not str:
         return _parse(value, want, bad)
     if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):

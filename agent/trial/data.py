@@ -1,5 +1,5 @@
-"""Dialogue-summary data: load it (Hub, local files, or the synthetic set), turn it into prompts and
-training features, and pad batches dynamically.
+"""Dialogue-summary data: load it (Hub, local files, or the synthetic sets), turn it into prompts and
+training features, and batch them: padded to each batch's longest, or packed without padding.
 
 Every split has two string columns, `dialogue` and `summary`. Training features mask the prompt
 with -100 so the loss is on summary tokens alone.
@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from agent.trial.config import SYNTHETIC_DATASET, ConfigError, DataArgs
+from agent.trial.config import SAMSUM_SHAPED_DATASET, SYNTHETIC_DATASET, ConfigError, DataArgs
 
 INSTRUCTION = "Summarize this dialogue:"
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -30,6 +30,10 @@ def load_dialogues(dataset: str) -> DatasetDict:
         from agent.trial.synthetic import synthetic_dialogues
 
         splits = synthetic_dialogues()
+    elif dataset == SAMSUM_SHAPED_DATASET:
+        from agent.trial.synthetic import samsum_shaped_dialogues
+
+        splits = samsum_shaped_dialogues()
     elif Path(dataset).exists():
         splits = _load_local(Path(dataset))
     elif dataset.startswith((".", "/", "~")) or Path(dataset).suffix in LOCAL_FORMATS:
@@ -231,3 +235,40 @@ class PaddingCollator:
     @property
     def real_token_share(self) -> float:
         return self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+@dataclass
+class PackingCollator:
+    """Concatenates each batch's examples into one row, without padding: transformers'
+    `DataCollatorWithFlattening`, counting tokens as `PaddingCollator` does (every token is real).
+
+    Position ids restart at 0 with each example; from them transformers' SDPA and eager attention
+    build a mask that keeps examples apart, and flash-attention its per-example lengths. Labels keep
+    their -100 prompt mask, and each example's first label is -100, so no token is trained to
+    predict the next example's first token. The model must run without a KV cache in training
+    (`model.load_base_model` sees to it): given one, SDPA and eager ignore the position ids and let
+    every token attend across examples.
+    """
+
+    real_tokens: int = 0
+    padded_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        from transformers import DataCollatorWithFlattening
+
+        self.flatten = DataCollatorWithFlattening(return_tensors="pt")
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        tokens = sum(len(f["input_ids"]) for f in features)
+        self.real_tokens += tokens
+        self.padded_tokens += tokens
+        return self.flatten([{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features])
+
+    @property
+    def real_token_share(self) -> float:
+        return 1.0 if self.padded_tokens else 0.0
+
+
+def build_collator(padding_free: bool, pad_token_id: int) -> PaddingCollator | PackingCollator:
+    """The training collator: packed (padding_free) or padded to each batch's longest example."""
+    return PackingCollator() if padding_free else PaddingCollator(pad_token_id=pad_token_id)

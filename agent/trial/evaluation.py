@@ -38,9 +38,18 @@ def left_pad(sequences: Sequence[list[int]], pad_id: int) -> dict[str, torch.Ten
 
 @torch.inference_mode()
 def generate(
-    model: Any, tokenizer: Any, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    cache_implementation: str | None = None,
 ) -> list[str]:
-    """Greedy summaries for tokenized prompts, in the prompts' order."""
+    """Greedy summaries for tokenized prompts, in the prompts' order.
+
+    `cache_implementation="static"` preallocates the KV cache, and on CUDA lets transformers compile
+    the decoding step; benchmarks/gpu_sweep.py measures it against the default dynamic cache.
+    """
     was_training = model.training
     model.eval()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
@@ -59,6 +68,7 @@ def generate(
             use_cache=True,
             eos_token_id=stops,
             pad_token_id=tokenizer.pad_token_id,
+            **({"cache_implementation": cache_implementation} if cache_implementation else {}),
         )
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         for i, text in zip(chunk, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
@@ -80,16 +90,30 @@ class Evaluator:
     """Scores one fixed set of dialogues; tokenizes them once, up front."""
 
     def __init__(
-        self, tokenizer: Any, dialogues: Sequence[str], references: Sequence[str], data: DataArgs, args: EvalArgs
+        self,
+        tokenizer: Any,
+        dialogues: Sequence[str],
+        references: Sequence[str],
+        data: DataArgs,
+        args: EvalArgs,
+        cache_implementation: str | None = None,
     ):
         self.tokenizer = tokenizer
+        self.cache_implementation = cache_implementation
         self.dialogues = list(dialogues)
         self.references = list(references)
         self.args = args
         self.prompts = [encode_prompt(tokenizer, d, data) for d in self.dialogues]
 
     def __call__(self, model: Any) -> EvalResult:
-        predictions = generate(model, self.tokenizer, self.prompts, self.args.max_new_tokens, self.args.eval_batch_size)
+        predictions = generate(
+            model,
+            self.tokenizer,
+            self.prompts,
+            self.args.max_new_tokens,
+            self.args.eval_batch_size,
+            self.cache_implementation,
+        )
         scores = score_pairs(predictions, self.references)
         metrics = aggregate(scores)
         metrics["gen_len"] = sum(len(p.split()) for p in predictions) / len(predictions)

@@ -7,7 +7,11 @@ from typing import Any
 
 import torch
 
-from agent.trial.config import TINY_MODEL, ConfigError, LoraArgs, ModelArgs
+from agent.trial.config import TINY_MODEL, ConfigError, DeviceArgs, LoraArgs, ModelArgs
+
+LIGER_UNDER_LORA = {"rope": True, "rms_norm": True, "swiglu": True, "cross_entropy": False}
+"""Liger's kernels that leave every Linear module's forward in place. Its fused linear cross-entropy
+is off: it multiplies by lm_head's weight directly, so a LoRA adapter on lm_head would be skipped."""
 
 
 def resolve_model_path(name: str) -> str:
@@ -56,12 +60,16 @@ def load_base_model(args: ModelArgs) -> Any:
 
     path = resolve_model_path(args.model_name_or_path)
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if use_bf16(args) else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if use_bf16(args) else torch.float32)
     except OSError as error:
         raise ConfigError(
             f"cannot load model {args.model_name_or_path!r}: {str(error).splitlines()[0]} "
             "(check the Hub id, your Hub login for gated models, or the local path)"
         ) from None
+    # Training reads no KV cache, and with one SDPA and eager attention build a plain causal mask
+    # that lets packed examples see each other; generation asks for its cache explicitly.
+    model.config.use_cache = False
+    return model
 
 
 def build_lora_config(args: LoraArgs) -> Any:
@@ -116,3 +124,19 @@ def add_lora(model: Any, args: LoraArgs) -> Any:
 
     check_target_modules(model, args)
     return get_peft_model(model, build_lora_config(args))
+
+
+def device_training_arguments(args: DeviceArgs, cuda: bool) -> dict[str, Any]:
+    """`TrainingArguments` keywords for compile and Liger; a Liger request that cannot work is one line."""
+    if args.use_liger_kernel:
+        from transformers.utils import is_liger_kernel_available
+
+        if not cuda:
+            raise ConfigError("use_liger_kernel=true needs a CUDA GPU (Liger's kernels are Triton); set it false")
+        if not is_liger_kernel_available():
+            raise ConfigError("use_liger_kernel=true needs Liger: pip install 'lora-sweep[liger]'")
+    return {
+        "torch_compile": args.torch_compile,
+        "use_liger_kernel": args.use_liger_kernel,
+        "liger_kernel_config": dict(LIGER_UNDER_LORA) if args.use_liger_kernel else None,
+    }

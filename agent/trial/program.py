@@ -25,6 +25,7 @@ import yaml
 
 from agent.records import OBJECTIVE, PREEMPTED_EXIT_CODE, STEP_KEY, RunState
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
+from agent.trial.gpu_share import SHARE_ENV, CudaMemory, GpuShare, cap_memory, parse_share, within_share
 from agent.trial.stopping import Preempted, StopRequest
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
     try:
         config = TrialConfig.from_params(parse_args(argv))  # bad flags fail before any import of torch
         sweep_names = sweep_parameter_names(os.environ.get("WANDB_SWEEP_PARAM_PATH"))
+        share = parse_share(os.environ.get(SHARE_ENV))  # set when agents share this GPU
     except ConfigError as error:
         return report_error(error)
     stop = stop or StopRequest(os.environ).install()
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
         stop.boundary("run")
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
         config = TrialConfig.from_params(trial_params(dict(run.config), sweep_names))
-        exit_code = run_trial(config, run, stop)
+        exit_code = run_trial(config, run, stop, share)
     except ConfigError as error:
         exit_code = report_error(error)
     except Preempted:  # before this launch was counted as an attempt
@@ -138,11 +140,16 @@ def report_error(error: ConfigError) -> int:
     return 1
 
 
-def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
-    """One launch of a run, counted; returns the exit code. A preempted run exits 143, marked preempting."""
+def run_trial(config: TrialConfig, run: Any, stop: StopRequest, share: GpuShare | None = None) -> int:
+    """One launch of a run, counted; returns the exit code. A preempted run exits 143, marked preempting.
+
+    With a GPU share, CUDA memory is capped at it, and outgrowing it fails this attempt in one line.
+    """
     from agent.trial.checkpoint import begin_attempt, end_attempt, run_folder
     from agent.trial.checkpoint_artifact import PullFailed, checkpoint_mirror
 
+    memory = CudaMemory()
+    cap_memory(share, memory)
     folder = run_folder(config.preempt.checkpoint_dir, config.train.output_dir, run.id)
     mirror = checkpoint_mirror(config.preempt.checkpoint_dir, run, stop)
     stop.boundary("pull")
@@ -160,7 +167,8 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
         mirror.wait()
         return give_up(run, attempt, config.preempt.max_attempts)
     try:
-        fine_tune(config, run, stop, folder, attempt, mirror)
+        with within_share(share, memory):
+            fine_tune(config, run, stop, folder, attempt, mirror)
     except Preempted:
         run.mark_preempting()  # W&B requeues a run marked preempting that exits non-zero
         mirror.wait(max(stop.time_left(config.preempt.preempt_grace_s), 0.0))
@@ -256,7 +264,7 @@ def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest, mirr
     from transformers import set_seed
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper, LogTrainingToWandb, RougeCallback
-    from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
+    from agent.trial.data import build_collator, load_dialogues, tokenize_train
     from agent.trial.evaluation import Evaluator
     from agent.trial.model import add_lora, check_model, load_base_model, load_tokenizer
     from agent.trial.trainer import ResumableTrainer
@@ -279,7 +287,7 @@ def prepare(config: TrialConfig, run: Any, folder: Path, stop: StopRequest, mirr
     keeper = BestAdapterKeeper()
     rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop)
     checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s, mirror, config.training_params())
-    collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
+    collator = build_collator(config.device.padding_free, tokenizer.pad_token_id)
     trainer = ResumableTrainer(
         model=model,
         args=training_args,
@@ -378,9 +386,10 @@ def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_n
     The Trainer writes its checkpoints (every `eval_steps`, after that step's evaluation) to the
     run's checkpoint folder; CheckpointKeeper keeps the newest.
     """
+    import torch
     from transformers import TrainingArguments
 
-    from agent.trial.model import use_bf16
+    from agent.trial.model import device_training_arguments, use_bf16
 
     t = config.train
     return TrainingArguments(
@@ -399,13 +408,16 @@ def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_n
         seed=t.seed,
         data_seed=t.seed,
         bf16=use_bf16(config.model),
-        train_sampling_strategy="group_by_length",  # batches of similar length pad little
+        # Batches of similar length pad little. Packed batches keep the same order, so padding_free
+        # changes the speed of a run, not the batches it trains on.
+        train_sampling_strategy="group_by_length",
         remove_unused_columns=False,  # keep `length` for the sampler; the collator picks its keys
         eval_strategy="no",  # ROUGE comes from generation, in RougeCallback
         save_strategy="steps",  # checkpoints to resume from after a preemption
         save_steps=config.eval.eval_steps,
         save_total_limit=None,  # CheckpointKeeper removes older ones once the new one is complete
         report_to=[],  # LogTrainingToWandb logs to the run: WandbCallback would write over the trial config
+        **device_training_arguments(config.device, torch.cuda.is_available()),  # compile, Liger
     )
 
 

@@ -1,7 +1,9 @@
-"""The offline data set: deterministic SAMSum-like dialogues and summaries, built by code.
+"""The offline data sets: deterministic SAMSum-like dialogues and summaries, built by code.
 
 Chatty dialogues whose summaries need the key facts (who, what, where, when) and leave the small
 talk out, so a summary has to be learned rather than copied. No download; the same rows every time.
+`builtin:synthetic` is small and short, for tests and the demo; `builtin:synthetic-samsum` has
+SAMSum's sizes and lengths, so that speed measured on it means something for the real task.
 """
 
 from __future__ import annotations
@@ -84,7 +86,19 @@ def synthetic_dialogues() -> DatasetDict:
 
 def _dialogue(rng: random.Random) -> dict[str, str]:
     a, b = rng.sample(NAMES, 2)
-    kind = rng.randrange(4)
+    lines, summary = _scene(rng, a, b, rng.randrange(4))
+    if rng.random() < 0.5:  # small talk that a good summary leaves out
+        opener, reply = rng.choice(SMALL_TALK)
+        lines = [(a, opener), (b, reply)] + lines
+    return {"dialogue": _text(lines), "summary": summary}
+
+
+def _text(lines: list[tuple[str, str]]) -> str:
+    return "\n".join(f"{who}: {text}" for who, text in lines)
+
+
+def _scene(rng: random.Random, a: str, b: str, kind: int) -> tuple[list[tuple[str, str]], str]:
+    """Four lines between `a` and `b` that carry one fact, and the sentence that summarizes it."""
     if kind == 0:
         activity = rng.choice(list(ACTIVITIES))
         place, day, time = ACTIVITIES[activity], rng.choice(DAYS), rng.choice(TIMES)
@@ -94,8 +108,8 @@ def _dialogue(rng: random.Random) -> dict[str, str]:
             (a, f"Let's {activity} at the {place}. Is {time} okay?"),
             (b, "Perfect, see you there."),
         ]
-        summary = f"{a} and {b} will {activity} at the {place} on {day} at {time}."
-    elif kind == 1:
+        return lines, f"{a} and {b} will {activity} at the {place} on {day} at {time}."
+    if kind == 1:
         event, item, day = rng.choice(EVENTS), rng.choice(ITEMS), rng.choice(DAYS)
         lines = [
             (a, f"Are you coming to my {event} on {day}?"),
@@ -103,8 +117,8 @@ def _dialogue(rng: random.Random) -> dict[str, str]:
             (a, f"Could you bring {item}?"),
             (b, f"Sure, I will bring {item}."),
         ]
-        summary = f"{b} will bring {item} to {a}'s {event} on {day}."
-    elif kind == 2:
+        return lines, f"{b} will bring {item} to {a}'s {event} on {day}."
+    if kind == 2:
         activity = rng.choice(list(ACTIVITIES))
         place, day, later, reason = ACTIVITIES[activity], *rng.sample(DAYS, 2), rng.choice(REASONS)
         lines = [
@@ -113,17 +127,72 @@ def _dialogue(rng: random.Random) -> dict[str, str]:
             (a, f"{reason.capitalize()}. Can we go on {later} instead?"),
             (b, f"No problem, {later} works for me."),
         ]
-        summary = f"{a} can't go to the {place} on {day}. {a} and {b} will go on {later} instead."
-    else:
-        thing, room = rng.choice(OBJECTS), rng.choice(ROOMS)
-        lines = [
-            (a, f"Have you seen my {thing}?"),
-            (b, f"I think you left your {thing} in the {room}."),
-            (a, "Thanks, I will check there."),
-            (b, "Let me know if you find it."),
-        ]
-        summary = f"{a} is looking for the {thing}. {b} thinks it is in the {room}."
-    if rng.random() < 0.5:  # small talk that a good summary leaves out
-        opener, reply = rng.choice(SMALL_TALK)
-        lines = [(a, opener), (b, reply)] + lines
-    return {"dialogue": "\n".join(f"{who}: {text}" for who, text in lines), "summary": summary}
+        return lines, f"{a} can't go to the {place} on {day}. {a} and {b} will go on {later} instead."
+    thing, room = rng.choice(OBJECTS), rng.choice(ROOMS)
+    lines = [
+        (a, f"Have you seen my {thing}?"),
+        (b, f"I think you left your {thing} in the {room}."),
+        (a, "Thanks, I will check there."),
+        (b, "Let me know if you find it."),
+    ]
+    return lines, f"{a} is looking for the {thing}. {b} thinks it is in the {room}."
+
+
+# SAMSum-shaped: the published shape of the SAMSum corpus (Gliwa et al. 2019, arXiv:1911.12237, and
+# its dataset card): 14,732 training and 818 validation dialogues; conversations spread uniformly
+# over four groups by utterance count, 3-6, 7-12, 13-18 and 19-30; about 75% between two people, the
+# rest among three or more. docs/performance.md says what is and is not matched.
+SAMSUM_SPLIT_SIZES = {"train": 14732, "validation": 818}
+UTTERANCE_GROUPS = ((3, 6), (7, 12), (13, 18), (19, 30))
+TWO_PERSON_SHARE = 0.75
+UTTERANCES_PER_FACT = 10  # one fact for up to 10 utterances, two up to 20, three beyond
+CHATTER = [
+    "haha",
+    "ok",
+    "Sure :)",
+    "How are you?",
+    "Fine, thanks. And you?",
+    "Did you see the game yesterday?",
+    "Yes, what a match!",
+    "I'm so tired today, work was crazy.",
+    "Same here, I can't wait for the weekend.",
+    "Did you hear that Mike got a new job?",
+    "No way! Good for him.",
+    "The weather is terrible again.",
+    "I know, it has been raining all week and my umbrella broke.",
+    "lol",
+    "By the way, thanks for the photos you sent me yesterday, they look great.",
+    "No problem!",
+    "What are you up to?",
+    "Just watching a series, nothing special.",
+]
+
+
+def samsum_shaped_dialogues() -> DatasetDict:
+    """Deterministic dialogues with SAMSum's split sizes, utterance counts and speaker counts.
+
+    Each carries one to three facts (the scenes of the small set), as many summary sentences, and
+    chatter that a summary leaves out, interleaved to reach its drawn number of utterances.
+    """
+    rng = random.Random(2019)
+    rows = [_samsum_shaped(rng) for _ in range(sum(SAMSUM_SPLIT_SIZES.values()))]
+    n_train = SAMSUM_SPLIT_SIZES["train"]
+    return DatasetDict(train=Dataset.from_list(rows[:n_train]), validation=Dataset.from_list(rows[n_train:]))
+
+
+def _samsum_shaped(rng: random.Random) -> dict[str, str]:
+    low, high = rng.choice(UTTERANCE_GROUPS)
+    utterances = rng.randint(low, high)
+    speakers = rng.sample(NAMES, 2 if rng.random() < TWO_PERSON_SHARE else rng.randint(3, 5))
+    scenes, facts = [], []
+    for _ in range(1 + (utterances - 1) // UTTERANCES_PER_FACT):
+        lines, fact = _scene(rng, *rng.sample(speakers, 2), rng.randrange(4))
+        scenes.append(lines[: min(4, utterances)])  # a 3-line dialogue drops the closing line; the fact stays
+        facts.append(fact)
+    chatter = [(rng.choice(speakers), rng.choice(CHATTER)) for _ in range(utterances - sum(map(len, scenes)))]
+    lines = []
+    for scene in scenes:  # chatter before, between and after the scenes, never inside one
+        cut = rng.randint(0, len(chatter))
+        lines += chatter[:cut] + scene
+        chatter = chatter[cut:]
+    return {"dialogue": _text(lines + chatter), "summary": " ".join(facts)}

@@ -16,7 +16,9 @@ run_id = os.environ["WANDB_RUN_ID"]
 
 def append(event):
     fd = os.open(args["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(fd, (json.dumps({"run_id": run_id, "event": event, "args": args}) + "\n").encode())
+    # The GPU and its share the agent gave this run, for the tests of agents sharing a GPU.
+    gpu = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "LORA_SWEEP_GPU_SHARE")}
+    os.write(fd, (json.dumps({"run_id": run_id, "event": event, "args": args, "gpu": gpu}) + "\n").encode())
     os.close(fd)
 
 
