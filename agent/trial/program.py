@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agent.records import OBJECTIVE, PREEMPTED_EXIT_CODE, STEP_KEY, RunState
+from agent.records import (
+    COST_KEY,
+    GPU_HOURLY_USD_ENV,
+    OBJECTIVE,
+    PEAK_MEMORY_KEY,
+    PREEMPTED_EXIT_CODE,
+    STEP_KEY,
+    RunState,
+)
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
 from agent.trial.stopping import Preempted, StopRequest
 
@@ -74,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = TrialConfig.from_params(parse_args(argv))  # bad flags fail before any import of torch
         sweep_names = sweep_parameter_names(os.environ.get("WANDB_SWEEP_PARAM_PATH"))
+        hourly_usd = gpu_hourly_usd(os.environ.get(GPU_HOURLY_USD_ENV))
     except ConfigError as error:
         return report_error(error)
 
@@ -85,19 +94,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
     stop = StopRequest(os.environ).install()  # before wandb.init: a preemption can come at any time
     run = wandb.init(config=config.to_params())
+    cost = GpuCost.begin(run, hourly_usd)
     try:
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
         config = TrialConfig.from_params(trial_params(dict(run.config), sweep_names))
         exit_code = run_trial(config, run, stop)
     except ConfigError as error:
+        cost.record(run)
         run.finish(exit_code=1)
         return report_error(error)
     except BaseException:
         traceback.print_exc()
+        cost.record(run)
         run.finish(exit_code=1)
         return 1
+    cost.record(run)
     run.finish(exit_code=exit_code)
     return exit_code
+
+
+def gpu_hourly_usd(value: str | None) -> float | None:
+    """The price of this run's GPU-hour (LORA_SWEEP_GPU_HOURLY_USD), or None when not given."""
+    if value is None or not value.strip():
+        return None
+    try:
+        price = float(value)
+    except ValueError:
+        price = -1.0
+    if not price >= 0:  # also NaN
+        raise ConfigError([f"{GPU_HOURLY_USD_ENV}={value!r}: give the price of a GPU-hour in US dollars, like 2.49"])
+    return price
+
+
+@dataclass(frozen=True)
+class GpuCost:
+    """What the run's GPU time costs: `cost/usd` in its summary, when the price of a GPU-hour is known."""
+
+    hourly_usd: float | None
+    started: float
+    """time.monotonic() at wandb.init: the run's runtime, as W&B counts it, starts there."""
+    earlier_usd: float = 0.0
+    """What earlier attempts of a resumed run cost (their summary's cost/usd, when W&B kept it)."""
+
+    @classmethod
+    def begin(cls, run: Any, hourly_usd: float | None) -> GpuCost:
+        earlier = run.summary.get(COST_KEY) if hourly_usd is not None else None
+        earlier_usd = float(earlier) if isinstance(earlier, (int, float)) else 0.0
+        return cls(hourly_usd, time.monotonic(), earlier_usd)
+
+    def record(self, run: Any) -> None:
+        if self.hourly_usd is not None:
+            hours = (time.monotonic() - self.started) / 3600
+            run.summary[COST_KEY] = self.earlier_usd + hours * self.hourly_usd
 
 
 def sweep_parameter_names(path: str | None) -> set[str]:
@@ -299,7 +347,7 @@ def finish(trial: Trial, run: Any, config: TrialConfig, train_s: float) -> None:
     if torch.cuda.is_available():
         run.summary.update(
             {
-                "gpu/peak_allocated_gb": torch.cuda.max_memory_allocated() / 2**30,
+                PEAK_MEMORY_KEY: torch.cuda.max_memory_allocated() / 2**30,
                 "gpu/peak_reserved_gb": torch.cuda.max_memory_reserved() / 2**30,
             }
         )
@@ -312,8 +360,11 @@ def finish(trial: Trial, run: Any, config: TrialConfig, train_s: float) -> None:
 def define_metrics(run: Any) -> None:
     run.define_metric(STEP_KEY)
     run.define_metric("eval/*", step_metric=STEP_KEY)
-    # W&B's Bayesian search scores a run by its best value, the dashboard reads the summary: make them agree.
-    run.define_metric(OBJECTIVE, step_metric=STEP_KEY, summary="max")
+    # W&B's Bayesian search scores a run by the best of its history and summary, hyperband reads the
+    # history, the dashboard reads the summary: the summary holds the best so far, as a plain number,
+    # written by RougeCallback after each evaluation. W&B keeps no summary of its own for it ("none"),
+    # which would be {"max": x} between two writes.
+    run.define_metric(OBJECTIVE, step_metric=STEP_KEY, summary="none")
 
 
 def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_name: str) -> Any:
