@@ -81,10 +81,8 @@ def test_the_cost_figure_plots_each_finished_run_and_marks_the_winner_and_the_ch
     plain, marked = plotly_data(page, "figure-cost")
     assert plain["x"] == pytest.approx([0.1]) and plain["y"] == [12.0]
     assert marked["x"] == pytest.approx([0.4, 0.1]) and marked["y"] == [13.0, 12.8]
-    assert [text.split(" (")[0] + " " + text.split(") ")[1] for text in marked["text"]] == [
-        "run2 winner",
-        "run1 cheapest within noise",
-    ]
+    assert marked["text"] == ["run2 winner", "run1 cheapest within noise"]
+    assert marked["hovertext"] == ["run2 (lora_r=32, seed=2) winner", "run1 (lora_r=8, seed=1) cheapest within noise"]
     assert "Cheapest within 0.8 eval/rougeL of it: run1 with 12.80 for $0.1" in page
     assert (tmp_path / "cost.png").stat().st_size > 1000
     summary = (tmp_path / "summary.md").read_text()

@@ -292,9 +292,10 @@ def plot_scatter(chart: Scatter) -> go.Figure:
             go.Scatter(
                 x=[point.x for point in points],
                 y=[point.y for point in points],
-                text=[f"{point.label} {point.mark}".strip() for point in points],
+                text=[f"{point.label.split()[0]} {point.mark}" if marked else "" for point in points],
+                hovertext=[f"{point.label} {point.mark}".strip() for point in points],
                 mode="markers+text" if marked else "markers",
-                textposition="top center",
+                textposition="top right",
                 marker=dict(color=ORANGE if marked else BLUE, size=12 if marked else 8),
                 name="marked" if marked else "runs",
             )
@@ -392,7 +393,11 @@ def draw_scatter(chart: Scatter) -> matplotlib.figure.Figure:
         if point.mark:
             plot.scatter([point.x], [point.y], color=ORANGE, s=80, zorder=3)
             plot.annotate(
-                f"{point.label} {point.mark}", (point.x, point.y), fontsize=8, textcoords="offset points", xytext=(6, 6)
+                f"{point.label.split()[0]} {point.mark}",
+                (point.x, point.y),
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(6, 6),
             )
     plot.set_xlabel(chart.x_label)
     plot.set_ylabel(chart.y_label)

@@ -179,9 +179,13 @@ NO_COST = (
 def html_cost(review: Findings, charts: dict[str, str]) -> list[str]:
     """The objective against cost, and what a costlier value of each parameter buys."""
     if "cost" not in charts:
-        return ["<h2>Cost</h2>", NO_COST]
-    verdicts = ["<ul>", *(f"<li>{html.escape(verdict)}</li>" for verdict in review.cost_verdicts), "</ul>"]
-    return ["<h2>Cost</h2>", charts["cost"], *verdicts]
+        return ['<h2 id="cost">Cost</h2>', NO_COST]
+    verdicts = [
+        "<h3>What the cost buys</h3><ul>",
+        *(f"<li>{html.escape(v)}</li>" for v in review.cost_verdicts),
+        "</ul>",
+    ]
+    return ['<h2 id="cost">Cost</h2>', charts["cost"], *verdicts]
 
 
 STYLE = (
