@@ -18,6 +18,16 @@ LOSS_KEY = "train/loss"
 """The training loss the trial program logs (through HF Trainer) every `logging_steps`."""
 OBJECTIVE = "eval/rougeL"
 """The trial program's objective (ROUGE-L x100 on the fixed validation subset); sweeps name it."""
+COST_KEY = "cost/usd"
+"""The run's GPU time x the price of a GPU-hour, in its summary (only when a price was given)."""
+GPU_HOURLY_USD_ENV = "LORA_SWEEP_GPU_HOURLY_USD"
+"""The price of one hour of a whole GPU, in US dollars: `pods up` sets it (RunPod's price),
+`lora-sweep agent --gpu-hourly-usd` sets it, or the user does. A run that shares its GPU
+(LORA_SWEEP_GPU_SHARE=1/N) pays its share: the one place the price is divided."""
+MEMORY_KEYS = ("gpu/allocated_gb", "gpu/reserved_gb")
+"""The run's own CUDA memory (torch's allocator, this process only), logged with each training loss."""
+PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
+"""The run's peak CUDA memory allocated, in its summary when it ran on a GPU."""
 PREEMPTED_EXIT_CODE = 143
 """128 + SIGTERM: how the trial program exits when preempted, so that its controller requeues it."""
 DEFAULT_GOAL = "minimize"

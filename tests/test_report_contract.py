@@ -31,18 +31,25 @@ SWEEP_CONFIG = {
 }
 
 
+GPU_HOURLY_USD = 2.5
+
+
 def stored_run(index: int, learning_rate: float, lora_r: int) -> StoredRun:
     best = 10 + 5 * (learning_rate > 5e-4) + lora_r / 8 + index / 100
     history = [{"_step": 0, "train/global_step": 0, "eval/rougeL": 7.0, "_runtime": 1.0}]
-    history += [{"_step": 1, "train/global_step": 10, "train/loss": 2.5, "train/learning_rate": learning_rate}]
-    history += [{"_step": 2, "train/global_step": 20, "train/loss": 2.0 - lora_r / 100}]
+    memory = {"gpu/allocated_gb": 1.0 + lora_r / 100, "gpu/reserved_gb": 2.0}  # the trial logs it with the loss
+    history += [
+        {"_step": 1, "train/global_step": 10, "train/loss": 2.5, "train/learning_rate": learning_rate, **memory}
+    ]
+    history += [{"_step": 2, "train/global_step": 20, "train/loss": 2.0 - lora_r / 100, **memory}]
     history += [{"_step": 3, "train/global_step": 20, "eval/rougeL": best, "eval/gen_len": 14.0}]
     summary = {
         "eval/rougeL": best,
         "final/rougeL": best - 1,
         "train/tokens_per_s": 900.0 + index,
         "gpu/peak_allocated_gb": 3.5 + lora_r / 100,
-        "_runtime": 120.0 + index,
+        "_runtime": 120.0 + index + 10 * lora_r,  # a higher rank trains longer
+        "cost/usd": (120.0 + index + 10 * lora_r) / 3600 * GPU_HOURLY_USD,
         "_step": 3,
         "_wandb": {"runtime": 121},
         "eval/samples": {"_type": "table-file", "path": "media/table/eval/samples.table.json", "ncols": 4},
@@ -83,17 +90,22 @@ def test_a_wandb_run_becomes_a_run_record_as_a_local_run_does(tmp_path, monkeypa
     sweep = fetch_wandb_sweep("team/lora/sw33p")
     assert sweep.sweep_id == "team/lora/sw33p" and sweep.config == SWEEP_CONFIG
     first = sweep.runs[0]
-    assert (first.run_id, first.state, first.runtime_s) == ("run00", "finished", 120.0)
+    assert (first.run_id, first.state, first.runtime_s) == ("run00", "finished", 160.0)
     assert (first.config["learning_rate"], first.config["lora_r"]) == (1e-4, 4)
     assert not [key for key in first.config if key.startswith("_")]  # W&B's own keys (`_wandb`) dropped
     assert "eval/samples" not in first.summary and "_wandb" not in first.summary  # media and W&B's own are no metrics
-    # The evaluations, then the training-loss rows: the two scans the review asks for.
-    assert [(row["train/global_step"], row.get("eval/rougeL"), row.get("train/loss")) for row in first.history] == [
+    # The evaluations, the training-loss rows, then the run's GPU memory: the three scans the review asks for.
+    rows = [(row["train/global_step"], row.get("eval/rougeL"), row.get("train/loss")) for row in first.history]
+    assert rows == [
         (0, 7.0, None),
         (20, pytest.approx(10.5), None),
         (10, None, 2.5),
         (20, None, pytest.approx(1.96)),
+    ] + [
+        (10, None, None),
+        (20, None, None),
     ]
+    assert [row.get("gpu/allocated_gb") for row in first.history] == [None] * 4 + [1.04, 1.04]
     # Everything after fetching is the local path's code: ranked best first, the crashed run last.
     results = write_review(sweep, tmp_path).findings.results
     assert (results.runs[0].run_id, results.runs[-1].run_id, results.runs[-1].state) == ("run05", "run11", "crashed")

@@ -1,5 +1,6 @@
 """A real local sweep end to end: the tiny model trained offline by the local agent on every grid point,
-then `lora-sweep report` on it, then the winner rerun from best.yaml through the trial program.
+with a price on the GPU-hour, then `lora-sweep report` on it, then the winner rerun from best.yaml
+through the trial program.
 
 One sweep (two short runs: a learning rate that barely moves the base model and one that learns)
 serves every test in this module.
@@ -16,6 +17,7 @@ import yaml
 from helpers import plotly_data, run_cli, run_program
 
 from agent.local.store import Store
+from agent.review.formatting import format_usd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 
@@ -37,6 +39,9 @@ command: ["${env}", "${interpreter}", -m, agent.train, "${args}"]
 """
 
 
+GPU_HOURLY_USD = 36.0  # a cent every second
+
+
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory, dialogues) -> tuple[Path, str, subprocess.CompletedProcess]:
     work = tmp_path_factory.mktemp("sweep")
@@ -44,7 +49,7 @@ def reviewed(tmp_path_factory, dialogues) -> tuple[Path, str, subprocess.Complet
     created = run_cli("sweep", "sweep.yaml", "--local", cwd=work)
     assert created.returncode == 0, created.stderr
     sweep_id = re.search(r"Created local sweep (\w+)", created.stdout).group(1)
-    ran = run_cli("agent", sweep_id, cwd=work, timeout=900)
+    ran = run_cli("agent", sweep_id, "--gpu-hourly-usd", str(GPU_HOURLY_USD), cwd=work, timeout=900)
     assert ran.returncode == 0, ran.stderr[-3000:]
     report = run_cli("report", sweep_id, "--out", "review", cwd=work, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
@@ -70,6 +75,29 @@ def test_every_grid_point_ran_once_and_kept_its_best_rouge(reviewed):
         assert [row["train/global_step"] for row in evaluations] == [0, 15, 30]  # the baseline, then every eval_steps
         # the summary holds the best evaluation, as a number, not the last one
         assert run.summary["eval/rougeL"] == max(row["eval/rougeL"] for row in evaluations)
+
+
+def test_every_finished_run_logged_its_cost_and_the_report_shows_it_beside_rouge(reviewed):
+    work, sweep_id, report = reviewed
+    record = Store(work / ".lora-sweep" / "sweeps.db").sweep_record(sweep_id)
+    for run in record.runs:
+        assert run.state == "finished", run
+        # Its runtime as W&B counts it, from wandb.init to the end, at the price.
+        runtime_s = run.summary["cost/usd"] / GPU_HOURLY_USD * 3600
+        assert runtime_s == pytest.approx(run.summary["_runtime"], abs=2.0), run.summary
+        assert runtime_s <= run.runtime_s  # the agent's clock runs from launch to exit
+    total = sum(run.summary["cost/usd"] for run in record.runs)
+    assert f"{format_usd(total)} in all" in report.stdout
+    header = report.stdout.split("\n\n")[1].splitlines()[0].split()
+    assert header.index("cost") > header.index("eval/rougeL")
+    assert "What the cost buys:" in report.stdout and "learning_rate: " in report.stdout.split("What the cost buys:")[1]
+    page = (work / "review" / "report.html").read_text()
+    traces = plotly_data(page, "figure-cost")  # the plain points, then the marked ones
+    plotted = sorted((x, y) for trace in traces for x, y in zip(trace["x"], trace["y"]))
+    logged = sorted((run.summary["cost/usd"], run.summary["eval/rougeL"]) for run in record.runs)
+    assert [x for x, _ in plotted] == pytest.approx([x for x, _ in logged])
+    assert [y for _, y in plotted] == pytest.approx([y for _, y in logged])
+    assert (work / "review" / "cost.png").stat().st_size > 1000
 
 
 def test_figures_hold_the_runs_values(reviewed):

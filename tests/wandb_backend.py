@@ -86,6 +86,9 @@ class FakeServer(AnswersGraphQL):
     failing_history_run: str | None = None
     """The run whose history scan fails, as wandb-core reports a failed download."""
     views: dict[str, dict] = field(default_factory=dict)
+    """Workspace views by name."""
+    reports: dict[str, dict] = field(default_factory=dict)
+    """Reports by id, as the server returns them."""
     mutations: list[tuple[str, dict]] = field(default_factory=list)
     """Every mutation received: (operation name, variables)."""
 
@@ -177,18 +180,34 @@ class FakeServer(AnswersGraphQL):
             return {"project": None}
         return {"project": {"id": "UHJvamVjdDox", "internalId": "1"}}
 
+    def on_ProjectViews(self, variables):
+        """The project's reports (`wandb.Api().reports`), oldest first, one page."""
+        if (variables["entity"], variables["project"]) != (self.entity, self.project):
+            return {"project": None}
+        named = [r for r in self.reports.values() if variables.get("viewName") in (None, r["name"])]
+        edges = [{"node": report, "cursor": report["id"]} for report in named]
+        page = {"endCursor": edges[-1]["cursor"] if edges else None, "hasNextPage": False}
+        return {"project": {"allViews": {"edges": edges, "pageInfo": page}}}
+
     def on_upsertView(self, variables):
+        """Create a report, or update the one whose id is given (W&B keeps its id and URL)."""
+        inserted = not variables.get("id")
+        if not inserted and variables["id"] not in self.reports:
+            raise WandbApiFailedError(f"returned error 404 Not Found: no view {variables['id']}")
         view = {
-            "id": "UmVwb3J0OjE=",
+            "id": variables.get("id") or f"UmVwb3J0Ojk{len(self.reports) + 1}",
             "type": variables["type"],
             "name": variables["name"],
             "displayName": variables["displayName"],
             "description": variables["description"],
             "project": {"id": "UHJvamVjdDox", "name": variables["projectName"], "entityName": variables["entityName"]},
             "spec": variables["spec"],
-            "updatedAt": "2026-11-01T02:00:00",
+            "user": {"username": "tester", "photoUrl": None, "email": None},
+            "createdAt": "2026-11-01T02:00:00",
+            "updatedAt": f"2026-11-01T02:{len(self.mutations):02d}:00",
         }
-        return {"upsertView": {"view": view, "inserted": True}}
+        self.reports[view["id"]] = view
+        return {"upsertView": {"view": view, "inserted": inserted}}
 
 
 def lightweight(run: StoredRun) -> dict:
@@ -254,9 +273,14 @@ class FakeCore:
             for row in self.server.run_named(run_id).history
             if scan.min_step <= row["_step"] < scan.max_step and all(key in row for key in keys)
         ]
+        # As the server does, a scan returns the keys it asked for (and `_step`), not the whole row.
         history_rows = [
             pb.HistoryRow(
-                history_items=[pb.ParquetHistoryItem(key=k, value_json=json.dumps(v)) for k, v in row.items()]
+                history_items=[
+                    pb.ParquetHistoryItem(key=k, value_json=json.dumps(v))
+                    for k, v in row.items()
+                    if k in keys or k == "_step"
+                ]
             )
             for row in rows
         ]

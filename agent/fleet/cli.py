@@ -15,7 +15,7 @@ import click
 from click.core import ParameterSource
 
 from agent.fleet.supervisor import SupervisorOptions
-from agent.local.cli import STORE_OPTION, agent_flags, agent_options, agent_options_from, program_env
+from agent.local.cli import STORE_OPTION, agent_flags, agent_options, agent_options_from, price_env, program_env
 from agent.records import is_wandb_path
 
 
@@ -103,17 +103,17 @@ def agent_command(ctx: click.Context, sweep_id: str, store_path, gpus, log_dir, 
     if gpus is not None or is_wandb_path(sweep_id):
         supervise_agents(ctx, sweep_id, store_path, gpus, log_dir)
     else:
-        run_local_agent(sweep_id, store_path, options)
+        run_local_agent(sweep_id, store_path, options, price_env(ctx.params))
 
 
-def run_local_agent(sweep_id: str, store_path: str | None, options) -> None:
+def run_local_agent(sweep_id: str, store_path: str | None, options, price: dict[str, str]) -> None:
     """One local agent in this process, until the sweep has no more runs (or --count)."""
     from agent.local.store import open_store
 
     store = open_store(store_path, writable=True)  # a bad store is one line before the runner's imports
     from agent.local.runner import run_agent
 
-    result = run_agent(store, sweep_id, options, echo=echo_err, env=program_env())
+    result = run_agent(store, sweep_id, options, echo=echo_err, env={**program_env(), **price})
     echo_err(f"agent: {len(result.outcomes)} run(s); stopping: {result.reason}")
     if result.failed:
         raise SystemExit(130 if result.reason == "interrupted" else 1)
@@ -134,7 +134,7 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
     from agent.fleet.supervisor import Supervisor
     from agent.local.store import open_store
 
-    env = dict(os.environ)
+    env = {**os.environ, **price_env(ctx.params)}  # every run of every agent logs its cost
     nvidia_smi = shutil.which("nvidia-smi", path=env.get("PATH"))
     gpus = parse_gpus(gpus_spec, env.get("CUDA_VISIBLE_DEVICES"), nvidia_smi) if gpus_spec is not None else None
     if is_wandb_path(sweep_id):

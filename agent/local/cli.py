@@ -14,6 +14,7 @@ import click
 
 from agent.errors import UserError
 from agent.local import options as agent_defaults
+from agent.records import GPU_HOURLY_USD_ENV
 
 STORE_OPTION = click.option(
     "--store",
@@ -53,6 +54,14 @@ AGENT_OPTIONS = (
         envvar="WANDB_AGENT_KILL_DELAY",
         help="Seconds between SIGTERM and SIGKILL when a run is stopped (as `wandb agent`).",
     ),
+    click.option(
+        "--gpu-hourly-usd",
+        type=click.FloatRange(min=0),
+        envvar=GPU_HOURLY_USD_ENV,
+        show_envvar=True,
+        help="US dollars per hour of one GPU: every run logs cost/usd, its runtime at this price "
+        "(its share of it, with --agents-per-gpu).",
+    ),
 )
 
 
@@ -86,6 +95,12 @@ def agent_flags(ctx: click.Context) -> tuple[str, ...]:
 def program_env(**defaults: str) -> dict[str, str]:
     """The environment runs start from: ours, read here at the entry point, plus defaults."""
     return {**defaults, **os.environ}
+
+
+def price_env(params: dict) -> dict[str, str]:
+    """`--gpu-hourly-usd` as the variable every run reads (and `wandb agent` passes on to its runs)."""
+    price = params.get("gpu_hourly_usd")
+    return {} if price is None else {GPU_HOURLY_USD_ENV: f"{price:g}"}
 
 
 def checked_sweep(sweep_yaml: str) -> dict:

@@ -44,15 +44,18 @@ def report_command(sweep_id: str, out: Path | None, store_path: str | None) -> N
     "--report",
     "with_report",
     is_flag=True,
-    help="Also publish a W&B Report: the same panels, the verdicts and the winning configuration.",
+    help="Also publish a W&B Report: the same panels, the verdicts, what the cost buys and the winning configuration.",
 )
 def dashboard_command(sweep_path: str, with_report: bool) -> None:
     """Save a W&B workspace view made for one W&B sweep, and print its URL.
 
-    The view shows only the sweep's runs: parallel coordinates of the swept parameters (in the
-    sweep file's order, the sweep's metric last), parameter importance for that metric, the
-    metric and train/loss against train/global_step, peak GPU memory, tokens/s and runtime per
-    run. Running it again updates the same view. Needs `wandb login` (or WANDB_API_KEY).
+    The view shows every run of the sweep, best first: parallel coordinates of the swept
+    parameters (in the sweep file's order, log axes where the sweep samples on a log scale, the
+    sweep's metric last), parameter importance for that metric, a run comparer, the metric
+    against each numeric parameter and against cost/usd, the metric and train/loss against
+    train/global_step (also grouped by each parameter), each run's own GPU memory, tokens/s and
+    runtime. Running it again updates the same view (and report). Needs `wandb login` (or
+    WANDB_API_KEY).
 
     \b
     Example:

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UserError
-from agent.records import LOSS_KEY, OBJECTIVE, STEP_KEY, RunRecord, SweepRecord, is_wandb_path, objective_of
+from agent.records import (
+    LOSS_KEY,
+    MEMORY_KEYS,
+    OBJECTIVE,
+    STEP_KEY,
+    RunRecord,
+    SweepRecord,
+    is_wandb_path,
+    objective_of,
+)
 
 
 class FetchError(UserError):
@@ -45,8 +54,10 @@ def fetch_wandb_sweep(path: str, with_runs: bool = True) -> SweepRecord:
 def record_wandb_run(run: Any, metric: str) -> RunRecord:
     # Media and tables sit in the summary as nested objects; the review reads only scalars.
     summary = {key: value for key, value in run.summary.items() if isinstance(value, (int, float, str, bool))}
-    # scan_history returns only rows holding every requested key: the evaluations, then the losses.
-    history = [dict(row) for key in (metric, LOSS_KEY) for row in run.scan_history(keys=[STEP_KEY, key])]
+    # scan_history returns only rows holding every requested key: the evaluations, the losses, then
+    # the run's own GPU memory (logged with the losses, on a GPU only).
+    keys = (metric, LOSS_KEY, MEMORY_KEYS[0])
+    history = [dict(row) for key in keys for row in run.scan_history(keys=[STEP_KEY, key])]
     runtime = summary.get("_runtime")
     return RunRecord(
         run_id=run.id,

@@ -1,6 +1,7 @@
 """The figures: parallel coordinates (objective as the last, coloured axis, as W&B's panel draws
-it), objective-vs-steps and loss-vs-steps curves of every run, the importance bars, and peak GPU
-memory per run (for runs that logged it).
+it), objective-vs-steps and loss-vs-steps curves of every run, the importance bars, the objective
+against each run's cost (for runs that logged `cost/usd`), and each run's own GPU memory: allocated
+against steps, and its peak (for runs that ran on a GPU).
 
 Each figure is defined once, as data: what it shows. Two renderers draw any definition: plotly for
 the interactive HTML page, matplotlib for the PNGs (plotly's own PNG export needs kaleido and a
@@ -23,13 +24,14 @@ import plotly.offline
 from matplotlib import cm, colors
 from plotly.subplots import make_subplots
 
-from agent.records import LOSS_KEY, STEP_KEY
-from agent.review.formatting import format_value
+from agent.records import COST_KEY, LOSS_KEY, MEMORY_KEYS, PEAK_MEMORY_KEY, STEP_KEY
+from agent.review.findings import Findings
+from agent.review.formatting import format_usd, format_value
 from agent.review.importance import Importance
-from agent.review.results import PEAK_MEMORY_KEY, Parameter, RunResult, SweepResults
+from agent.review.results import Parameter, RunResult, SweepResults
 
 COLORMAP = "viridis"  # the objective's colours on the parallel coordinates, in both renderers
-BLUE, GREEN, RED, PURPLE = "#1f77b4", "#2ca02c", "#d62728", "#9467bd"  # matplotlib's tab10, read by both
+BLUE, ORANGE, GREEN, RED, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"  # tab10, read by both
 MAX_TICKS = 8
 NO_HISTORY = "no run logged any history"
 
@@ -90,12 +92,30 @@ class BarChart:
     x_label: str = ""
 
 
-Chart = ParallelCoordinates | Curves | BarChart
+@dataclass(frozen=True)
+class Point:
+    label: str
+    x: float
+    y: float
+    mark: str = ""
+    """What makes the point stand out ("winner"); empty for the rest."""
 
 
-def define_figures(results: SweepResults, importance: list[Importance]) -> dict[str, Chart]:
+@dataclass(frozen=True)
+class Scatter:
+    title: str
+    x_label: str
+    y_label: str
+    points: list[Point]
+
+
+Chart = ParallelCoordinates | Curves | BarChart | Scatter
+
+
+def define_figures(findings: Findings) -> dict[str, Chart]:
     """Every figure the sweep's data supports, by name (the PNG's file name without `.png`), in the
     order the files are listed."""
+    results, importance = findings.results, findings.importance
     objective_title = f"{results.metric} vs training steps (step 0: the untuned base model)"
     charts: dict[str, Chart] = {
         "parallel_coordinates": define_parallel_coordinates(results),
@@ -105,6 +125,11 @@ def define_figures(results: SweepResults, importance: list[Importance]) -> dict[
         charts["importance"] = define_importance(importance, results.metric)
     if any(run.loss for run in results.runs):
         charts["loss"] = define_curves(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps")
+    if findings.cheapest is not None:
+        charts["cost"] = define_cost(findings)
+    if any(run.memory for run in results.runs):
+        title = f"CUDA memory allocated by each run ({MEMORY_KEYS[0]}) vs training steps"
+        charts["memory"] = define_curves(results, lambda run: run.memory, "GB", title)
     if with_peak_memory(results):
         charts["gpu_memory"] = define_gpu_memory(results)
     return charts
@@ -182,6 +207,20 @@ def define_gpu_memory(results: SweepResults) -> BarChart:
     )
 
 
+def define_cost(findings: Findings) -> Scatter:
+    """The objective against each finished run's cost, the winner and the cheapest run as good as it marked."""
+    results, winner, cheapest = findings.results, findings.results.finished[0], findings.cheapest
+    points = []
+    for run in results.finished:
+        if run.cost_usd is None:
+            continue
+        marks = [mark for mark, marked in (("winner", winner), ("cheapest within noise", cheapest)) if run is marked]
+        points.append(Point(describe_run(results, run), run.cost_usd, run.objective, " and ".join(marks)))
+    total = format_usd(results.total_cost)
+    title = f"{results.metric} vs cost per run ({COST_KEY}; the sweep cost {total} in all)"
+    return Scatter(title, f"{COST_KEY} (USD)", results.metric, points)
+
+
 def bar_colors(bars: Bars) -> list[str]:
     return [GREEN if value > 0 else RED for value in bars.values] if bars.signed else [bars.color] * len(bars.values)
 
@@ -206,6 +245,8 @@ def to_plotly(chart: Chart) -> go.Figure:
             return plot_curves(chart)
         case BarChart():
             return plot_bars(chart)
+        case Scatter():
+            return plot_scatter(chart)
 
 
 def plot_parallel_coordinates(chart: ParallelCoordinates) -> go.Figure:
@@ -243,6 +284,26 @@ def plot_bars(chart: BarChart) -> go.Figure:
     return figure
 
 
+def plot_scatter(chart: Scatter) -> go.Figure:
+    figure = go.Figure()
+    for marked in (False, True):  # the marked points last, on top
+        points = [point for point in chart.points if bool(point.mark) == marked]
+        figure.add_trace(
+            go.Scatter(
+                x=[point.x for point in points],
+                y=[point.y for point in points],
+                text=[f"{point.label.split()[0]} {point.mark}" if marked else "" for point in points],
+                hovertext=[f"{point.label} {point.mark}".strip() for point in points],
+                mode="markers+text" if marked else "markers",
+                textposition="top right",
+                marker=dict(color=ORANGE if marked else BLUE, size=12 if marked else 8),
+                name="marked" if marked else "runs",
+            )
+        )
+    figure.update_layout(title=chart.title, xaxis_title=chart.x_label, yaxis_title=chart.y_label, showlegend=False)
+    return figure
+
+
 # matplotlib: the PNGs
 
 
@@ -254,6 +315,8 @@ def save_png(chart: Chart, path: Path) -> None:
             figure = draw_curves(chart)
         case BarChart():
             figure = draw_bars(chart)
+        case Scatter():
+            figure = draw_scatter(chart)
     figure.savefig(path, dpi=120)
 
 
@@ -318,4 +381,26 @@ def draw_bars(chart: BarChart) -> matplotlib.figure.Figure:
         plot.set_xlabel(chart.x_label)
     plot.invert_yaxis()  # the first label on top (the y axis is shared)
     figure.suptitle(chart.title)
+    return figure
+
+
+def draw_scatter(chart: Scatter) -> matplotlib.figure.Figure:
+    figure = matplotlib.figure.Figure(figsize=(10, 5), layout="constrained")
+    plot = figure.add_subplot()
+    plain = [point for point in chart.points if not point.mark]
+    plot.scatter([p.x for p in plain], [p.y for p in plain], color=BLUE, s=30)
+    for point in chart.points:
+        if point.mark:
+            plot.scatter([point.x], [point.y], color=ORANGE, s=80, zorder=3)
+            plot.annotate(
+                f"{point.label.split()[0]} {point.mark}",
+                (point.x, point.y),
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(6, 6),
+            )
+    plot.set_xlabel(chart.x_label)
+    plot.set_ylabel(chart.y_label)
+    plot.set_title(chart.title)
+    plot.grid(alpha=0.3)
     return figure

@@ -1,19 +1,27 @@
 """What a review finds in a sweep, before anything is drawn or written: the results, parameter
-importance, one verdict per swept parameter, warnings about the winner, and the winner as best.yaml.
+importance, one verdict per swept parameter, warnings about the winner, and the winner as best.yaml;
+when runs logged their cost, the cheapest run as good as the winner and one cost verdict per parameter.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
 from agent.errors import UserError
 from agent.records import SweepRecord
 from agent.review.importance import Importance, compute_importance
-from agent.review.results import SweepResults, collect_results
-from agent.review.verdict import judge_parameters, measure_noise, tolerance_of, warn_about_winner
+from agent.review.results import RunResult, SweepResults, collect_results
+from agent.review.verdict import (
+    find_cheapest_near_best,
+    judge_costs,
+    judge_parameters,
+    measure_noise,
+    tolerance_of,
+    warn_about_winner,
+)
 
 RERUN_COMMAND = "python -m agent.train --config best.yaml"
 
@@ -29,6 +37,11 @@ class Findings:
     verdicts: list[str]
     warnings: list[str]
     best_yaml: str
+    tolerance: float
+    """The smallest difference in the objective that counts (MIN_GAIN, or the noise when larger)."""
+    cheapest: RunResult | None = None
+    """The cheapest finished run within `tolerance` of the winner; None when no run logged a cost."""
+    cost_verdicts: list[str] = field(default_factory=list)
 
 
 def assess(sweep: SweepRecord) -> Findings:
@@ -36,12 +49,16 @@ def assess(sweep: SweepRecord) -> Findings:
     if not results.finished:
         raise ReviewError(explain_nothing_finished(results))
     noise = measure_noise(results)
+    tolerance = tolerance_of(noise)
     return Findings(
         results=results,
         importance=compute_importance(results),
-        verdicts=judge_parameters(results, tolerance_of(noise)),
+        verdicts=judge_parameters(results, tolerance),
         warnings=warn_about_winner(results, noise),
         best_yaml=format_best_config(results),
+        tolerance=tolerance,
+        cheapest=find_cheapest_near_best(results, tolerance),
+        cost_verdicts=judge_costs(results, tolerance),
     )
 
 

@@ -27,3 +27,10 @@ def format_duration(seconds: float | None) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_usd(value: float | None) -> str:
+    """Dollars to the cent, or to three significant digits below a dollar (a short run costs $0.0123)."""
+    if value is None:
+        return "-"
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.3g}"

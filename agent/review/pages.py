@@ -1,7 +1,8 @@
 """The review as text: the terminal table, a Markdown summary for pull requests, and the HTML page
 that holds every interactive figure (plotly's JavaScript inlined once, so it works offline).
 
-Figures arrive by name (`parallel_coordinates`, `curves`, `importance`, `loss`, `gpu_memory`), as
+Figures arrive by name (`parallel_coordinates`, `curves`, `importance`, `loss`, `cost`, `memory`,
+`gpu_memory`), as
 `figures.define_figures` names them; each goes under its own heading, when the sweep has it.
 """
 
@@ -11,13 +12,13 @@ import html
 from pathlib import Path
 
 from agent.review.findings import Findings
-from agent.review.formatting import format_duration, format_number, format_param
+from agent.review.formatting import format_duration, format_number, format_param, format_usd
 from agent.review.importance import Importance
 from agent.review.results import FINAL_ROUGE_KEYS, SweepResults
 
 
 def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows: swept parameters, objective, final ROUGE, runtime, GPU-hours, peak memory, state."""
+    """Headers and rows: swept parameters, objective, final ROUGE, runtime, GPU-hours, cost, peak memory, state."""
     headers = [
         "run",
         *(p.name for p in results.swept),
@@ -25,6 +26,7 @@ def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
         *FINAL_ROUGE_KEYS,
         "runtime",
         "GPU-h",
+        "cost",
         "peak GB",
         "state",
     ]
@@ -36,6 +38,7 @@ def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
             *(format_number(run.final_rouge.get(key)) for key in FINAL_ROUGE_KEYS),
             format_duration(run.runtime_s),
             format_number(run.gpu_hours, 3),
+            format_usd(run.cost_usd),
             format_number(run.peak_memory_gb),
             run.state,
         ]
@@ -61,20 +64,37 @@ def format_markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines)
 
 
-def format_summary(results: SweepResults) -> str:
+def format_summary(review: Findings) -> str:
+    results = review.results
     finished = results.finished
     hours = [run.gpu_hours for run in results.runs if run.gpu_hours is not None]
-    cost = f"{sum(hours):.2f} GPU-hours" if hours else "no GPU time (CPU runs)"
+    spent = f"{sum(hours):.2f} GPU-hours" if hours else "no GPU time (CPU runs)"
+    if results.total_cost is not None:
+        spent += f", {format_usd(results.total_cost)} in all"
     winner = finished[0]
     return (
-        f"Sweep {results.sweep_id}: {len(finished)} of {len(results.runs)} runs finished, {cost}. "
-        f"Winner: {winner.run_id} with {results.metric} = {winner.objective:.2f}"
+        f"Sweep {results.sweep_id}: {len(finished)} of {len(results.runs)} runs finished, {spent}. "
+        f"Winner: {winner.run_id} with {results.metric} = {winner.objective:.2f}" + format_cheapest(review)
+    )
+
+
+def format_cheapest(review: Findings) -> str:
+    """The cheapest run within the tolerance of the winner, as the end of the summary's sentence."""
+    cheapest, metric = review.cheapest, review.results.metric
+    if cheapest is None:
+        return ""
+    if cheapest is review.results.finished[0]:
+        return f" ({format_usd(cheapest.cost_usd)}); no cheaper run comes within {review.tolerance:.2g} {metric} of it"
+    return (
+        f". Cheapest within {review.tolerance:.2g} {metric} of it: {cheapest.run_id} with "
+        f"{cheapest.objective:.2f} for {format_usd(cheapest.cost_usd)} "
+        f"(the winner cost {format_usd(review.results.finished[0].cost_usd)})"
     )
 
 
 def format_terminal(review: Findings) -> str:
     results, importance = review.results, review.importance
-    parts = [format_summary(results), "", format_text_table(*results_table(results)), ""]
+    parts = [format_summary(review), "", format_text_table(*results_table(results)), ""]
     if importance:
         parts += [
             f"Parameter importance with respect to {results.metric}:",
@@ -82,6 +102,8 @@ def format_terminal(review: Findings) -> str:
             "",
         ]
     parts += ["Verdicts:", *(f"  - {verdict}" for verdict in review.verdicts)]
+    if review.cost_verdicts:
+        parts += ["What the cost buys:", *(f"  - {verdict}" for verdict in review.cost_verdicts)]
     parts += [f"WARNING: {warning}" for warning in review.warnings]
     return "\n".join(parts)
 
@@ -89,9 +111,11 @@ def format_terminal(review: Findings) -> str:
 def write_markdown(review: Findings, pictures: dict[str, str], path: Path) -> None:
     """`pictures`: figure name -> the PNG beside the page that draws it."""
     results, importance = review.results, review.importance
-    parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(results), ""]
+    parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(review), ""]
     parts += [f"> **Warning:** {warning}" for warning in review.warnings]
     parts += ["", "## Verdicts", "", *(f"- {verdict}" for verdict in review.verdicts), ""]
+    if review.cost_verdicts:
+        parts += ["## What the cost buys", "", *(f"- {verdict}" for verdict in review.cost_verdicts), ""]
     parts += ["## Winning configuration (`best.yaml`)", "", "```yaml", review.best_yaml.rstrip(), "```", ""]
     parts += ["## Runs", "", format_markdown_table(*results_table(results)), ""]
     if importance:
@@ -107,6 +131,8 @@ MARKDOWN_FIGURES = [
     ("parallel_coordinates", "Parallel coordinates", "parallel coordinates"),
     ("curves", "Objective vs steps", "objective vs steps"),
     ("loss", "Training loss vs steps", "train/loss vs steps"),
+    ("cost", "Objective vs cost", "objective vs cost per run"),
+    ("memory", "GPU memory vs steps", "CUDA memory allocated by each run vs steps"),
     ("gpu_memory", "Peak GPU memory", "peak GPU memory per run"),
 ]
 """(figure name, section heading, alt text), in page order; importance sits with its table."""
@@ -116,14 +142,16 @@ def write_html(review: Findings, charts: dict[str, str], library: str, path: Pat
     """One page. `charts`: figure name -> its HTML fragment; `library`: the script they all use,
     inlined once in the head, so the page works offline."""
     results, importance = review.results, review.importance
-    curves = [charts[name] for name in ("curves", "loss", "gpu_memory") if name in charts]
+    curves = [charts[name] for name in ("curves", "loss", "memory", "gpu_memory") if name in charts]
     body = [
         f"<h1>Sweep review: {html.escape(results.sweep_id)}</h1>",
-        f"<p>{html.escape(format_summary(results))}</p>",
+        f"<p>{html.escape(format_summary(review))}</p>",
         *(f'<p class="warning">Warning: {html.escape(warning)}</p>' for warning in review.warnings),
         "<h2>Verdicts</h2><ul>",
         *(f"<li>{html.escape(verdict)}</li>" for verdict in review.verdicts),
-        "</ul><h2>Winning configuration (best.yaml)</h2>",
+        "</ul>",
+        *html_cost(review, charts),
+        "<h2>Winning configuration (best.yaml)</h2>",
         f"<pre>{html.escape(review.best_yaml)}</pre>",
         "<h2>Runs</h2>",
         html_table(*results_table(results)),
@@ -142,6 +170,22 @@ def write_html(review: Findings, charts: dict[str, str], library: str, path: Pat
 
 
 NO_IMPORTANCE = "<p>Too few finished runs.</p>"
+NO_COST = (
+    "<p>No run logged cost/usd. Set LORA_SWEEP_GPU_HOURLY_USD (or lora-sweep agent --gpu-hourly-usd) "
+    "to the price of a GPU-hour, and each run logs its cost.</p>"
+)
+
+
+def html_cost(review: Findings, charts: dict[str, str]) -> list[str]:
+    """The objective against cost, and what a costlier value of each parameter buys."""
+    if "cost" not in charts:
+        return ['<h2 id="cost">Cost</h2>', NO_COST]
+    verdicts = [
+        "<h3>What the cost buys</h3><ul>",
+        *(f"<li>{html.escape(v)}</li>" for v in review.cost_verdicts),
+        "</ul>",
+    ]
+    return ['<h2 id="cost">Cost</h2>', charts["cost"], *verdicts]
 
 
 STYLE = (

@@ -8,6 +8,8 @@ Files written to the output folder:
     summary.md                the same in Markdown, for a pull request
     parallel_coordinates.png  curves.png  importance.png
     loss.png                  train/loss vs steps, when runs logged it
+    cost.png                  the objective vs cost/usd per run, when runs logged a cost
+    memory.png                each run's CUDA memory allocated vs steps, when runs ran on a GPU
     gpu_memory.png            peak GPU memory per run, when runs logged it
     best.yaml                 the winner's parameters: `python -m agent.train --config best.yaml`
 """
@@ -58,7 +60,7 @@ def write_review(sweep: SweepRecord, out_dir: Path) -> Review:
 def write_files(findings: Findings, out: Path) -> tuple[str, ...]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "best.yaml").write_text(findings.best_yaml)
-    charts = figures.define_figures(findings.results, findings.importance)
+    charts = figures.define_figures(findings)
     pictures = {name: f"{name}.png" for name in charts}
     for name, chart in charts.items():
         figures.save_png(chart, out / pictures[name])

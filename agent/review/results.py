@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.records import (
+    COST_KEY,
     LOSS_KEY,
+    MEMORY_KEYS,
+    PEAK_MEMORY_KEY,
     STEP_KEY,
     RunRecord,
     SweepRecord,
@@ -20,8 +23,6 @@ from agent.records import (
     objective_value,
     rank_runs,
 )
-
-PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
 
 FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
 LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
@@ -49,10 +50,14 @@ class RunResult:
     final_rouge: dict[str, float]
     runtime_s: float | None
     peak_memory_gb: float | None
+    cost_usd: float | None
+    """The run's `cost/usd`: its GPU time x the price of a GPU-hour; None when no price was given."""
     curve: list[tuple[float, float]]
     """(step, objective) for every evaluation, step 0 being the untuned base model."""
     loss: list[tuple[float, float]] = field(default_factory=list)
     """(step, train/loss) for every logged training loss."""
+    memory: list[tuple[float, float]] = field(default_factory=list)
+    """(step, GB) of CUDA memory allocated by the run, logged with each training loss on a GPU."""
 
     @property
     def finished(self) -> bool:
@@ -81,6 +86,12 @@ class SweepResults:
     @property
     def finished(self) -> list[RunResult]:
         return [run for run in self.runs if run.finished]
+
+    @property
+    def total_cost(self) -> float | None:
+        """What the sweep cost, failed and stopped runs included; None when no run logged a cost."""
+        costs = [run.cost_usd for run in self.runs if run.cost_usd is not None]
+        return sum(costs) if costs else None
 
     def score(self, run: RunResult) -> float:
         """The objective oriented so that higher is better, whatever the metric's goal."""
@@ -115,10 +126,16 @@ def collect_run(run: RunRecord, specs: dict, sweep: SweepRecord) -> RunResult:
         objective=objective_value(run, sweep.objective),
         final_rouge={key: float(run.summary[key]) for key in FINAL_ROUGE_KEYS if is_number(run.summary.get(key))},
         runtime_s=float(runtime) if is_number(runtime) else None,
-        peak_memory_gb=float(run.summary[PEAK_MEMORY_KEY]) if is_number(run.summary.get(PEAK_MEMORY_KEY)) else None,
+        peak_memory_gb=number_in(run.summary, PEAK_MEMORY_KEY),
+        cost_usd=number_in(run.summary, COST_KEY),
         curve=series_of(run.history, sweep.objective.name),
         loss=series_of(run.history, LOSS_KEY),
+        memory=series_of(run.history, MEMORY_KEYS[0]),
     )
+
+
+def number_in(summary: dict, key: str) -> float | None:
+    return float(summary[key]) if is_number(summary.get(key)) else None
 
 
 def series_of(history: list[dict], key: str) -> list[tuple[float, float]]:

@@ -5,6 +5,10 @@ that value, the other parameters at their best). A parameter with many distinct 
 Bayesian search over a range) is judged on its correlation with the objective. Differences
 smaller than the tolerance are called ties: the tolerance is MIN_GAIN, or the run-to-run noise
 measured on repeated seeds when that is larger.
+
+When runs logged their cost (`cost/usd`), the same tolerance decides what money buys: the cheapest
+run within it of the winner, and for each swept parameter whether a costlier value gains more
+than it over the cheapest value.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from statistics import variance
 
 import numpy as np
 
-from agent.review.formatting import format_value
+from agent.review.formatting import format_usd, format_value
 from agent.review.results import Parameter, RunResult, SweepResults
 
 MIN_GAIN = 0.3  # metric points (ROUGE x100): below this a difference does not change a decision
@@ -171,3 +175,70 @@ def best_score_per_value(results: SweepResults, parameter: Parameter) -> dict:
 def show_score(results: SweepResults, score: float) -> float:
     """Back from the oriented score to the metric's own value."""
     return score if results.maximize else -score
+
+
+def find_cheapest_near_best(results: SweepResults, tolerance: float) -> RunResult | None:
+    """The cheapest finished run whose objective is within `tolerance` of the winner's (the winner
+    itself when nothing cheaper comes close); None when no finished run logged a cost."""
+    finished = results.finished
+    if not finished:
+        return None
+    top = results.score(finished[0])
+    near = [run for run in finished if run.cost_usd is not None and top - results.score(run) <= tolerance]
+    return min(near, key=lambda run: run.cost_usd, default=None)
+
+
+def judge_costs(results: SweepResults, tolerance: float) -> list[str]:
+    """Per swept parameter: does a costlier value buy more than `tolerance` over the cheapest one?"""
+    if not any(run.cost_usd is not None for run in results.finished):
+        return []
+    return [judge_cost(results, parameter, tolerance) for parameter in results.swept]
+
+
+def judge_cost(results: SweepResults, parameter: Parameter, tolerance: float) -> str:
+    name, metric = parameter.name, results.metric
+    runs = [run for run in results.finished if run.cost_usd is not None]
+    by_value: dict = {}
+    for run in runs:
+        by_value.setdefault(run.params.get(parameter.name), []).append(run)
+    if len(by_value) < 2:
+        return f"{name}: only one value has a cost; nothing to compare"
+    if not parameter.categorical and len(by_value) > MAX_LEVELS:
+        return judge_cost_trend(results, parameter, runs)
+    cost = {value: sum(run.cost_usd for run in group) / len(group) for value, group in by_value.items()}
+    best = {value: max(results.score(run) for run in group) for value, group in by_value.items()}
+    cheapest = min(cost, key=cost.get)
+    listing = ", ".join(
+        f"{format_value(value)}: {format_usd(cost[value])} for {show_score(results, best[value]):.2f}"
+        for value in sorted(cost, key=cost.get)
+    )
+    worth = [value for value in cost if cost[value] > cost[cheapest] and best[value] - best[cheapest] > tolerance]
+    if not worth:
+        return (
+            f"{name}: {format_value(cheapest)} is the cheapest and no costlier value gains more than "
+            f"{tolerance:.2g} {metric} over it: take {format_value(cheapest)} (mean cost per run: {listing})"
+        )
+    pick = max(worth, key=best.get)
+    gain = best[pick] - best[cheapest]
+    return (
+        f"{name}: {format_value(pick)} costs {format_usd(cost[pick])} a run against {format_usd(cost[cheapest])} "
+        f"for {format_value(cheapest)} and gains {gain:.2f} {metric}, more than the noise ({tolerance:.2g}) "
+        f"(mean cost per run: {listing})"
+    )
+
+
+def judge_cost_trend(results: SweepResults, parameter: Parameter, runs: list[RunResult]) -> str:
+    """Many values, one run each: does the cost follow the parameter?"""
+    values = np.array([float(run.params[parameter.name]) for run in runs])
+    axis = np.log10(values) if parameter.log_scale else values
+    costs = np.array([run.cost_usd for run in runs])
+    if np.ptp(axis) == 0 or np.ptp(costs) == 0:
+        return f"{parameter.name}: the cost does not vary with it"
+    correlation = float(np.corrcoef(axis, costs)[0, 1])
+    if abs(correlation) < CLEAR_TREND:
+        return f"{parameter.name}: the cost does not follow it (correlation {correlation:+.2f})"
+    direction = "higher" if correlation > 0 else "lower"
+    return (
+        f"{parameter.name}: {direction} values cost more (correlation {correlation:+.2f}); "
+        f"weigh that against its verdict on {results.metric}"
+    )

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback, TrainerState
 from transformers.trainer_callback import ExportableState
 
-from agent.records import STEP_KEY
+from agent.records import MEMORY_KEYS, OBJECTIVE, STEP_KEY
 from agent.trial.checkpoint import BEST_ADAPTER_FILE, CHECKPOINT_PREFIX, seal, sync_file, write_trial_config
 from agent.trial.checkpoint_artifact import CheckpointMirror, NoMirror
 from agent.trial.stopping import StopRequest
@@ -80,6 +80,9 @@ class RougeCallback(TrainerCallback, ExportableState):
             self.eval_seconds += time.perf_counter() - started
         self.run.log({**{f"eval/{k}": v for k, v in result.metrics.items()}, STEP_KEY: step})
         self.keeper.offer(model, result.metrics["rougeL"], step)
+        # The best so far as a plain number, from the first evaluation on: W&B's panels read the summary,
+        # so running, crashed and preempted runs show too (the history is what the sweep engines read).
+        self.run.summary[OBJECTIVE] = self.keeper.score
         self.last_step = step
 
     def state(self) -> dict:
@@ -199,6 +202,7 @@ class LogTrainingToWandb(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.run.define_metric("train/*", step_metric=STEP_KEY)
+        self.run.define_metric("gpu/*", step_metric=STEP_KEY)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         from transformers.integrations.integration_utils import rewrite_logs
@@ -206,4 +210,18 @@ class LogTrainingToWandb(TrainerCallback):
         logs = dict(logs or {})
         self.run.summary.update({key: logs.pop(key) for key in self.TOTALS & logs.keys()})
         if logs:
-            self.run.log({**rewrite_logs(logs), STEP_KEY: state.global_step})
+            self.run.log({**rewrite_logs(logs), **cuda_memory(), STEP_KEY: state.global_step})
+
+
+def cuda_memory() -> dict[str, float]:
+    """This process's CUDA memory in GB, allocated and reserved by torch; nothing on CPU.
+
+    W&B's system metrics number GPUs as NVML sees the machine, not as CUDA_VISIBLE_DEVICES does, so
+    with one agent per GPU they cannot tell which GPU is this run's: the run logs its own.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    allocated, reserved = MEMORY_KEYS
+    return {allocated: torch.cuda.memory_allocated() / 2**30, reserved: torch.cuda.memory_reserved() / 2**30}

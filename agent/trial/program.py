@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agent.records import OBJECTIVE, PREEMPTED_EXIT_CODE, STEP_KEY, RunState
+from agent.records import (
+    COST_KEY,
+    GPU_HOURLY_USD_ENV,
+    OBJECTIVE,
+    PEAK_MEMORY_KEY,
+    PREEMPTED_EXIT_CODE,
+    STEP_KEY,
+    RunState,
+)
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
 from agent.trial.gpu_share import SHARE_ENV, CudaMemory, GpuShare, cap_memory, parse_share, within_share
 from agent.trial.stopping import Preempted, StopRequest
@@ -78,6 +86,7 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
         config = TrialConfig.from_params(parse_args(argv))  # bad flags fail before any import of torch
         sweep_names = sweep_parameter_names(os.environ.get("WANDB_SWEEP_PARAM_PATH"))
         share = parse_share(os.environ.get(SHARE_ENV))  # set when agents share this GPU
+        hourly_usd = gpu_hourly_usd(os.environ.get(GPU_HOURLY_USD_ENV))
     except ConfigError as error:
         return report_error(error)
     stop = stop or StopRequest(os.environ).install()
@@ -94,6 +103,7 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
         # sweep through the project it resolved (WANDB_PROJECT or wandb/settings), and its runs belong there.
         os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
     run = wandb.init(config=config.to_params())
+    cost = GpuCost.begin(run, hourly_usd, share)
     try:
         stop.boundary("run")
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
@@ -107,6 +117,7 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
     except BaseException:
         traceback.print_exc()
         exit_code = 1
+    cost.record(run)
     run.finish(exit_code=exit_code)
     return exit_code
 
@@ -114,6 +125,44 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
 def say_preempted(what: str) -> int:
     print(f"preempted: {what} exits {PREEMPTED_EXIT_CODE} to be requeued", file=sys.stderr)
     return PREEMPTED_EXIT_CODE
+
+
+def gpu_hourly_usd(value: str | None) -> float | None:
+    """The price of this run's GPU-hour (LORA_SWEEP_GPU_HOURLY_USD), or None when not given."""
+    if value is None or not value.strip():
+        return None
+    try:
+        price = float(value)
+    except ValueError:
+        price = -1.0
+    if not price >= 0:  # also NaN
+        raise ConfigError([f"{GPU_HOURLY_USD_ENV}={value!r}: give the price of a GPU-hour in US dollars, like 2.49"])
+    return price
+
+
+@dataclass(frozen=True)
+class GpuCost:
+    """What the run's GPU time costs: `cost/usd` in its summary, when the price of a GPU-hour is known."""
+
+    hourly_usd: float | None
+    """The price of this run's share of a GPU-hour."""
+    started: float
+    """time.monotonic() at wandb.init: the run's runtime, as W&B counts it, starts there."""
+    earlier_usd: float = 0.0
+    """What earlier attempts of a resumed run cost (their summary's cost/usd, when W&B kept it)."""
+
+    @classmethod
+    def begin(cls, run: Any, gpu_hourly_usd: float | None, share: GpuShare | None) -> GpuCost:
+        """The run pays for its share of the GPU: agents that share one split its price."""
+        hourly_usd = None if gpu_hourly_usd is None else gpu_hourly_usd * float(share.fraction if share else 1)
+        earlier = run.summary.get(COST_KEY) if hourly_usd is not None else None
+        earlier_usd = float(earlier) if isinstance(earlier, (int, float)) else 0.0
+        return cls(hourly_usd, time.monotonic(), earlier_usd)
+
+    def record(self, run: Any) -> None:
+        if self.hourly_usd is not None:
+            hours = (time.monotonic() - self.started) / 3600
+            run.summary[COST_KEY] = self.earlier_usd + hours * self.hourly_usd
 
 
 def sweep_parameter_names(path: str | None) -> set[str]:
@@ -363,7 +412,7 @@ def finish(trial: Trial, run: Any, config: TrialConfig, stop: StopRequest, train
     if torch.cuda.is_available():
         run.summary.update(
             {
-                "gpu/peak_allocated_gb": torch.cuda.max_memory_allocated() / 2**30,
+                PEAK_MEMORY_KEY: torch.cuda.max_memory_allocated() / 2**30,
                 "gpu/peak_reserved_gb": torch.cuda.max_memory_reserved() / 2**30,
             }
         )
@@ -376,8 +425,11 @@ def finish(trial: Trial, run: Any, config: TrialConfig, stop: StopRequest, train
 def define_metrics(run: Any) -> None:
     run.define_metric(STEP_KEY)
     run.define_metric("eval/*", step_metric=STEP_KEY)
-    # W&B's Bayesian search scores a run by its best value, the dashboard reads the summary: make them agree.
-    run.define_metric(OBJECTIVE, step_metric=STEP_KEY, summary="max")
+    # W&B's Bayesian search scores a run by the best of its history and summary, hyperband reads the
+    # history, the dashboard reads the summary: the summary holds the best so far, as a plain number,
+    # written by RougeCallback after each evaluation. W&B keeps no summary of its own for it ("none"),
+    # which would be {"max": x} between two writes.
+    run.define_metric(OBJECTIVE, step_metric=STEP_KEY, summary="none")
 
 
 def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_name: str) -> Any:
