@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -21,6 +22,7 @@ from click.testing import CliRunner
 from helpers import agent_env, assert_one_line, create_sweep, logged_points, record_args_sweep, runs_of, wait_for
 
 from agent.cli import main
+from agent.fleet.supervisor import AgentLog
 
 FLEET_BIN = Path(__file__).parent / "fleet_bin"
 SWEEP = "me/lora/8f3k2x1q"
@@ -244,3 +246,22 @@ def test_sigint_reaches_every_local_agent_and_their_runs_go_back_in_the_queue(tm
     assert {run.state for run in runs_of(store_path, sweep_id)} == {"pending"}  # nothing lost, nothing left running
     assert err.count("requeued") == 2
     assert err.strip().splitlines()[-1].endswith("; stopped by SIGINT: exit 130")
+
+
+def test_an_agent_log_keeps_lines_from_two_threads_whole_and_drops_those_after_close(tmp_path):
+    # An agent's reader thread and the supervisor's loop both write its log; a reader that outlived
+    # its join (a grandchild held the pipe) may still write after the log was closed.
+    log = AgentLog(tmp_path / "gpu-0.log")
+    writers = [
+        threading.Thread(target=lambda who=who: [log.write(f"{who} {i} {'x' * 500}\n") for i in range(300)])
+        for who in ("agent", "supervisor")
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    log.close()
+    log.write("late\n")
+
+    lines = (tmp_path / "gpu-0.log").read_text().splitlines()
+    assert sorted(lines) == sorted(f"{who} {i} {'x' * 500}" for who in ("agent", "supervisor") for i in range(300))

@@ -85,6 +85,26 @@ class SupervisionResult:
         return f"agents: {parts}{stopped}: {verdict}"
 
 
+class AgentLog:
+    """An agent's log file. Its reader thread and the supervisor's loop both write it, and a reader
+    that outlived its join (a grandchild held the pipe) may write after it was closed: one lock
+    keeps each line whole, and a line that comes after close is dropped."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "a", encoding="utf-8")  # closed by close()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(text)
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
 @dataclass
 class _Slot:
     """The mutable state of one supervised child, changed only by the supervisor's loop."""
@@ -96,7 +116,7 @@ class _Slot:
     restarts: int = 0
     returncode: int | None = None
     done: bool = False
-    log: IO[str] | None = field(default=None, repr=False)
+    log: AgentLog | None = field(default=None, repr=False)
 
 
 class Supervisor:
@@ -177,7 +197,7 @@ class Supervisor:
         child = slot.child
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         if slot.log is None:
-            slot.log = open(child.log_path, "a", encoding="utf-8")  # closed in _mark_done
+            slot.log = AgentLog(child.log_path)  # closed in _mark_done
         try:
             slot.process = subprocess.Popen(
                 child.argv,
@@ -201,11 +221,10 @@ class Supervisor:
         slot.reader = threading.Thread(target=self._pump, args=(slot, slot.process.stdout, slot.log), daemon=True)
         slot.reader.start()
 
-    def _pump(self, slot: _Slot, stream: IO[str], log: IO[str]) -> None:
+    def _pump(self, slot: _Slot, stream: IO[str], log: AgentLog) -> None:
         """Copy a child's output to its log file and, prefixed with its label, to the console."""
         for line in stream:
             log.write(line)
-            log.flush()
             with self.echo_lock:
                 self.echo(f"[{slot.child.label}] {line.rstrip()}")
 
@@ -222,9 +241,8 @@ class Supervisor:
             slot.log.close()
 
     def _say(self, slot: _Slot | None, message: str) -> None:
-        if slot is not None and slot.log is not None and not slot.log.closed:
+        if slot is not None and slot.log is not None:
             slot.log.write(f"[supervisor] {message}\n")
-            slot.log.flush()
         with self.echo_lock:
             self.echo(f"[{slot.child.label if slot else 'supervisor'}] {message}")
 
