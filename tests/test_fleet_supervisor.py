@@ -156,6 +156,19 @@ def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("no_leaked_processes")
+def test_a_crashed_agents_run_is_ended_before_another_agent_starts_on_its_gpu(tmp_path):
+    # `wandb agent` starts its run in a process group of its own, with no parent-death signal: when
+    # the agent crashes, the run goes on. A second agent there would start a second run on that GPU.
+    env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="3,3,0", STANDIN_WANDB_ORPHAN_S="60")
+    done = run_supervisor(tmp_path, SWEEP, "--gpus", "0", "--restart-backoff", "0", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert len(events(tmp_path, "run")) == 2
+    assert [start["runs_alive"] for start in events(tmp_path, "start")] == [[], [], []]
+
+
+@pytest.mark.e2e
 def test_an_agent_that_keeps_crashing_is_given_up_and_the_exit_code_says_so(tmp_path):
     env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="0", STANDIN_WANDB_EXITS_1="3")
     done = run_supervisor(

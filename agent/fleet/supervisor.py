@@ -4,6 +4,11 @@ Children run in their own process groups, so a Ctrl-C in the terminal reaches th
 us, and never twice (a second SIGINT makes `wandb agent` kill its run without grace). They get
 SIGTERM if the supervisor dies, however it dies, so no agent outlives it. Before forwarding a
 signal it says so in its shutdown notice, so a run can tell a preemption from its controller's stop.
+
+`wandb agent` starts its run in a process group of its own, with no parent-death signal: a crashed
+agent leaves its run running on the GPU. Every child carries its slot's mark (`SLOT_ENV`) in its
+environment, which whatever it starts inherits; when an agent crashes, every process with its mark
+is ended before anything else starts on that GPU.
 """
 
 from __future__ import annotations
@@ -12,15 +17,19 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 from agent.local.processes import die_with_parent
 from agent.trial import shutdown_notice
 
 POLL_S = 0.1
+SLOT_ENV = "LORA_SWEEP_AGENT_SLOT"
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,8 @@ class _Slot:
     returncode: int | None = None
     done: bool = False
     log: AgentLog | None = field(default=None, repr=False)
+    mark: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """`SLOT_ENV`'s value in this slot's agents, and so in everything they start."""
 
 
 class Supervisor:
@@ -178,6 +189,8 @@ class Supervisor:
         returncode = slot.process.poll()
         if returncode is None:
             return
+        if returncode != 0 and self.signal_received is None:
+            self._end_leftovers(slot)
         self._finish_process(slot, returncode)
         if returncode == 0 or self.signal_received is not None:
             self._say(slot, f"exited with {returncode}")
@@ -193,6 +206,13 @@ class Supervisor:
             self._say(slot, f"exited with {returncode}; giving up after {slot.restarts} restart(s)")
             self._mark_done(slot)
 
+    def _end_leftovers(self, slot: _Slot) -> None:
+        """A crashed agent's runs go on without it: end them before a new agent starts a second run on
+        the GPU (and before waiting for the agent's output, which they may hold open)."""
+        ended = end_marked(SLOT_ENV, slot.mark)
+        if ended:
+            self._say(slot, f"ended {ended} process(es) the crashed agent left running")
+
     def _start(self, slot: _Slot) -> None:
         child = slot.child
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,7 +221,7 @@ class Supervisor:
         try:
             slot.process = subprocess.Popen(
                 child.argv,
-                env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve())},
+                env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve()), SLOT_ENV: slot.mark},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -252,3 +272,18 @@ class Supervisor:
             if slot.process is not None and slot.process.poll() is None:
                 slot.process.kill()
                 slot.process.wait()
+
+
+def end_marked(name: str, value: str) -> int:
+    """SIGKILL every process of ours whose environment holds `name=value`, in whatever group or
+    session it runs, and wait until they are gone; how many there were."""
+    marked = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(name) == value:
+                process.kill()
+                marked.append(process)
+        except psutil.Error:  # gone meanwhile, or not ours to read
+            continue
+    psutil.wait_procs(marked, timeout=5)
+    return len(marked)
