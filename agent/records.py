@@ -6,6 +6,7 @@ these records, so everything after fetching is one code path.
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,35 @@ PREEMPTED_EXIT_CODE = 143
 """128 + SIGTERM: how the trial program exits when preempted, so that its controller requeues it."""
 DEFAULT_GOAL = "minimize"
 """W&B's schema default when a sweep's metric has no `goal`."""
+
+
+class RunState(str, enum.Enum):
+    """W&B's run states, the one vocabulary every part uses for how a run stands: the local store
+    keeps these words, `lora-sweep runs` prints them, the local controller maps them to the
+    engine's (`agent/local/controller.py`), and the trial program records its launches in them
+    (`agent/trial/checkpoint.py`). Members are strings: `RunState.FINISHED == "finished"`."""
+
+    PENDING = "pending"
+    """Waiting for an agent: new, or put back by an agent that was interrupted or died."""
+    RUNNING = "running"
+    PREEMPTED = "preempted"
+    """Stopped by its machine, or died after marking itself preempting: queued again under its own
+    id, to resume from its checkpoint."""
+    FINISHED = "finished"
+    FAILED = "failed"
+    """Exited with an error."""
+    CRASHED = "crashed"
+    """Killed by a signal nobody in the sweep sent (the OOM killer, a user's kill)."""
+    STOPPED = "stopped"
+    """Stopped by its controller: early termination, or a cancelled sweep."""
+
+    __str__ = str.__str__  # print and format as the bare word, on every Python version
+    __format__ = str.__format__
+
+
+FAILED_STATES = (RunState.FAILED, RunState.CRASHED)
+QUEUED_STATES = (RunState.PENDING, RunState.PREEMPTED)
+"""Runs waiting for an agent; a preempted one resumes."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +87,7 @@ def objective_of(sweep_config: dict[str, Any]) -> Objective:
 class RunRecord:
     run_id: str
     state: str
-    """W&B's run states: pending, running, finished, failed, crashed, stopped (preempted runs: preempted)."""
+    """A `RunState` word (W&B's own API may also give others, such as `killed`)."""
     config: dict[str, Any]
     """The run's parameter values as the sweep assigned them (no `_wandb` keys)."""
     summary: dict[str, Any] = field(default_factory=dict)
@@ -137,7 +167,7 @@ def rank_runs(record: SweepRecord) -> list[RunRecord]:
         value = objective_value(run, objective)
         if value is None:
             return (2, 0.0)
-        return (0 if run.state == "finished" else 1, -value if objective.maximize else value)
+        return (0 if run.state == RunState.FINISHED else 1, -value if objective.maximize else value)
 
     return sorted(record.runs, key=rank)  # stable: ties keep sweep order
 
@@ -145,7 +175,7 @@ def rank_runs(record: SweepRecord) -> list[RunRecord]:
 def best_run(record: SweepRecord) -> RunRecord | None:
     """The winner: the best finished run with an objective value; None while no run qualifies."""
     ranked = rank_runs(record)
-    if ranked and ranked[0].state == "finished" and objective_value(ranked[0], record.objective) is not None:
+    if ranked and ranked[0].state == RunState.FINISHED and objective_value(ranked[0], record.objective) is not None:
         return ranked[0]
     return None
 

@@ -1,7 +1,7 @@
 """The entry point every sweep agent launches: `python -m agent.train --name=value ...`.
 
 Sweeps registered on W&B name this module in their command (or `program: agent/train.py`), so it
-stays here; the trial program itself lives in `agent.trial`.
+stays here; the trial program itself is `agent.trial.program`.
 
 An agent runs `python` from PATH. When that python is not the one lora-sweep is installed in, the
 imports fail in confusing ways (a `./wandb` run folder even imports as an empty `wandb`), so say
@@ -35,6 +35,6 @@ if __name__ == "__main__":
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
-    from agent.trial.train import main
+    from agent.trial.program import main
 
     sys.exit(main())

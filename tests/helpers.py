@@ -91,6 +91,19 @@ def inspect_summary(run_dir: Path) -> dict:
     return json.loads(out.stdout)
 
 
+def logged_rows(run_dir: Path) -> list[dict]:
+    """The rows the run passed to `wandb.log`, in order, through W&B's public CLI."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    return [record["history"].get("item", {}) for record in records if record.get("type") == "history"]
+
+
 def plotly_data(page: str, div_id: str) -> list[dict]:
     """The traces a written page hands to Plotly.newPlot for the figure in `div_id`."""
     start = page.index(f'"{div_id}",', page.index("Plotly.newPlot")) + len(div_id) + 3

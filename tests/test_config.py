@@ -7,7 +7,7 @@ from agent.trial.config import PARAMETERS, ConfigError, TrialConfig
 
 def test_the_defaults_help_advertises_are_the_ones_a_run_without_flags_gets():
     # Each default typed back as the flag string a user would copy from --help must give the same trial.
-    from agent.trial.train import usage
+    from agent.trial.program import usage
 
     advertised = dict(re.findall(r"^  --(\w+) .*\[default: (.*)\]$", usage(), re.MULTILINE))
     assert set(advertised) == set(PARAMETERS)

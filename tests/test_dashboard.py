@@ -9,7 +9,6 @@ by the in-test server of tests/wandb_backend.py, which captures the requests.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import wandb_workspaces.reports.v2 as wr
 import yaml
@@ -161,9 +160,3 @@ def test_dashboard_errors_are_one_line(monkeypatch):
     local = CliRunner().invoke(main, ["dashboard", "3k9x2abc"])
     assert local.exit_code == 1
     assert local.stderr == "Error: '3k9x2abc' is not a W&B sweep path entity/project/sweep_id\n"
-
-
-def test_the_docs_show_the_commands_help():
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "review.md").read_text()
-    help_text = CliRunner().invoke(main, ["dashboard", "--help"], prog_name="lora-sweep").output
-    assert f"```\n{help_text}```" in docs

@@ -2,7 +2,8 @@
 
 What a RunPod pod provides is stood in for on PATH: `runpodctl` (records the self-removal),
 `nvidia-smi` (lists two GPUs), `wandb` (W&B's server is the boundary; records argv, env and
-signals) and `pip` (the package index). `lora-sweep` is this checkout's real CLI, so the real
+signals) and `pip` (the package index). RunPod's GraphQL API, the script's fallback when
+runpodctl fails, is a loopback stand-in. `lora-sweep` is this checkout's real CLI, so the real
 supervisor starts the agents.
 """
 
@@ -14,7 +15,9 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -42,6 +45,9 @@ def pod_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "HOME": str(tmp_path),
         "STANDIN_RECORD": str(tmp_path / "record.jsonl"),
         "RUNPOD_POD_ID": "pod-123",
+        "RUNPOD_API_KEY": "pod-scoped-key",  # RunPod puts one, scoped to the pod, in every pod
+        "RUNPOD_API_BASE_URL": "http://127.0.0.1:9",  # nothing listens: the API fallback fails
+        "STANDIN_PIP_INDEX": json.dumps({"torch": ["2.8.0"], "lora-sweep": ["0.1.0"]}),
         "WANDB_API_KEY": "wandb-key",
         "LORA_SWEEP_ID": SWEEP,
         "LORA_SWEEP_PACKAGE": "lora-sweep==0.1.0",
@@ -58,10 +64,14 @@ def events(tmp_path: Path, event: str | None = None) -> list[dict]:
     return [line for line in lines if event in (None, line["event"])]
 
 
-def assert_removed_once_at_the_end(tmp_path: Path) -> None:
-    removals = events(tmp_path, "runpodctl")
-    assert [removal["argv"] for removal in removals] == [["remove", "pod", "pod-123"]]
+def assert_ended_once_at_the_end(tmp_path: Path, verb: str = "delete") -> None:
+    calls = events(tmp_path, "runpodctl")
+    assert [call["argv"] for call in calls] == [["pod", verb, "pod-123"]]
     assert events(tmp_path)[-1]["event"] == "runpodctl"  # nothing ran after the removal
+
+
+def ended(tmp_path: Path) -> str:
+    return (tmp_path / ".lora-sweep" / "pods" / "pod-123" / "ended").read_text().strip()
 
 
 def run_script(env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -85,20 +95,22 @@ def test_the_pods_start_command_installs_runs_an_agent_per_gpu_and_removes_the_p
     assert sorted(start["env"]["CUDA_VISIBLE_DEVICES"] for start in starts) == ["0", "1"]
     assert {tuple(start["argv"]) for start in starts} == {("agent", "--forward-signals", SWEEP)}
     assert {start["env"]["WANDB_API_KEY"] for start in starts} == {"wandb-key"}
-    assert_removed_once_at_the_end(tmp_path)
+    assert_ended_once_at_the_end(tmp_path)
+    assert ended(tmp_path) == "exit 0: the sweep has no more runs for this pod"
     logs = sorted((tmp_path / ".lora-sweep" / "logs" / "me-lora-8f3k2x1q").glob("gpu-*.log"))
     assert [log.name for log in logs] == ["gpu-0.log", "gpu-1.log"]
     for text in [done.stdout, done.stderr] + [log.read_text() for log in logs]:
         assert "wandb-key" not in text  # the key reached the agents' environment, and nothing else
 
 
-def test_a_failed_install_removes_the_pod_without_starting_agents(tmp_path):
-    done = run_script(pod_env(tmp_path, STANDIN_PIP_EXIT="1"))
+def test_a_failed_install_stops_the_pod_without_starting_agents_and_says_why(tmp_path):
+    done = run_script(pod_env(tmp_path, LORA_SWEEP_PACKAGE="lora-sweep==9.9"))
 
     assert done.returncode == 3
-    assert "setup failed" in done.stdout
+    assert "ended: setup failed: pip could not install lora-sweep==9.9" in done.stdout.splitlines()[-2]
     assert events(tmp_path, "start") == []
-    assert_removed_once_at_the_end(tmp_path)
+    assert_ended_once_at_the_end(tmp_path, "stop")  # kept, stopped, so RunPod keeps its log
+    assert ended(tmp_path).startswith("exit 3: setup failed")
 
 
 def test_crashing_agents_remove_the_pod_once_the_supervisor_gives_up(tmp_path):
@@ -107,7 +119,8 @@ def test_crashing_agents_remove_the_pod_once_the_supervisor_gives_up(tmp_path):
 
     assert done.returncode == 1
     assert len(events(tmp_path, "start")) == 4  # two GPUs, one restart each
-    assert_removed_once_at_the_end(tmp_path)
+    assert_ended_once_at_the_end(tmp_path, "stop")
+    assert ended(tmp_path) == "exit 1: the agents failed"
 
 
 def test_the_watchdog_stops_the_agents_and_removes_the_pod(tmp_path):
@@ -117,9 +130,9 @@ def test_the_watchdog_stops_the_agents_and_removes_the_pod(tmp_path):
 
     assert done.returncode == 143, done.stdout + done.stderr
     assert time.monotonic() - started < 60
-    assert "watchdog: --max-hours 0.0008 reached" in done.stdout
+    assert "deadline reached (--max-hours 0.0008 since the first boot)" in done.stdout
     assert sorted(event["gpu"] for event in events(tmp_path, "signal")) == ["0", "1"]
-    assert_removed_once_at_the_end(tmp_path)
+    assert_ended_once_at_the_end(tmp_path)
 
 
 def test_sigterm_to_the_pod_reaches_every_agent_and_still_removes_the_pod(tmp_path):
@@ -139,4 +152,118 @@ def test_sigterm_to_the_pod_reaches_every_agent_and_still_removes_the_pod(tmp_pa
         ("0", "SIGTERM"),
         ("1", "SIGTERM"),
     ]
-    assert_removed_once_at_the_end(tmp_path)
+    assert_ended_once_at_the_end(tmp_path)
+
+
+class FakeRunPodApi(BaseHTTPRequestHandler):
+    """RunPod's GraphQL API as the pod script's fallback reaches it: records each request, answers
+    `podTerminate` and `podStop` as RunPod does, and refuses a request without a bearer key."""
+
+    requests: list[dict] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append({"auth": self.headers.get("Authorization"), "query": body["query"]})
+        if not (self.headers.get("Authorization") or "").startswith("Bearer "):
+            answer = {"errors": [{"message": "Unauthorized"}]}
+        elif "podTerminate" in body["query"]:
+            answer = {"data": {"podTerminate": None}}
+        else:
+            answer = {"errors": [{"message": f"unexpected {body['query']}"}]}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def runpod_api():
+    FakeRunPodApi.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRunPodApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_removal_retries_runpodctl_then_falls_back_to_runpods_api_with_the_pods_key(tmp_path, runpod_api):
+    env = pod_env(tmp_path, STANDIN_RUNPODCTL_FAILS="99", RUNPOD_API_BASE_URL=runpod_api, LORA_SWEEP_ID="")
+    done = run_script(env)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    # settings missing is a failure: stop first (runpodctl, then the API, which refuses podStop here
+    # three times), then removal, whose first try through the API succeeds
+    calls = [call["argv"] for call in events(tmp_path, "runpodctl")]
+    assert calls == [["pod", "stop", "pod-123"]] * 3 + [["pod", "delete", "pod-123"]]
+    [removal] = [request for request in FakeRunPodApi.requests if "podTerminate" in request["query"]]
+    assert removal == {"auth": "Bearer pod-scoped-key", "query": 'mutation { podTerminate(input: {podId: "pod-123"}) }'}
+
+
+def test_a_restarted_pod_whose_removal_failed_removes_itself_at_once_without_reinstalling(tmp_path):
+    first = run_script(pod_env(tmp_path, STANDIN_RUNPODCTL_FAILS="99"))  # the API is unreachable too
+    assert first.returncode == 0 and "could not remove this pod" in first.stdout
+    pips = len(events(tmp_path, "pip"))
+
+    second = run_script(pod_env(tmp_path))  # RunPod restarts the container: same disk, same workdir
+
+    assert second.returncode == 4, second.stdout + second.stderr
+    assert len(events(tmp_path, "pip")) == pips and "restarted after it had ended (exit 0" in second.stdout
+    assert events(tmp_path, "runpodctl")[-1]["argv"] == ["pod", "delete", "pod-123"]
+
+
+def test_the_deadline_counts_from_the_first_boot(tmp_path):
+    # A first boot, killed without a word, left its deadline 3 s from now; this boot asks for an hour.
+    state = tmp_path / ".lora-sweep" / "pods" / "pod-123"
+    state.mkdir(parents=True)
+    (state / "boots").write_text("1\n")
+    (state / "deadline").write_text(f"{int(time.time()) + 3}\n")
+    started = time.monotonic()
+    done = run_script(pod_env(tmp_path, STANDIN_WANDB_SLEEP="120", LORA_SWEEP_MAX_HOURS="1"))
+
+    assert done.returncode == 143, done.stdout + done.stderr
+    assert time.monotonic() - started < 60 and "boot 2 of pod pod-123" in done.stdout
+    assert "deadline reached" in done.stdout
+    assert_ended_once_at_the_end(tmp_path)
+
+
+def test_the_workdir_is_created_and_the_images_own_start_runs_in_the_background(tmp_path):
+    image_start = tmp_path / "start.sh"
+    image_start.write_text(f"#!/bin/sh\necho sshd > {tmp_path / 'sshd-started'}\nexec sleep 30\n")
+    image_start.chmod(0o755)
+    workdir = tmp_path / "no" / "such" / "dir"
+    done = run_script(pod_env(tmp_path, LORA_SWEEP_WORKDIR=str(workdir), LORA_SWEEP_IMAGE_START=str(image_start)))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "sshd-started").exists()  # and it did not hold up the work: the script is done
+    assert (workdir / ".lora-sweep" / "pods" / "pod-123" / "ended").exists()
+
+
+@pytest.mark.parametrize("stop_s, removed_within_s", [(1, 5), (8, 5)])
+def test_a_reclaim_removes_the_pod_within_runpods_5_s(tmp_path, stop_s, removed_within_s):
+    # The chain a reclaim's SIGTERM goes down: this script -> the supervisor -> an agent per GPU,
+    # each taking stop_s to stop as a run saving its checkpoint would. One that takes longer than
+    # the grace is killed: the pod must be gone before RunPod's SIGKILL at 5 s.
+    env = pod_env(tmp_path, STANDIN_WANDB_SLEEP="120", STANDIN_WANDB_STOP_S=str(stop_s))
+    script = subprocess.Popen(
+        ["bash", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 60
+    while len(events(tmp_path, "start")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    sent = time.time()
+    script.send_signal(signal.SIGTERM)
+    out, _ = script.communicate(timeout=60)
+
+    [removal] = events(tmp_path, "runpodctl")
+    took = removal["time"] - sent
+    print(f"SIGTERM to removal: {took:.2f}s (agents take {stop_s}s)")
+    assert script.returncode == 143, out
+    assert took < removed_within_s, out
+    exits = [event for event in events(tmp_path, "exit")]
+    assert len(exits) == (2 if stop_s < 3 else 0)  # in time: both exited; too slow: killed

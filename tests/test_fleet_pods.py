@@ -4,26 +4,33 @@ RunPod's API is the boundary: a fake GraphQL server on loopback (127.0.0.1) stan
 api.runpod.io, and the SDK is pointed at it through its own RUNPOD_API_BASE_URL setting, so the
 SDK's code builds and sends every request over HTTP. The tests read the exact queries it received.
 The CLI runs in-process (click's runner, with the keys as its environment): the SDK takes
-seconds to import, once here instead of once per command.
+seconds to import, once here instead of once per command. The package index and git hosts are
+boundaries too: the strict stand-ins `pip` and `git` in tests/fleet_bin come first on PATH. W&B's
+server, asked whether a sweep ends, is the fake transport of tests/wandb_backend.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from wandb_backend import FakeServer, serve
 
 from agent.cli import main
 from agent.fleet.pods import START_COMMAND
 
 SWEEP = "me/lora/8f3k2x1q"
+FLEET_BIN = Path(__file__).parent / "fleet_bin"
+INDEX = {"torch": ["2.8.0"], "lora-sweep": ["0.0.9", "0.1.0"]}
 KEYS = {
     "RUNPOD_API_KEY": "rpa_SECRET_runpod_1",
-    "WANDB_API_KEY": "0123456789abcdefSECRETwandb",
+    "WANDB_API_KEY": "0123456789abcdefSECRETwandb0123456789abcdef",
     "HF_TOKEN": "hf_SECRETtoken",
 }
 GPU = {
@@ -34,7 +41,7 @@ GPU = {
 }
 LISTED_PODS = [
     {"id": "pod-a1", "name": "lora-sweep-me-lora-8f3k2x1q-1", "desiredStatus": "RUNNING", "gpuCount": 2,
-     "costPerHr": 0.88, "uptimeSeconds": 5400, "env": ["WANDB_API_KEY=0123456789abcdefSECRETwandb"]},
+     "costPerHr": 0.88, "uptimeSeconds": 5400, "env": ["WANDB_API_KEY=0123456789abcdefSECRETwandb0123456789abcdef"]},
     {"id": "pod-b1", "name": "lora-sweep-me-lora-other-1", "desiredStatus": "RUNNING", "gpuCount": 1,
      "costPerHr": 0.44, "uptimeSeconds": 60, "env": []},
     {"id": "pod-x", "name": "my-notebook", "desiredStatus": "RUNNING", "gpuCount": 1, "costPerHr": 0.3,
@@ -42,15 +49,25 @@ LISTED_PODS = [
 ]  # fmt: skip
 
 
+def listed_pods() -> list[dict]:
+    return LISTED_PODS  # looked up at each request, so a test can swap the list
+
+
 class FakeRunPod(BaseHTTPRequestHandler):
-    """Answers the GraphQL operations the SDK sends, by operation name, and records each request."""
+    """Answers the GraphQL operations the SDK sends, by operation name, and records each request.
+    With `refuse_interruptible` it answers `podRentInterruptable` as a schema without it would."""
 
     requests: list[dict] = []
+    refuse_interruptible = False
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         query = body["query"]
         self.requests.append({"path": self.path, "auth": self.headers["Authorization"], "query": query})
+        if self.refuse_interruptible and "podRentInterruptable" in query:
+            message = 'Cannot query field "podRentInterruptable" on type "Mutation".'
+            self.reply({"errors": [{"message": message, "locations": [{"line": 1, "column": 12}]}]})
+            return
         self.reply({"data": self.answer(query)})
 
     def answer(self, query: str) -> dict:
@@ -62,7 +79,7 @@ class FakeRunPod(BaseHTTPRequestHandler):
         if "networkVolumes" in query:
             return {"myself": {"id": "u", "networkVolumes": [{"id": "vol-7", "dataCenterId": "EU-RO-1"}]}}
         if "pods" in query:
-            return {"myself": {"pods": LISTED_PODS}}
+            return {"myself": {"pods": listed_pods()}}
         if "podTerminate" in query:
             return {"podTerminate": None}
         raise AssertionError(f"unexpected query {query}")
@@ -82,6 +99,7 @@ class FakeRunPod(BaseHTTPRequestHandler):
 @pytest.fixture
 def runpod_server():
     FakeRunPod.requests = []
+    FakeRunPod.refuse_interruptible = False
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRunPod)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -90,15 +108,32 @@ def runpod_server():
     server.server_close()
 
 
-def lora_sweep(server, *args: str, keys: dict | None = None) -> Result:
+@pytest.fixture
+def wandb_sweep(monkeypatch):
+    """W&B's server holding the sweep, a grid (it ends by itself); tests change its config."""
+    server = FakeServer("me", "lora", "8f3k2x1q", {"method": "grid", "parameters": {"lora_r": {"values": [4]}}}, [])
+    serve(monkeypatch, server)
+    return server
+
+
+def lora_sweep(server, *args: str, keys: dict | None = None, **env_extra: str) -> Result:
     """The real CLI in this process; its environment holds exactly the keys given (KEYS by default)."""
     keys = KEYS if keys is None else keys
     env = {name: keys.get(name) for name in KEYS}  # None unsets a key for the call
     env["RUNPOD_API_BASE_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
+    env["PATH"] = f"{FLEET_BIN}{os.pathsep}{os.environ['PATH']}"
+    env["STANDIN_PIP_INDEX"] = json.dumps(INDEX)
+    env.update(env_extra)
     done = CliRunner().invoke(main, list(args), env=env, prog_name="lora-sweep")
     for secret in KEYS.values():
         assert secret not in done.output, "a secret was printed"
     return done
+
+
+def printed_specs(stdout: str) -> list[dict]:
+    """The pod specs a dry run printed: JSON objects between the check lines and the cost line."""
+    specs = stdout[stdout.index("{\n") :].split("\ncost:")[0]
+    return json.loads("[" + re.sub(r"\}\n\{", "},{", specs) + "]")
 
 
 def sent(operation: str) -> list[str]:
@@ -116,27 +151,30 @@ def test_dry_run_prints_the_pod_specs_with_secrets_masked_and_the_cost_and_creat
     )  # fmt: skip
 
     assert done.exit_code == 0, done.stderr
-    specs = json.loads("[" + re.sub(r"\}\n\{", "},{", done.stdout.split("\ncost:")[0]) + "]")
+    specs = printed_specs(done.stdout)
     assert [spec["name"] for spec in specs] == ["lora-sweep-me-lora-8f3k2x1q-1", "lora-sweep-me-lora-8f3k2x1q-2"]
     spec = specs[0]
     assert (spec["gpu_type_id"], spec["gpu_count"], spec["interruptible"]) == (GPU["id"], 2, False)
     assert spec["docker_args"] == START_COMMAND
     assert spec["env"]["WANDB_API_KEY"] == "***" and spec["env"]["HF_TOKEN"] == "***"
     assert spec["env"]["LORA_SWEEP_ID"] == SWEEP and spec["env"]["LORA_SWEEP_PACKAGE"] == "lora-sweep==0.1.0"
-    assert spec["env"]["LORA_SWEEP_MAX_HOURS"] == "6"
+    # staggered deadlines: the last pod runs the full --max-hours, the one before 5% less
+    assert [spec["env"]["LORA_SWEEP_MAX_HOURS"] for spec in specs] == ["5.7", "6"]
     assert (
         "cost: $0.440/h per RTX 4090 (on demand), $0.880/h per pod, $1.760/h for 2 pod(s); "
-        "--max-hours 6 caps it at $10.56" in done.stdout
+        "at most $10.30, when every pod runs to its deadline" in done.stdout
     )
+    assert "package: lora-sweep==0.1.0 is on the package index" in done.stdout
     assert sent("podFindAndDeployOnDemand") == [] and sent("podRentInterruptable") == []
     assert {request["auth"] for request in FakeRunPod.requests} == {f"Bearer {KEYS['RUNPOD_API_KEY']}"}
     assert {request["path"] for request in FakeRunPod.requests} == {"/graphql"}
 
 
-def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_environment(runpod_server):
+def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_environment(runpod_server, wandb_sweep):
     done = lora_sweep(
         runpod_server, "pods", "up", SWEEP, "--count", "2", "--gpu-type", GPU["id"], "--gpus-per-pod", "2",
-        "--network-volume", "vol-7", "--image", "my/image:1",
+        "--network-volume", "vol-7", "--image", "my/image:1", "--package", "lora-sweep==0.1.0",
+        "--cloud-type", "SECURE",
     )  # fmt: skip
 
     assert done.exit_code == 0, done.stderr
@@ -149,15 +187,20 @@ def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_enviro
         assert input_field(mutation, "gpuCount") == "2"
         assert input_field(mutation, "networkVolumeId") == '"vol-7"'
         assert input_field(mutation, "dataCenterId") == '"EU-RO-1"'  # where the volume lives
+        assert input_field(mutation, "cloudType") == "SECURE"
         assert f'dockerArgs: "{START_COMMAND}"' in mutation
         for key in ("WANDB_API_KEY", "HF_TOKEN"):
             assert f'{{ key: "{key}", value: "{KEYS[key]}" }}' in mutation  # the pod gets the key itself
         assert KEYS["RUNPOD_API_KEY"] not in mutation  # the pod never needs the RunPod key
     assert "created pod pod-new" in done.stdout and sent("podRentInterruptable") == []
+    assert "bound: sweep me/lora/8f3k2x1q ends by itself (grid)" in done.stdout
 
 
 def test_up_interruptible_sends_runpods_documented_spot_mutation_at_the_lowest_bid(runpod_server):
-    done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--interruptible")
+    done = lora_sweep(
+        runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--interruptible",
+        "--max-hours", "2", "--package", "lora-sweep==0.1.0",
+    )  # fmt: skip
 
     assert done.exit_code == 0, done.stderr
     [mutation] = sent("podRentInterruptable")
@@ -182,7 +225,10 @@ def test_a_missing_key_is_one_line_naming_it_before_any_request(runpod_server, m
 
 
 def test_an_unknown_gpu_type_is_one_line_and_creates_nothing(runpod_server):
-    done = lora_sweep(runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", "NVIDIA Nope")
+    done = lora_sweep(
+        runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", "NVIDIA Nope", "--max-hours", "1",
+        "--package", "lora-sweep==0.1.0",
+    )  # fmt: skip
 
     assert done.exit_code == 1
     assert done.stderr.startswith("Error: RunPod: No GPU found") and len(done.stderr.strip().splitlines()) == 1
@@ -219,3 +265,117 @@ def test_down_removes_only_our_pods(runpod_server):
 
     done = lora_sweep(runpod_server, "pods", "down", keys=key)
     assert done.exit_code == 1 and "--all" in done.stderr
+
+
+UP = ("pods", "up", SWEEP, "--count", "2", "--gpu-type", GPU["id"])
+
+
+def test_a_dry_run_works_offline_prints_the_specs_and_says_why_there_is_no_price(tmp_path):
+    # Nothing listens on port 9: RunPod, the index (pip) and W&B are all out of reach.
+    offline = type("Offline", (), {"server_address": ("127.0.0.1", 9)})()
+    done = lora_sweep(offline, *UP, "--package", "lora-sweep==0.1.0", "--dry-run", STANDIN_PIP_OFFLINE="1")
+
+    assert done.exit_code == 0, done.output
+    assert [spec["name"] for spec in printed_specs(done.stdout)] == [
+        "lora-sweep-me-lora-8f3k2x1q-1",
+        "lora-sweep-me-lora-8f3k2x1q-2",
+    ]
+    assert "package: cannot reach the package index to check lora-sweep==0.1.0" in done.stdout
+    assert re.search(r"^cost: price unavailable \(RunPod: .*Connection refused.*\)$", done.stdout, re.MULTILINE)
+    assert "bound: cannot read sweep me/lora/8f3k2x1q from W&B" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "dry run: no pod created (2 would be)"
+
+
+def test_a_real_up_that_cannot_check_the_package_rents_nothing(runpod_server):
+    done = lora_sweep(runpod_server, *UP, "--package", "lora-sweep==0.1.0", "--max-hours", "1", STANDIN_PIP_OFFLINE="1")
+
+    assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert "cannot reach the package index" in done.stderr and FakeRunPod.requests == []
+
+
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_a_version_not_on_the_index_is_one_line_saying_what_to_pass_and_rents_nothing(runpod_server, dry_run):
+    done = lora_sweep(runpod_server, *UP, "--package", "lora-sweep==0.2.0", "--max-hours", "1", *dry_run)
+
+    assert done.exit_code == 1
+    assert done.stderr.strip() == (
+        "Error: lora-sweep==0.2.0 is not on the package index (it has 0.1.0, 0.0.9): pass --package "
+        "'lora-sweep @ git+https://github.com/ORG/lora-sweep@TAG' (docs/gpu.md, Package)"
+    )
+    assert FakeRunPod.requests == []
+
+
+@pytest.mark.parametrize("ref, ok", [("v0.1.0", True), ("v9", False)])
+def test_a_git_ref_must_resolve_before_any_pod_is_rented(runpod_server, ref, ok):
+    url = "https://github.com/me/lora-sweep"
+    remotes = {url: {"refs/heads/main": "a" * 40, "refs/tags/v0.1.0": "b" * 40}}
+    done = lora_sweep(
+        runpod_server, *UP, "--package", f"lora-sweep @ git+{url}@{ref}", "--max-hours", "1", "--dry-run",
+        STANDIN_GIT_REMOTES=json.dumps(remotes),
+    )  # fmt: skip
+
+    assert done.exit_code == (0 if ok else 1), done.output
+    if ok:
+        assert f"package: {ref} resolves in {url}" in done.stdout
+    else:
+        assert done.stderr.startswith(f"Error: {ref} is no branch or tag of {url}: push it, or pass --package")
+
+
+def test_the_default_package_is_this_clones_commit_on_its_origin(tmp_path):
+    from agent.fleet.package_check import default_package
+
+    clone = tmp_path / "lora-sweep"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    git = ["git", "-C", str(clone)]
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(clone)], check=True, env=env)
+    subprocess.run([*git, "remote", "add", "origin", "https://github.com/me/lora-sweep"], check=True, env=env)
+    assert default_package(clone, "0.1.0", env) == "lora-sweep==0.1.0"  # no commit yet: the version
+    author = {**env, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
+              "GIT_COMMITTER_EMAIL": "a@b"}  # fmt: skip
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=author)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, env=env).stdout.strip()
+
+    assert default_package(clone, "0.1.0", env) == f"lora-sweep @ git+https://github.com/me/lora-sweep@{head}"
+    assert default_package(tmp_path, "0.1.0", env) == "lora-sweep==0.1.0"  # not a clone
+
+
+def test_a_sweep_that_never_ends_needs_max_hours_on_purpose(runpod_server, wandb_sweep):
+    wandb_sweep.sweep_config = {"method": "random", "parameters": {"lora_r": {"values": [4, 8]}}}
+    done = lora_sweep(runpod_server, *UP, "--package", "lora-sweep==0.1.0", "--dry-run")
+
+    assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert "never runs out of runs" in done.stderr and "pass --max-hours on purpose" in done.stderr
+
+    wandb_sweep.sweep_config["run_cap"] = 20
+    assert lora_sweep(runpod_server, *UP, "--package", "lora-sweep==0.1.0", "--dry-run").exit_code == 0
+
+
+def test_an_interruptible_pod_runpod_refuses_is_one_clear_line(runpod_server):
+    FakeRunPod.refuse_interruptible = True
+    done = lora_sweep(
+        runpod_server, *UP, "--interruptible", "--package", "lora-sweep==0.1.0", "--max-hours", "1"
+    )  # fmt: skip
+
+    assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("Error: RunPod refused an interruptible pod (RunPod: Cannot query field")
+    assert done.stderr.rstrip().endswith("run without --interruptible")
+
+
+def test_the_bid_is_never_rounded_below_runpods_minimum(runpod_server, monkeypatch):
+    monkeypatch.setitem(GPU["lowestPrice"], "minimumBidPrice", 0.1234564)
+    done = lora_sweep(runpod_server, *UP, "--interruptible", "--package", "lora-sweep==0.1.0", "--max-hours", "1")
+
+    assert done.exit_code == 0, done.output
+    assert {input_field(mutation, "bidPerGpu") for mutation in sent("podRentInterruptable")} == {"0.1234564"}
+
+
+def test_status_says_why_a_stopped_pod_stopped(runpod_server, monkeypatch):
+    stopped = {**LISTED_PODS[0], "desiredStatus": "EXITED", "costPerHr": 0, "lastStatusChange": "Exited by user"}
+    monkeypatch.setitem(globals(), "LISTED_PODS", [stopped, *LISTED_PODS[1:]])
+    done = lora_sweep(runpod_server, "pods", "status", SWEEP, keys={"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]})
+
+    assert done.exit_code == 0, done.output
+    assert re.search(r"pod-a1 .* EXITED .* Exited by user$", done.stdout, re.MULTILINE)
+    assert "stopped after a failure: pod-a1; its last log line says why" in done.stdout

@@ -1,6 +1,7 @@
 """The house keeps its shape: each part imports only the parts below it, and no module cycle exists.
 
-Read from the source with `ast`, so the check sees lazy imports inside functions too.
+Read from the source with `ast`, so the check sees lazy imports inside functions and imports under
+`if TYPE_CHECKING:` too.
 """
 
 from __future__ import annotations
@@ -32,11 +33,9 @@ def module_name(path: Path) -> str:
 
 
 def imports_of(path: Path) -> set[str]:
-    """Every import of the module, lazy ones included; `if TYPE_CHECKING:` blocks are annotations, not imports."""
+    """Every import of the module, lazy ones and `if TYPE_CHECKING:` ones included: a module that names
+    another in its annotations depends on it for the reader, so a cycle through annotations is a cycle."""
     tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
-            node.body = []
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import PROGRAMS, agent_env
+from helpers import PROGRAMS, agent_env, inspect_summary
 
 from agent.local import metrics
 from agent.local.launch import find_run_file, prepare_launch
@@ -47,12 +47,15 @@ def test_follow_streams_history_rows_and_the_exit_code(tmp_path):
 def test_summary_gives_state_summary_and_console(tmp_path):
     result, run_file = run_scorer(tmp_path, steps=3, slope=2.0, exit_code=3)
     assert result.returncode == 3
-    summary = metrics.read_summary(run_file, agent_env())
-    assert summary.state == "failed"
-    assert summary.exit_code == 3
-    assert summary.summary["score"] == {"max": 6}  # define_metric(summary="max")
-    assert summary.summary["train/global_step"] == 30
-    assert any("scorer done" in line for line in summary.console)
+    printed = inspect_summary(run_file.parent)  # the document `read_summary` reads
+    assert printed["state"] == "failed"
+    assert printed["exit_code"] == 3
+    assert any("scorer done" in entry["line"] for entry in printed["console"])
+    read = metrics.read_summary(run_file, agent_env())
+    assert read.error is None
+    assert read.summary == printed["summary"]
+    assert read.summary["score"] == {"max": 6}  # define_metric(summary="max")
+    assert read.summary["train/global_step"] == 30
 
 
 def test_flatten_summary_reads_the_objective_as_its_extremum():

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
 from agent.local import controller
+from agent.local import store as store_module
 from agent.local.store import Store, UnknownSweep
 from agent.sweep_config import grid_size
 
@@ -127,3 +134,43 @@ def test_sweep_record_is_what_reports_read(store):
     assert only.config == {"a": 1, "b": "x"}
     assert only.history == [{"score": 1.0, "train/global_step": 10}]
     assert only.runtime_s is not None and only.runtime_s >= 0
+
+
+def test_a_dead_agents_program_is_ended_only_if_it_carries_the_runs_id(store, tmp_path):
+    sweep_id = store.create_sweep(GRID, None, None)
+    run = claim(store, sweep_id).run
+
+    def program(run_id):  # its own process group, as the agent starts programs
+        env = {**os.environ, "WANDB_RUN_ID": run_id}
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env, start_new_session=True)
+
+    other, mine = program("another"), program(run.run_id)
+    try:
+        controller.kill_orphan(dataclasses.replace(run, pid=other.pid))
+        controller.kill_orphan(dataclasses.replace(run, pid=mine.pid))
+        assert mine.wait(timeout=10) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_store_at_the_previous_schema_version_is_upgraded_in_place_when_opened(tmp_path, monkeypatch):
+    path = tmp_path / "sweeps.db"
+    old = Store(path)
+    sweep_id = old.create_sweep(GRID, "proj", None)
+    old.close()
+    # The next version adds a column: a store written at the current version is now the previous one.
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT"])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", store_module.SCHEMA_VERSION + 1)
+
+    Store(path, read_only=True).close()  # a reading command reads it as it stands, writing nothing
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION - 1
+
+    upgraded = Store(path)
+    assert upgraded.sweep(sweep_id).project == "proj"
+    upgraded.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+    assert "note" in {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    db.close()

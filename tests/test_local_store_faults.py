@@ -16,7 +16,7 @@ import pytest
 from helpers import assert_one_line, create_sweep, record_args_sweep, run_cli, runs_of, start_agent, wait_for
 
 from agent.local import controller
-from agent.local.store import APPLICATION_ID, Store
+from agent.local.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
 pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 
@@ -103,8 +103,9 @@ def test_a_store_from_before_the_schema_version_is_still_read(tmp_path):
     result = run_cli("runs", sweep_id, "--store", str(store))
     assert result.returncode == 0, result.stderr
     sqlite3.connect(store).execute("PRAGMA application_id").fetchone()  # still a plain SQLite file
-    Store(store).close()  # opened for writing, it is stamped as ours
+    Store(store).close()  # opened for writing, it is stamped as ours, at the current version
     assert sqlite3.connect(store).execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert sqlite3.connect(store).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_store_path_under_a_file_is_one_line(tmp_path):

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, adapter, assert_same_weights, inspect_summary
+from helpers import REPO, adapter, assert_same_weights, inspect_summary, logged_rows
 
 from agent.local.launch import FLUSH_INTERVAL_ENV
-from agent.local.metrics import inspect_command, read_history
+from agent.local.metrics import inspect_command
+from agent.records import RunState
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
 
 TRIAL = [
@@ -79,11 +80,11 @@ def attempt_dirs(cwd: Path, run_id: str) -> list[Path]:
 
 
 def train_steps(run_dir: Path) -> list[int]:
-    return [row["train/global_step"] for row in read_history(run_dir) if "train/loss" in row]
+    return [row["train/global_step"] for row in logged_rows(run_dir) if "train/loss" in row]
 
 
 def eval_points(run_dir: Path) -> dict[int, float]:
-    return {row["train/global_step"]: row["eval/rougeL"] for row in read_history(run_dir) if "eval/rougeL" in row}
+    return {row["train/global_step"]: row["eval/rougeL"] for row in logged_rows(run_dir) if "eval/rougeL" in row}
 
 
 def marked_preempting(run_dir: Path) -> bool:
@@ -183,7 +184,7 @@ def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_m
 
 def test_a_resumed_runs_config_is_rebuilt_from_our_parameters_but_a_sweep_typo_still_fails(tmp_path):
     from agent.trial.config import ConfigError, TrialConfig
-    from agent.trial.train import sweep_parameter_names, trial_params
+    from agent.trial.program import sweep_parameter_names, trial_params
 
     # What wandb.config holds on a resumed run: ours, transformers' TrainingArguments, W&B's own key.
     resumed = {"lora_r": 16, "learning_rate": 1e-4, "adam_beta1": 0.9, "lr_scheduler_type": "linear", "_wandb": {}}
@@ -198,15 +199,15 @@ def test_a_resumed_runs_config_is_rebuilt_from_our_parameters_but_a_sweep_typo_s
 
 
 def test_announced_preemptions_do_not_count_against_max_attempts(tmp_path):
-    from agent.trial.checkpoint import FAILED, PREEMPTED, begin_attempt, end_attempt
+    from agent.trial.checkpoint import begin_attempt, end_attempt
 
     assert begin_attempt(tmp_path).failures_before == 0
-    end_attempt(tmp_path, PREEMPTED)
+    end_attempt(tmp_path, RunState.PREEMPTED)
     second = begin_attempt(tmp_path)  # then killed without a word
     assert (second.number, second.failures_before) == (2, 0)
     third = begin_attempt(tmp_path)
     assert third.failures_before == 1 and "without warning" in third.last_failure
-    end_attempt(tmp_path, FAILED, "OutOfMemoryError: CUDA out of memory")
+    end_attempt(tmp_path, RunState.FAILED, "OutOfMemoryError: CUDA out of memory")
     fourth = begin_attempt(tmp_path)
     assert fourth.failures_before == 2 and fourth.last_failure.startswith("OutOfMemoryError")
     assert fourth.is_last(max_attempts=3) and not fourth.exhausted(max_attempts=3)

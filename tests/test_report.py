@@ -261,7 +261,7 @@ def test_best_yaml_holds_every_sweep_parameter_of_the_winner(tmp_path):
     assert text.startswith("# Winning configuration of sweep sweep1: run run3, eval/rougeL = 13.0000\n")
     assert "# Rerun or promote it with: python -m agent.train --config best.yaml\n" in text
     assert yaml.safe_load(text) == {"lora_r": 8, "target_modules": "all-linear", **FIXED}
-    assert review.best_yaml == text
+    assert review.findings.best_yaml == text
 
 
 def test_written_figures_hold_the_runs_values(tmp_path):
@@ -274,7 +274,7 @@ def test_written_figures_hold_the_runs_values(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert page.count("plotly.js v") == 1  # the library is inlined once for all figures
 
-    (parcoords,) = plotly_data(page, "figure-0")
+    (parcoords,) = plotly_data(page, "figure-parallel_coordinates")
     axes = {dimension["label"]: dimension for dimension in parcoords["dimensions"]}
     assert list(axes) == ["lora_r", "target_modules", "eval/rougeL"]  # objective last
     assert axes["eval/rougeL"]["values"] == [13.0, 12.0, 11.0, 10.0]  # best first
@@ -287,7 +287,7 @@ def test_written_figures_hold_the_runs_values(tmp_path):
         "qv",
     ]
 
-    curves = plotly_data(page, "figure-2")
+    curves = plotly_data(page, "figure-curves")
     by_run = {trace["name"].split()[0]: trace for trace in curves}
     assert set(by_run) == {"run0", "run1", "run2", "run3"}
     assert by_run["run3"]["x"] == [0, 100, 200] and by_run["run3"]["y"] == [7.0, 10.0, 13.0]

@@ -1,4 +1,5 @@
-"""Contract test: `lora-sweep report ENTITY/PROJECT/ID` through wandb 0.31's real public-API classes.
+"""Contract test: the W&B path of the review (`fetch_wandb_sweep`, `lora-sweep report ENTITY/PROJECT/ID`)
+through wandb 0.31's real public-API classes.
 
 Boundary faked, and why: W&B's server cannot be reached from tests. The fake (tests/wandb_backend.py)
 replaces only the connection from wandb's Python API to wandb-core, the process that talks to the
@@ -9,11 +10,14 @@ server; `wandb.Api().sweep`, the paged `Runs`, lazy run loading, the summary obj
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from click.testing import CliRunner
-from wandb_backend import FakeServer, StoredRun, serve
+from wandb_backend import FakeServer, StoredRun, fresh_wandb_settings, serve
 
 from agent.cli import main
+from agent.review.fetch import fetch_wandb_sweep, is_wandb_path
+from agent.review.report import write_review
 
 SWEEP_CONFIG = {
     "method": "grid",
@@ -69,8 +73,51 @@ def test_report_reads_a_wandb_sweep_through_the_real_public_api(tmp_path, monkey
     header = result.output.split("\n\n")[1].splitlines()[0].split()
     assert header[:4] == ["run", "learning_rate", "lora_r", "eval/rougeL"]
     assert "loss.png" in result.output and "gpu_memory.png" in result.output
+    assert (tmp_path / "report.html").exists()
     operations = [query.split("(")[0].split()[-1] for query, _ in core.graphql]
     assert operations.count("Runs") == 2  # both pages were read
+
+
+def test_a_wandb_run_becomes_a_run_record_as_a_local_run_does(tmp_path, monkeypatch):
+    serve(monkeypatch, FakeServer("team", "lora", "sw33p", SWEEP_CONFIG, twelve_runs()))
+    sweep = fetch_wandb_sweep("team/lora/sw33p")
+    assert sweep.sweep_id == "team/lora/sw33p" and sweep.config == SWEEP_CONFIG
+    first = sweep.runs[0]
+    assert (first.run_id, first.state, first.runtime_s) == ("run00", "finished", 120.0)
+    assert (first.config["learning_rate"], first.config["lora_r"]) == (1e-4, 4)
+    assert not [key for key in first.config if key.startswith("_")]  # W&B's own keys (`_wandb`) dropped
+    assert "eval/samples" not in first.summary and "_wandb" not in first.summary  # media and W&B's own are no metrics
+    # The evaluations, then the training-loss rows: the two scans the review asks for.
+    assert [(row["train/global_step"], row.get("eval/rougeL"), row.get("train/loss")) for row in first.history] == [
+        (0, 7.0, None),
+        (20, pytest.approx(10.5), None),
+        (10, None, 2.5),
+        (20, None, pytest.approx(1.96)),
+    ]
+    # Everything after fetching is the local path's code: ranked best first, the crashed run last.
+    results = write_review(sweep, tmp_path).findings.results
+    assert (results.runs[0].run_id, results.runs[-1].run_id, results.runs[-1].state) == ("run05", "run11", "crashed")
+    assert results.runs[0].curve == [(0.0, 7.0), (20.0, pytest.approx(17.05))]
+
+
+def test_wandb_paths_are_told_from_local_ids():
+    assert is_wandb_path("team/lora/sw33p")
+    assert not is_wandb_path("sw33p")
+    assert not is_wandb_path("lora/sw33p")
+    assert not is_wandb_path("team//sw33p")
+
+
+def test_report_command_without_wandb_login_fails_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc credentials
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    fresh_wandb_settings(monkeypatch)  # as a fresh `lora-sweep report`, not what an earlier test left
+    result = CliRunner().invoke(main, ["report", "team/lora/sw33p", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: cannot read W&B sweep team/lora/sw33p: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "wandb login" in result.stderr  # the missing login itself, not a failed check of a stale key
 
 
 def test_a_failing_page_of_runs_is_one_line(tmp_path, monkeypatch):

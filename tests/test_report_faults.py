@@ -11,10 +11,10 @@ import warnings
 
 import pytest
 import yaml
+from helpers import plotly_data
 
 from agent.local.listing import runs_as_json, runs_as_table
 from agent.records import RunRecord, SweepRecord, best_run, rank_runs
-from agent.review.fetch import FetchError, fetch_wandb_sweep
 from agent.review.report import REVIEW_ROOT, default_out_dir, write_review
 
 GRID = {"lora_r": {"values": [4, 8]}, "learning_rate": {"values": [1e-4, 1e-3]}}
@@ -59,7 +59,7 @@ def test_runs_demo_and_report_rank_runs_the_same_way(goal, order, tmp_path):
     assert [r["run_id"] for r in json.loads(runs_as_json(record))["runs"]] == order
     assert best_run(record).run_id == order[0]
     review = write_review(record, tmp_path)
-    assert [r.run_id for r in review.results.runs] == order
+    assert [r.run_id for r in review.findings.results.runs] == order
     assert f"run {order[0]}," in (tmp_path / "best.yaml").read_text()
 
 
@@ -85,9 +85,9 @@ def test_nested_parameter_specs_are_reviewed_under_dotted_names(tmp_path):
     ]
     record = SweepRecord("nested", config, runs)
     review = write_review(record, tmp_path)
-    assert [p.name for p in review.results.swept] == ["lora_r", "optim.lr"]
+    assert [p.name for p in review.findings.results.swept] == ["lora_r", "optim.lr"]
     assert yaml.safe_load((tmp_path / "best.yaml").read_text()) == {"lora_r": 8, "optim.lr": 1e-3, "optim.wd": 0.0}
-    assert any(verdict.startswith("optim.lr: ") for verdict in review.verdicts)
+    assert any(verdict.startswith("optim.lr: ") for verdict in review.findings.verdicts)
     assert runs_as_table(record).splitlines()[0].split()[-2:] == ["lora_r", "optim.lr"]
 
 
@@ -100,8 +100,8 @@ def test_a_swept_parameter_missing_from_a_run_is_its_own_value(tmp_path):
     ]
     config = {"metric": {"name": "eval/rougeL", "goal": "maximize"}, "parameters": GRID}
     review = write_review(SweepRecord("holes", config, runs), tmp_path)
-    assert [r.run_id for r in review.results.runs] == ["b", "c", "a", "d"]
-    assert review.results.runs[1].params["learning_rate"] is None
+    assert [r.run_id for r in review.findings.results.runs] == ["b", "c", "a", "d"]
+    assert review.findings.results.runs[1].params["learning_rate"] is None
     assert {"report.html", "parallel_coordinates.png", "importance.png"} <= set(review.files)
 
 
@@ -114,7 +114,7 @@ def test_a_non_numeric_step_is_left_out_of_the_curves(tmp_path):
     ]
     record = SweepRecord("steps", {"parameters": GRID}, [RunRecord("a", "finished", {"lora_r": 4}, {}, history)])
     review = write_review(record, tmp_path)
-    (result,) = review.results.runs
+    (result,) = review.findings.results.runs
     assert result.curve == [(0.0, 5.0), (40.0, 9.0)] and result.loss == [(40.0, 1.5)]
     assert result.objective == 5.0  # no summary value: the best in history, minimized by default
 
@@ -141,30 +141,10 @@ def test_peak_gpu_memory_is_drawn_for_the_runs_that_logged_it(tmp_path):
     review = write_review(SweepRecord("mem", config, runs), tmp_path)
     assert "gpu_memory.png" in review.files
     page = (tmp_path / "report.html").read_text()
-    start = page.index('"figure-3",', page.index("Plotly.newPlot")) + len('"figure-3",')
-    (bars,) = json.JSONDecoder().raw_decode(page[start:].lstrip())[0]
+    (bars,) = plotly_data(page, "figure-gpu_memory")
     assert bars["y"][0].startswith("gpu_b")
     assert bars["x"] == [4.5, 3.25]  # best run first; the CPU run has no bar
     assert "![peak GPU memory per run](gpu_memory.png)" in (tmp_path / "summary.md").read_text()
-
-
-def test_a_failing_page_of_runs_is_one_line():
-    from wandb.sdk.lib.service.service_connection import WandbApiFailedError
-
-    class Sweep:
-        config = {"parameters": GRID}
-
-        @property
-        def runs(self):
-            yield from ()
-            raise WandbApiFailedError("returned error 502 Bad Gateway")
-
-    class Api:
-        def sweep(self, path):
-            return Sweep()
-
-    with pytest.raises(FetchError, match=r"^cannot read W&B sweep e/p/s: returned error 502 Bad Gateway$"):
-        fetch_wandb_sweep("e/p/s", api=Api())
 
 
 # the output folder ------------------------------------------------------------------------------

@@ -76,18 +76,18 @@ def test_figures_hold_the_runs_values(reviewed):
     work, sweep_id, _ = reviewed
     record = Store(work / ".lora-sweep" / "sweeps.db").sweep_record(sweep_id)
     page = (work / "review" / "report.html").read_text()
-    (parcoords,) = plotly_data(page, "figure-0")
+    (parcoords,) = plotly_data(page, "figure-parallel_coordinates")
     objective_axis = parcoords["dimensions"][-1]
     assert objective_axis["label"] == "eval/rougeL"
     assert sorted(objective_axis["values"]) == pytest.approx(sorted(run.summary["eval/rougeL"] for run in record.runs))
-    curves = {trace["name"].split()[0]: trace for trace in plotly_data(page, "figure-2")}
+    curves = {trace["name"].split()[0]: trace for trace in plotly_data(page, "figure-curves")}
     for run in record.runs:
         evaluations = [row for row in run.history if "eval/rougeL" in row]
         assert curves[run.run_id]["x"] == [row["train/global_step"] for row in evaluations]
         assert curves[run.run_id]["y"] == pytest.approx([row["eval/rougeL"] for row in evaluations])
         assert curves[run.run_id]["x"][0] == 0  # the untuned baseline opens every curve
     # The agent keeps the training-loss rows too (logging_steps 10 of 30 steps: steps 10, 20, 30).
-    losses = {trace["name"].split()[0]: trace for trace in plotly_data(page, "figure-3")}
+    losses = {trace["name"].split()[0]: trace for trace in plotly_data(page, "figure-loss")}
     for run in record.runs:
         logged = [row for row in run.history if "train/loss" in row]
         assert [row["train/global_step"] for row in logged] == [10, 20, 30]

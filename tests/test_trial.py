@@ -4,9 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import inspect_summary, run_program, wandb_run_dir
-
-from agent.local.metrics import read_history
+from helpers import inspect_summary, logged_rows, run_program, wandb_run_dir
 
 TINY = ["--model_name_or_path=builtin:tiny-llama", "--dataset=builtin:synthetic"]
 
@@ -33,7 +31,7 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, dialogues,
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = wandb_run_dir(tmp_path)
 
-    history = [row for row in read_history(run_dir) if "eval/rougeL" in row]
+    history = [row for row in logged_rows(run_dir) if "eval/rougeL" in row]
     assert [row["train/global_step"] for row in history] == [0, 40, 80, 120, 160]
     baseline, best = history[0]["eval/rougeL"], max(row["eval/rougeL"] for row in history)
     assert best > baseline + 5, history
@@ -76,7 +74,7 @@ def test_a_trial_raises_rouge_above_the_untuned_model(tiny_model_dir, dialogues,
     ],
 )
 def test_bad_flags_are_one_line_before_any_run_starts(tmp_path, monkeypatch, capsys, args, message):
-    from agent.trial.train import main
+    from agent.trial.program import main
 
     monkeypatch.chdir(tmp_path)
     assert main(args) == 1
@@ -133,7 +131,7 @@ def test_bad_input_found_inside_the_run_is_one_line_on_the_terminal(tiny_model_d
 
 
 def test_config_file_is_read_and_flags_override_it(tmp_path):
-    from agent.trial.train import parse_args
+    from agent.trial.program import parse_args
 
     config_file = tmp_path / "best.yaml"
     config_file.write_text("lora_r: 16\nlearning_rate: 1.0e-4\n")

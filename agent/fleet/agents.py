@@ -3,17 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from agent.errors import UserError
 from agent.fleet.supervisor import AgentChild
 from agent.records import safe_name
 
 
-def wandb_agent_argv(wandb: str, sweep_path: str, count: int | None) -> tuple[str, ...]:
+class AgentOptionError(UserError):
+    """An option of `lora-sweep agent` that a W&B sweep's agents cannot take."""
+
+
+@dataclass(frozen=True)
+class WandbAgentOptions:
+    """`lora-sweep agent`'s options as `wandb agent` (0.31) takes them: its flags and its environment."""
+
+    count: int | None = None
+    max_consecutive_failed_runs: int | None = None
+    kill_grace_s: int = 30
+    """WANDB_AGENT_KILL_DELAY: wandb reads it as whole seconds."""
+
+
+def wandb_agent_options(params: Mapping, given: frozenset[str]) -> WandbAgentOptions:
+    """The one mapping of `lora-sweep agent`'s options to `wandb agent`'s; an option W&B has no
+    counterpart for, given on purpose, is one line rather than silently ignored."""
+    if "heartbeat_timeout_s" in given:
+        raise AgentOptionError("--heartbeat-timeout is for local sweeps: W&B's server watches its agents' heartbeats")
+    kill_grace = params["kill_grace_s"]
+    if kill_grace != int(kill_grace):
+        raise AgentOptionError(f"--kill-grace {kill_grace:g}: `wandb agent` takes whole seconds")
+    return WandbAgentOptions(params["count"], params["max_consecutive_failed_runs"], int(kill_grace))
+
+
+def wandb_agent_argv(wandb: str, sweep_path: str, options: WandbAgentOptions) -> tuple[str, ...]:
     # --forward-signals: without it `wandb agent` keeps SIGTERM to itself and the run never hears
     # of a preemption, so it can neither checkpoint nor be marked preempting.
-    count_args = ("--count", str(count)) if count else ()
-    return (wandb, "agent", "--forward-signals", *count_args, sweep_path)
+    count_args = ("--count", str(options.count)) if options.count else ()
+    failed = options.max_consecutive_failed_runs
+    failed_args = ("--max-consecutive-failed-runs", str(failed)) if failed else ()
+    return (wandb, "agent", "--forward-signals", *count_args, *failed_args, sweep_path)
+
+
+def wandb_agent_env(base_env: Mapping[str, str], options: WandbAgentOptions) -> dict[str, str]:
+    return {**base_env, "WANDB_AGENT_KILL_DELAY": str(options.kill_grace_s)}
 
 
 def local_agent_argv(python: str, sweep_id: str, store_path: Path, agent_flags: tuple[str, ...]) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from agent.fleet.supervisor import SupervisorOptions
 from agent.local.cli import STORE_OPTION, agent_flags, agent_options, agent_options_from, program_env
@@ -108,7 +109,15 @@ def run_local_agent(sweep_id: str, store_path: str | None, options) -> None:
 
 def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, gpus_spec, log_dir) -> None:
     """Supervised agents, one per GPU: `wandb agent` for a W&B sweep, the local agent for a local one."""
-    from agent.fleet.agents import children_per_gpu, default_log_dir, local_agent_argv, single_child, wandb_agent_argv
+    from agent.fleet.agents import (
+        children_per_gpu,
+        default_log_dir,
+        local_agent_argv,
+        single_child,
+        wandb_agent_argv,
+        wandb_agent_env,
+        wandb_agent_options,
+    )
     from agent.fleet.gpus import parse_gpus
     from agent.fleet.supervisor import Supervisor
     from agent.local.store import open_store
@@ -120,7 +129,10 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
         wandb = shutil.which("wandb", path=env.get("PATH"))
         if wandb is None:
             raise click.ClickException("`wandb` is not on PATH: install it in this environment (pip install wandb)")
-        argv = wandb_agent_argv(wandb, sweep_id, ctx.params["count"])
+        given = frozenset(name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT)
+        wandb_options = wandb_agent_options(ctx.params, given)
+        argv = wandb_agent_argv(wandb, sweep_id, wandb_options)
+        env = wandb_agent_env(env, wandb_options)
     else:
         store = open_store(store_path)
         store.sweep_record(sweep_id)  # an unknown id is one line here, not one per agent
@@ -163,10 +175,12 @@ def runpod(for_pods: bool):
     return RunPod(secrets), secrets
 
 
-def installed_package() -> str:
+def default_package() -> str:
     from importlib.metadata import version
 
-    return f"lora-sweep=={version('lora-sweep')}"
+    from agent.fleet.package_check import default_package
+
+    return default_package(Path(__file__).resolve().parents[2], version("lora-sweep"), dict(os.environ))
 
 
 @pods_group.command("up")
@@ -184,13 +198,25 @@ def installed_package() -> str:
     show_default=True,
     help="Watchdog: a pod stops its agents and removes itself after this long.",
 )
-@click.option("--package", default=None, help="pip requirement installed on the pod  [default: this version]")
+@click.option(
+    "--package",
+    default=None,
+    help="pip requirement installed on the pod, name==version or name @ git+URL@REF; checked before renting  "
+    "[default: this clone's commit on its origin, else this version]",
+)
 @click.option(
     "--torch-index",
     default=None,
     help='pip index of the torch build for the image ("" keeps its torch)  [default: CUDA 12.8 wheels]',
 )
 @click.option("--container-disk", type=click.IntRange(min=10), default=50, show_default=True, help="GB per pod.")
+@click.option(
+    "--cloud-type",
+    type=click.Choice(["ALL", "SECURE", "COMMUNITY"]),
+    default="ALL",
+    show_default=True,
+    help="RunPod's secure cloud, community cloud, or either.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
 def pods_up_command(
     sweep_id,
@@ -204,12 +230,14 @@ def pods_up_command(
     package,
     torch_index,
     container_disk,
+    cloud_type,
     dry_run,
 ) -> None:
     """Rent COUNT pods that each run `lora-sweep agent SWEEP_ID --gpus all`, then remove themselves.
 
-    Every pod installs lora-sweep, runs one `wandb agent` per GPU until the sweep has no more runs,
-    and removes itself on every path (done, setup failed, crashed, stopped, --max-hours reached).
+    The package is checked before anything is rented. Every pod installs it, runs one `wandb agent`
+    per GPU until the sweep has no more runs, and ends itself on every path: removed when done,
+    stopped or past --max-hours; stopped (kept for its log) when setup or the agents failed.
     RUNPOD_API_KEY and WANDB_API_KEY (and HF_TOKEN, when set) are read from the environment and
     passed to the pods as environment; they are never printed.
 
@@ -218,8 +246,10 @@ def pods_up_command(
       lora-sweep pods up me/lora/8f3k2x1q --count 2 --gpu-type "NVIDIA GeForce RTX 4090" \\
           --gpus-per-pod 2 --interruptible --max-hours 6 --dry-run
     """
+    from agent.fleet.package_check import check_package
     from agent.fleet.pod_actions import pods_up
     from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodPlan, pod_specs
+    from agent.fleet.sweep_bound import check_bounded
 
     if not is_wandb_path(sweep_id):
         raise click.ClickException(
@@ -235,11 +265,17 @@ def pods_up_command(
         image=image or DEFAULT_IMAGE,
         network_volume=network_volume,
         max_hours=max_hours,
-        package=package or installed_package(),
+        package=package or default_package(),
         torch_index=DEFAULT_TORCH_INDEX if torch_index is None else torch_index,
         container_disk_gb=container_disk,
+        cloud_type=cloud_type,
     )
-    pods_up(api, plan, pod_specs(plan, secrets), secrets, dry_run, echo=click.echo)
+    specs = pod_specs(plan, secrets)
+    package_check = check_package(plan.package, dict(os.environ))
+    max_hours_given = click.get_current_context().get_parameter_source("max_hours") != ParameterSource.DEFAULT
+    if package_check.installable is not False:  # the package's line comes first: it is the likelier fix
+        click.echo(check_bounded(sweep_id, max_hours_given, dry_run))
+    pods_up(api, plan, specs, secrets, package_check, dry_run, echo=click.echo)
 
 
 @pods_group.command("status")

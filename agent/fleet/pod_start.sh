@@ -1,61 +1,128 @@
 #!/usr/bin/env bash
 # The start command of a lora-sweep pod on RunPod: install, work the sweep with one agent per GPU,
-# then remove this pod. A pod whose start command simply exits is restarted by RunPod and keeps
-# billing, so the removal sits in an EXIT trap and runs on every path: the agents finished, setup
-# failed, the agents crashed, the pod was told to stop (SIGTERM), or the watchdog fired.
+# then end this pod. A pod whose start command simply exits is restarted by RunPod and keeps
+# billing, so ending the pod sits in an EXIT trap and runs on every path: the agents finished,
+# setup failed, the agents crashed, the pod was told to stop (SIGTERM), or the watchdog fired.
+#
+# How a pod ends: removed when its work is over (done, stopped, reclaimed, deadline reached);
+# stopped, not removed, when it failed (setup, agents crashing), so that RunPod keeps it listed
+# with its log and `lora-sweep pods status` shows it; a stopped pod holds no GPU and bills no GPU.
+# Either way the last line of its output, and $STATE_DIR/ended on the workdir, say why.
 #
 # Settings come from the pod's environment, set by `lora-sweep pods up`:
 #   LORA_SWEEP_ID           the W&B sweep, entity/project/id
 #   LORA_SWEEP_PACKAGE      pip requirement for lora-sweep: a pinned version or a git ref
 #   LORA_SWEEP_TORCH_INDEX  pip index of the torch build for this image's CUDA ("" keeps the image's torch)
-#   LORA_SWEEP_MAX_HOURS    watchdog: stop the agents and remove the pod after this many hours
-#   LORA_SWEEP_STOP_GRACE_S seconds the agents get to stop before they are killed (default 60)
-#   LORA_SWEEP_WORKDIR      where agent logs go (a network volume keeps them after the pod)
+#   LORA_SWEEP_MAX_HOURS    deadline, counted from the pod's first boot: stop the agents, remove the pod
+#   LORA_SWEEP_STOP_GRACE_S seconds the agents get to stop at the deadline (default 60)
+#   LORA_SWEEP_RECLAIM_GRACE_S  seconds they get on SIGTERM (default 3.5: RunPod kills at 5 s, and
+#                           removing the pod takes the rest)
+#   LORA_SWEEP_WORKDIR      where logs and this pod's state go (default /workspace; a network
+#                           volume there keeps them after the pod)
+#   LORA_SWEEP_IMAGE_START  the image's own start script, run in the background for SSH (default /start.sh)
 #   RUNPOD_POD_ID           set by RunPod in every pod
+#   RUNPOD_API_KEY          set by RunPod in every pod, scoped to it: the API fallback for ending it
 set -uo pipefail
 
-log() { echo "[pod] $(date -u +%H:%M:%S) $*"; }
-
+POD_ID=${RUNPOD_POD_ID:-}
+WORKDIR=${LORA_SWEEP_WORKDIR:-/workspace}
+STATE_DIR="$WORKDIR/.lora-sweep/pods/${POD_ID:-no-pod-id}"
+MAX_BOOTS=3  # a pod that keeps being restarted without ending is ended, not worked again
+REASON="the start script ended early"
 CHILD_PID=""
 WATCHDOG_PID=""
+FORCE_REMOVE=""
 
-remove_pod() {
+log() {
+  local line
+  line="[pod] $(date -u +%H:%M:%S) $*"
+  echo "$line"
+  if [ -d "$STATE_DIR" ]; then echo "$line" >>"$STATE_DIR/pod.log"; fi
+}
+
+# RunPod's GraphQL API, called with the key RunPod put in this pod: the fallback when runpodctl fails.
+runpod_api() {  # $1: the mutation's body
+  if [ -z "${RUNPOD_API_KEY:-}" ]; then
+    log "RUNPOD_API_KEY is not set in this pod: cannot call RunPod's API"
+    return 1
+  fi
+  LORA_SWEEP_MUTATION="mutation { $1 }" python3 - <<'EOF'
+import json, os, sys, urllib.request
+
+url = os.environ.get("RUNPOD_API_BASE_URL", "https://api.runpod.io") + "/graphql"
+body = json.dumps({"query": os.environ["LORA_SWEEP_MUTATION"]}).encode()
+headers = {"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["RUNPOD_API_KEY"]}
+try:
+    with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=5) as response:
+        errors = json.load(response).get("errors")
+except Exception as error:
+    sys.exit(f"[pod] RunPod's API: {error}")
+if errors:
+    sys.exit(f"[pod] RunPod's API: {errors[0].get('message')}")
+EOF
+}
+
+# Remove (or stop) this pod: runpodctl's current verb, then the API, each tried three times.
+end_pod() {  # $1: delete or stop
+  local verb=$1 mutation pause
+  if [ "$verb" = delete ]; then
+    mutation="podTerminate(input: {podId: \"$POD_ID\"})"
+  else
+    mutation="podStop(input: {podId: \"$POD_ID\"}) { id desiredStatus }"
+  fi
+  for pause in 0 1 2; do
+    sleep "$pause"
+    if runpodctl pod "$verb" "$POD_ID"; then return 0; fi
+    log "runpodctl pod $verb failed"
+    if runpod_api "$mutation"; then return 0; fi
+  done
+  return 1
+}
+
+finish() {
   local status=$?
   trap - EXIT
-  trap '' INT TERM
+  trap '' INT TERM USR1
   if [ -n "$WATCHDOG_PID" ]; then kill "$WATCHDOG_PID" 2>/dev/null; fi
-  log "exiting with status $status: removing pod ${RUNPOD_POD_ID:-<RUNPOD_POD_ID unset>}"
-  if ! runpodctl remove pod "${RUNPOD_POD_ID:-}"; then
-    log "runpodctl could not remove this pod: run 'lora-sweep pods down' or remove it in the console"
+  if [ -d "$STATE_DIR" ]; then echo "exit $status: $REASON" >"$STATE_DIR/ended"; fi
+  if [ -z "$POD_ID" ]; then
+    log "ended: $REASON (exit $status); RUNPOD_POD_ID is unset, nothing to remove"
+    exit "$status"
+  fi
+  # A failure keeps the pod, stopped, so its log stays readable; everything else removes it.
+  if [ -z "$FORCE_REMOVE" ] && [ "$status" -ne 0 ] && [ "$status" -lt 128 ]; then
+    log "ended: $REASON (exit $status); stopping pod $POD_ID (kept for its log: lora-sweep pods down removes it)"
+    if end_pod stop; then exit "$status"; fi
+  else
+    log "ended: $REASON (exit $status); removing pod $POD_ID"
+  fi
+  if ! end_pod delete; then
+    log "could not remove this pod: run 'lora-sweep pods down' or remove it in RunPod's console"
   fi
   exit "$status"
 }
 
-# A sleep that can be cancelled without leaving the sleep behind: run in the background.
-sleep_then() {  # $1: seconds, rest: command to run after
-  local seconds=$1
-  shift
-  sleep "$seconds" &
-  local sleeper=$!
-  trap 'kill $sleeper 2>/dev/null; exit 0' TERM
-  wait "$sleeper" && "$@"
-}
-
-stop_child() {  # $1: signal name, $2: exit status
-  log "got $1: stopping"
+# Stop the agents: a reclaim (SIGTERM) leaves seconds, the watchdog (USR1) a minute.
+stop_child() {  # $1: what happened, $2: grace in seconds, $3: exit status
+  REASON=$1
+  log "$1: stopping the agents (grace ${2}s)"
   if [ -n "$CHILD_PID" ] && kill -0 "$CHILD_PID" 2>/dev/null; then
     kill -TERM "$CHILD_PID" 2>/dev/null
-    sleep_then "${LORA_SWEEP_STOP_GRACE_S:-60}" kill -KILL "$CHILD_PID" &
+    (
+      sleep "$2"
+      kill -KILL "$CHILD_PID" 2>/dev/null
+    ) >/dev/null 2>&1 &
     local killer=$!
     wait "$CHILD_PID"
     kill "$killer" 2>/dev/null
   fi
-  exit "$2"
+  exit "$3"
 }
 
-trap remove_pod EXIT
-trap 'stop_child TERM 143' TERM
-trap 'stop_child INT 130' INT
+trap finish EXIT
+trap 'stop_child "got SIGTERM (reclaimed or stopped)" "${LORA_SWEEP_RECLAIM_GRACE_S:-3.5}" 143' TERM
+trap 'stop_child "got SIGINT" "${LORA_SWEEP_RECLAIM_GRACE_S:-3.5}" 130' INT
+trap 'stop_child "deadline reached (--max-hours $LORA_SWEEP_MAX_HOURS since the first boot)" "${LORA_SWEEP_STOP_GRACE_S:-60}" 143' USR1
 
 # Run a step in the background and wait for it, so that a signal is handled at once.
 run_step() {
@@ -73,27 +140,67 @@ install_package() {
   pip install --quiet "$LORA_SWEEP_PACKAGE"
 }
 
-watchdog() {
-  log "watchdog: --max-hours $LORA_SWEEP_MAX_HOURS reached"
-  kill -TERM $$
+# The boot count and the deadline live on the workdir: a restarted container finds them there.
+count_boot() {
+  local boots now
+  boots=$(($(cat "$STATE_DIR/boots" 2>/dev/null || echo 0) + 1))
+  echo "$boots" >"$STATE_DIR/boots"
+  now=$(date +%s)
+  if [ -n "${LORA_SWEEP_MAX_HOURS:-}" ] && [ ! -f "$STATE_DIR/deadline" ]; then
+    awk -v now="$now" -v h="$LORA_SWEEP_MAX_HOURS" 'BEGIN { printf "%d\n", now + h * 3600 }' >"$STATE_DIR/deadline"
+  fi
+  if [ -f "$STATE_DIR/ended" ]; then
+    REASON="restarted after it had ended ($(cat "$STATE_DIR/ended"))"
+    return 1
+  fi
+  if [ "$boots" -gt "$MAX_BOOTS" ]; then
+    REASON="restarted $((boots - 1)) times without ending"
+    return 1
+  fi
+  log "boot $boots of pod $POD_ID"
 }
 
-if [ -z "${LORA_SWEEP_ID:-}" ] || [ -z "${LORA_SWEEP_PACKAGE:-}" ]; then
-  log "LORA_SWEEP_ID and LORA_SWEEP_PACKAGE must be set"
+start_watchdog() {
+  local left
+  left=$(($(cat "$STATE_DIR/deadline") - $(date +%s)))
+  if [ "$left" -lt 0 ]; then left=0; fi
+  log "deadline in ${left}s"
+  # Detached from the output, and its sleep ended with it, so nothing holds the pod's log open.
+  (
+    sleep "$left" &
+    sleeper=$!
+    trap 'kill $sleeper; exit 0' TERM
+    wait $sleeper
+    kill -USR1 $$
+  ) >/dev/null 2>&1 &
+  WATCHDOG_PID=$!
+}
+
+if ! mkdir -p "$STATE_DIR" || ! cd "$WORKDIR"; then
+  REASON="cannot create the workdir $WORKDIR"
   exit 2
 fi
-if [ -n "${LORA_SWEEP_MAX_HOURS:-}" ]; then
-  sleep_then "$(awk -v h="$LORA_SWEEP_MAX_HOURS" 'BEGIN { printf "%.3f", h * 3600 }')" watchdog &
-  WATCHDOG_PID=$!
+if ! count_boot; then
+  FORCE_REMOVE=1
+  exit 4
 fi
-cd "${LORA_SWEEP_WORKDIR:-.}" || exit 2
+if [ -z "${LORA_SWEEP_ID:-}" ] || [ -z "${LORA_SWEEP_PACKAGE:-}" ]; then
+  REASON="LORA_SWEEP_ID and LORA_SWEEP_PACKAGE must be set"
+  exit 2
+fi
+if [ -f "$STATE_DIR/deadline" ]; then start_watchdog; fi
+# The image's own start script starts SSH (and more) and then sleeps: keep it in the background.
+IMAGE_START=${LORA_SWEEP_IMAGE_START:-/start.sh}
+if [ -x "$IMAGE_START" ]; then
+  log "starting $IMAGE_START in the background (SSH)"
+  "$IMAGE_START" >"$STATE_DIR/image-start.log" 2>&1 &
+fi
 
-if ! run_step install_package; then
-  log "setup failed"
-  exit 3
-fi
+REASON="setup failed: pip could not install $LORA_SWEEP_PACKAGE (or torch)"
+if ! run_step install_package; then exit 3; fi
 log "working sweep $LORA_SWEEP_ID with one agent per GPU"
+REASON="the agents exited"
 run_step lora-sweep agent "$LORA_SWEEP_ID" --gpus all
 status=$?
-log "agents exited with status $status"
+if [ "$status" -eq 0 ]; then REASON="the sweep has no more runs for this pod"; else REASON="the agents failed"; fi
 exit "$status"

@@ -27,7 +27,7 @@ WORKDIR = "/workspace"
 # mutation takes this as a double-quoted string, so it holds no double quotes.
 START_COMMAND = (
     "bash -c 'echo $LORA_SWEEP_START | base64 -d > /tmp/lora-sweep-start.sh"
-    " && exec bash /tmp/lora-sweep-start.sh || runpodctl remove pod $RUNPOD_POD_ID'"
+    " && exec bash /tmp/lora-sweep-start.sh || runpodctl pod delete $RUNPOD_POD_ID'"
 )
 
 
@@ -130,7 +130,6 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         SWEEP_LABEL: plan.sweep_id,
         "LORA_SWEEP_PACKAGE": plan.package,
         "LORA_SWEEP_TORCH_INDEX": plan.torch_index,
-        "LORA_SWEEP_MAX_HOURS": f"{plan.max_hours:g}",
         "LORA_SWEEP_WORKDIR": WORKDIR,
         "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
         **secrets.pod_env(),
@@ -150,11 +149,22 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
             network_volume_id=plan.network_volume,
             volume_mount_path=WORKDIR,
             docker_args=START_COMMAND,
-            env=env,
+            env={**env, "LORA_SWEEP_MAX_HOURS": f"{pod_hours(plan, index):g}"},
             interruptible=plan.interruptible,
         )
         for index in range(1, plan.count + 1)
     ]
+
+
+# Deadlines are staggered: pod n of n runs the full --max-hours, each one before it stops this
+# share of it earlier (at most half of it), so the last pods outlive the others and pick up the
+# runs the first ones left requeued, rather than every run in flight being cut at once.
+DEADLINE_STAGGER = 0.05
+
+
+def pod_hours(plan: PodPlan, index: int) -> float:
+    earlier = min(DEADLINE_STAGGER * (plan.count - index), 0.5)
+    return round(plan.max_hours * (1 - earlier), 3)
 
 
 def check_env_values(env: Mapping[str, str]) -> None:

@@ -84,7 +84,12 @@ class RunPod:
         query = interruptible_pod_mutation(spec, bid_per_gpu, data_center)
         from runpod.api.graphql import run_graphql_query
 
-        return self._call(run_graphql_query, query, api_key=self.secrets.runpod_api_key)["data"]["podRentInterruptable"]
+        try:
+            answer = self._call(run_graphql_query, query, api_key=self.secrets.runpod_api_key)
+        except RunPodError as error:
+            # RunPod has said it is removing interruptible pods from its API: say so plainly.
+            raise RunPodError(f"RunPod refused an interruptible pod ({error}): run without --interruptible") from None
+        return answer["data"]["podRentInterruptable"]
 
     def _network_volume_data_center(self, volume_id: str | None) -> str | None:
         # A network volume lives in one data center and the pod must be placed there; the SDK
@@ -108,7 +113,8 @@ class RunPod:
 def interruptible_pod_mutation(spec: PodSpec, bid_per_gpu: float, data_center: str | None) -> str:
     """RunPod's documented `podRentInterruptable`, with every string a JSON (and GraphQL) literal."""
     fields = {
-        "bidPerGpu": f"{bid_per_gpu:g}",
+        # repr is the shortest exact form: `:g` would round 0.1234567 to 0.123457, or 0.1234564 below the minimum.
+        "bidPerGpu": repr(float(bid_per_gpu)),
         "cloudType": spec.cloud_type,
         "gpuCount": str(spec.gpu_count),
         "volumeInGb": "0",

@@ -7,26 +7,28 @@ sweep semantics around it: run_cap, sweep states, and requeueing runs whose agen
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
+
+import psutil
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
-from agent.local.store import QUEUED_STATES, RunRow, Store
+from agent.local.processes import signal_group
+from agent.local.store import RunRow, Store
+from agent.records import QUEUED_STATES, RunState
 
-# Our run states in the engine's vocabulary. "stopped" (early-terminated or cancelled) is what
-# W&B's engine calls killed; hyperband and Bayes both treat it as a terminal run. "preempted" is
+# Our run states in the engine's vocabulary. STOPPED (early-terminated or cancelled) is what
+# W&B's engine calls killed; hyperband and Bayes both treat it as a terminal run. PREEMPTED is
 # the engine's own, not terminal: Bayes counts it as a point under way, as it counts pending.
 _ENGINE_STATE = {
-    "pending": sweeps.RunState.pending,
-    "running": sweeps.RunState.running,
-    "preempted": sweeps.RunState.preempted,
-    "finished": sweeps.RunState.finished,
-    "failed": sweeps.RunState.failed,
-    "crashed": sweeps.RunState.crashed,
-    "stopped": sweeps.RunState.killed,
+    RunState.PENDING: sweeps.RunState.pending,
+    RunState.RUNNING: sweeps.RunState.running,
+    RunState.PREEMPTED: sweeps.RunState.preempted,
+    RunState.FINISHED: sweeps.RunState.finished,
+    RunState.FAILED: sweeps.RunState.failed,
+    RunState.CRASHED: sweeps.RunState.crashed,
+    RunState.STOPPED: sweeps.RunState.killed,
 }
 
 
@@ -74,7 +76,7 @@ def claim_next_run(store: Store, sweep_id: str, agent_id: str, heartbeat_timeout
         if pending:
             return Claimed(store.claim_pending(pending[0].run_id, agent_id))
 
-        running = [run for run in runs if run.state == "running"]
+        running = [run for run in runs if run.state == RunState.RUNNING]
         run_cap = sweep.config.get("run_cap")
         if run_cap is not None and len(runs) >= run_cap:
             return _wait_or_finish(store, sweep_id, running, f"run_cap {run_cap} reached")
@@ -101,7 +103,7 @@ def requeue_expired_runs(store: Store, sweep_id: str, heartbeat_timeout_s: float
     expired = [
         run
         for run in store.runs(sweep_id, with_history=False)
-        if run.state == "running" and (run.heartbeat_at or 0) < deadline
+        if run.state == RunState.RUNNING and (run.heartbeat_at or 0) < deadline
     ]
     for run in expired:
         kill_orphan(run)
@@ -115,14 +117,11 @@ def kill_orphan(run: RunRow) -> None:
     if run.pid is None:
         return
     try:
-        environ = Path(f"/proc/{run.pid}/environ").read_bytes()
-    except OSError:
-        return  # gone already (or no /proc: not Linux)
-    if f"WANDB_RUN_ID={run.run_id}".encode() in environ.split(b"\0"):
-        try:
-            os.killpg(run.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        environ = psutil.Process(run.pid).environ()
+    except psutil.Error:
+        return  # gone already, or not ours to read
+    if environ.get("WANDB_RUN_ID") == run.run_id:
+        signal_group(run.pid, signal.SIGKILL)
 
 
 def should_stop(store: Store, sweep_id: str, run_id: str) -> str | None:

@@ -10,7 +10,7 @@ from agent.local.listing import runs_as_table
 from agent.local.options import AgentOptions
 from agent.local.runner import run_agent
 from agent.local.store import Store
-from agent.records import best_run, objective_value
+from agent.records import RunState, best_run, objective_value
 
 
 def run_demo(
@@ -42,4 +42,4 @@ def run_demo(
         echo(f"demo: FAILED: {result.reason}")
         return False
     echo(f"Review: lora-sweep report {sweep_id}; upload later: wandb sync --yes (see docs/offline.md)")
-    return all(run.state == "finished" for run in record.runs)
+    return all(run.state == RunState.FINISHED for run in record.runs)

@@ -112,7 +112,8 @@ class HistoryFollower:
         if self.exit_code is None:
             records = read_records(self.run_file, self.env)
             self.preempting = self.preempting or any(record.get("type") == "preempting" for record in records)
-            rows += [row for row in _history_rows(records) if row.get("_step") not in self._seen_steps]
+            history = [record["history"].get("item", {}) for record in records if record.get("type") == "history"]
+            rows += [row for row in history if row.get("_step") not in self._seen_steps]
         return rows
 
     def stop(self) -> None:
@@ -161,43 +162,28 @@ def read_records(run_file: Path, env: Mapping[str, str] | None = None, timeout_s
     return [record for record in records if isinstance(record, dict)]
 
 
-def read_history(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """Every history row of a log as it stands now (none if it cannot be read in time)."""
-    return _history_rows(read_records(run_file, env, timeout_s))
-
-
-def _history_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [record["history"].get("item", {}) for record in records if record.get("type") == "history"]
-
-
 @dataclass(frozen=True)
-class RunSummary:
-    state: str | None = None
-    exit_code: int | None = None
+class SummaryRead:
+    """What reading a finished run's summary gave: the summary, or why it could not be read."""
+
     summary: dict[str, Any] = field(default_factory=dict)
-    console: list[str] = field(default_factory=list)
     error: str | None = None
-    """Why the summary could not be read; then the other fields are empty, not the run's."""
+    """Why the summary could not be read; then `summary` is empty, not the run's."""
 
 
-def read_summary(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> RunSummary:
-    """The run's final state and summary from `wandb leet inspect --summary --json`."""
+def read_summary(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> SummaryRead:
+    """The run's summary from `wandb leet inspect --summary --json`."""
     try:
         data = json.loads(_inspect(run_file, env, timeout_s, "--summary", "--json"))
     except subprocess.TimeoutExpired:
-        return RunSummary(error=f"`wandb leet inspect --summary` took over {timeout_s:g}s")
+        return SummaryRead(error=f"`wandb leet inspect --summary` took over {timeout_s:g}s")
     except OSError as error:
-        return RunSummary(error=f"`wandb leet inspect --summary` could not start: {error}")
+        return SummaryRead(error=f"`wandb leet inspect --summary` could not start: {error}")
     except json.JSONDecodeError:
-        return RunSummary(error="`wandb leet inspect --summary` printed no summary")
+        return SummaryRead(error="`wandb leet inspect --summary` printed no summary")
     if not isinstance(data, dict):
-        return RunSummary(error="`wandb leet inspect --summary` printed no summary")
-    return RunSummary(
-        state=data.get("state"),
-        exit_code=data.get("exit_code"),
-        summary=data.get("summary") or {},
-        console=[entry.get("line", "") for entry in data.get("console") or []],
-    )
+        return SummaryRead(error="`wandb leet inspect --summary` printed no summary")
+    return SummaryRead(summary=data.get("summary") or {})
 
 
 def flatten_summary(summary: dict[str, Any], objective: Objective) -> dict[str, Any]:

@@ -23,22 +23,23 @@ import collections
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from agent import sweep_config
 from agent.local import controller, launch, metrics
 from agent.local.options import AgentOptions
 from agent.local.processes import signal_group
-from agent.local.store import FAILED_STATES, Attempt, RunRow, RunTaken, Store, StoreError, SweepRow, new_id
-from agent.records import LOSS_KEY, PREEMPTED_EXIT_CODE, Objective, is_number, objective_of
+from agent.local.store import RunRow, RunTaken, Store, StoreAttempt, StoreError, SweepRow, new_id
+from agent.records import FAILED_STATES, LOSS_KEY, PREEMPTED_EXIT_CODE, Objective, RunState, is_number, objective_of
 
-__all__ = ["AgentOptions", "AgentResult", "RunOutcome", "run_agent"]
+__all__ = ["AgentOptions", "AgentResult", "AttemptOutcome", "run_agent"]
 
 # `wandb agent` gives up once 5 runs failed and none finished (MAX_INITIAL_FAILURES).
 MAX_INITIAL_FAILURES = 5
@@ -49,11 +50,13 @@ OUTPUT_DRAIN_S = 60.0
 
 
 @dataclass(frozen=True)
-class RunOutcome:
+class AttemptOutcome:
+    """How one attempt of this agent at a run ended, for its one line."""
+
     run_id: str
-    state: str
-    """A run state ("preempted": queued again to resume), or "pending" (interrupted and requeued),
-    or "taken" (another agent has it)."""
+    state: RunState | None
+    """The state this agent recorded (PENDING: interrupted and put back in the queue; PREEMPTED:
+    queued again to resume), or None: another agent took the run over and nothing was recorded."""
     exit_code: int | None
     runtime_s: float
     reason: str | None = None
@@ -61,10 +64,14 @@ class RunOutcome:
     """The objective as recorded, if the run logged it."""
     warning: str | None = None
 
+    @property
+    def label(self) -> str:
+        return self.state or "taken"
+
 
 @dataclass(frozen=True)
 class AgentResult:
-    outcomes: list[RunOutcome]
+    outcomes: list[AttemptOutcome]
     reason: str
     failed: bool = False
     """True when the agent gave up on failing runs, every run failed, or it was interrupted."""
@@ -106,7 +113,7 @@ def run_agent(
     sweep = store.sweep(sweep_id)  # fails fast on an unknown id
     agent_id = f"{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
     grid_size = sweep_config.grid_size(sweep.config)
-    outcomes: list[RunOutcome] = []
+    outcomes: list[AttemptOutcome] = []
     last_wait = None
     with _Interrupts() as interrupts:
         while options.count is None or len(outcomes) < options.count:
@@ -129,7 +136,7 @@ def run_agent(
             outcome = supervise_run(store, sweep, run, options, interrupts, env, program_output)
             outcomes.append(outcome)
             echo(describe_outcome(objective_of(sweep.config), outcome))
-            if outcome.state == "pending":  # interrupted and requeued
+            if outcome.state == RunState.PENDING:  # interrupted and requeued
                 return AgentResult(outcomes, "interrupted", failed=True)
             give_up = _give_up_reason(outcomes, options)
             if give_up:
@@ -137,9 +144,9 @@ def run_agent(
     return AgentResult(outcomes, f"--count {options.count} reached")
 
 
-def _give_up_reason(outcomes: list[RunOutcome], options: AgentOptions) -> str | None:
+def _give_up_reason(outcomes: list[AttemptOutcome], options: AgentOptions) -> str | None:
     """As `wandb agent`: stop after too many failures in a row, or 5 failures and no success."""
-    ended = [o for o in outcomes if o.state != "taken"]
+    ended = [o for o in outcomes if o.state is not None]
     consecutive = 0
     for outcome in reversed(ended):
         if outcome.state not in FAILED_STATES:
@@ -149,12 +156,12 @@ def _give_up_reason(outcomes: list[RunOutcome], options: AgentOptions) -> str | 
     if limit is not None and consecutive >= limit:
         return f"{consecutive} consecutive failed runs"
     failed = sum(o.state in FAILED_STATES for o in ended)
-    if failed >= MAX_INITIAL_FAILURES and not any(o.state == "finished" for o in ended):
+    if failed >= MAX_INITIAL_FAILURES and not any(o.state == RunState.FINISHED for o in ended):
         return f"{failed} runs failed and none finished; see `lora-sweep runs` for their errors"
     return None
 
 
-def _when_done(store: Store, sweep_id: str, outcomes: list[RunOutcome], reason: str) -> AgentResult:
+def _when_done(store: Store, sweep_id: str, outcomes: list[AttemptOutcome], reason: str) -> AgentResult:
     """The sweep gives no more runs. If none of them succeeded, that is a failure, said plainly."""
     runs = store.runs(sweep_id, with_history=False)
     if runs and all(run.state in FAILED_STATES for run in runs):
@@ -167,15 +174,20 @@ def _when_done(store: Store, sweep_id: str, outcomes: list[RunOutcome], reason: 
 
 
 # --- one run ----------------------------------------------------------------------------------
+#
+# Three threads serve an attempt. The agent's thread launches, watches, collects and records it,
+# and alone changes `_Watch` and `_Program`. The copier thread moves the program's output to the
+# screen and into `_OutputTail`, which has its own lock. The heartbeat thread beats and keeps what
+# ended it early under its own lock; the agent's thread asks it with `check()`.
 
 
 class _Heartbeat:
     """Beats for one attempt every `interval_s`, from its own thread and store connection, until
-    closed. Records, rather than raises, what ended it early: the run taken, or a store fault."""
+    closed. What ended it early (the run taken, or a store fault) is raised by `check()`."""
 
-    def __init__(self, store_path: Path, attempt: Attempt, interval_s: float):
-        self.taken = False
-        self.fault: StoreError | None = None
+    def __init__(self, store_path: Path, attempt: StoreAttempt, interval_s: float):
+        self._ended: RunTaken | StoreError | None = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, args=(store_path, attempt, interval_s), daemon=True)
 
@@ -187,65 +199,221 @@ class _Heartbeat:
         self._stop.set()
         self._thread.join()
 
-    def _beat(self, store_path: Path, attempt: Attempt, interval_s: float) -> None:
+    def check(self) -> None:
+        """Raise RunTaken if the run was requeued under this attempt, or the store's fault."""
+        with self._lock:
+            ended = self._ended
+        if ended is not None:
+            raise ended
+
+    def _end(self, why: RunTaken | StoreError) -> None:
+        with self._lock:
+            self._ended = why
+
+    def _beat(self, store_path: Path, attempt: StoreAttempt, interval_s: float) -> None:
         try:
             store = Store(store_path)
         except StoreError as error:
-            self.fault = error
+            self._end(error)
             return
         try:
             while not self._stop.wait(interval_s):
                 store.beat(attempt)
-        except RunTaken:
-            self.taken = True
-        except StoreError as error:
-            self.fault = error
+        except (RunTaken, StoreError) as error:
+            self._end(error)
         finally:
             store.close()
 
 
-@dataclass
-class _Watch:
-    """What the agent knows about the run it is watching."""
+class _OutputTail:
+    """The program's last lines: the copier thread adds them while the agent's thread reads."""
 
-    run: RunRow
-    plan: launch.Launch
-    objective: Objective
-    process: object
-    launched_at: float = field(default_factory=time.time)
-    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=OUTPUT_TAIL_LINES))
-    copier: threading.Thread | None = None
-    follower: metrics.HistoryFollower | None = None
-    stop_reason: str | None = None
-    stop_sent_at: float | None = None
-    requeue: bool = False
-    history_started: bool = False
-    """This attempt has stored rows; its first ones replace what an earlier attempt stored from
-    their step on."""
-    summary: dict = field(default_factory=dict)
-    warning: str | None = None
+    def __init__(self) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        self._lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def last_words(self) -> str | None:
+        """The last line that says something: a failed run's reason, for the agent's one line."""
+        with self._lock:
+            return next((line.strip() for line in reversed(self._lines) if line.strip()), None)
+
+
+class _Program:
+    """The program of one attempt, started as `wandb agent` starts it, with its output copied."""
+
+    def __init__(self, plan: launch.Launch, sink: IO[str] | None):
+        self.plan = plan
+        self.process: subprocess.Popen[bytes] = launch.start_program(plan)  # OSError if it cannot start
+        self.launched_at = time.time()
+        self.tail = _OutputTail()
+        self._copier = threading.Thread(target=_copy_output, args=(self.process.stdout, self.tail, sink), daemon=True)
+        self._copier.start()
 
     @property
-    def attempt(self) -> Attempt:
+    def exit_code(self) -> int | None:
+        return self.process.returncode
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def run_file(self, run_id: str) -> Path | None:
+        """The W&B log this launch writes, once wandb.init() has created it."""
+        return launch.find_run_file(self.plan.wandb_dir, run_id, self.launched_at)
+
+    def terminate(self) -> None:
+        """SIGTERM to the program itself, as `wandb agent` stops a run."""
+        try:
+            self.process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL to its whole process group."""
+        signal_group(self.process.pid, signal.SIGKILL)
+
+    def drain_output(self) -> None:
+        self._copier.join(timeout=OUTPUT_DRAIN_S)
+
+    def end(self) -> None:
+        """Nothing of it outlives the attempt."""
+        if self.running():
+            self.kill()
+            self.process.wait()
+
+
+class _Watch:
+    """One attempt at a run, from launch to record, as the agent's thread sees it.
+
+    A stop goes one way: wanted (`stop_reason`, the first reason wins) -> SIGTERM -> SIGKILL to the
+    group after the grace. An interrupt of the agent takes over the reason and puts the run back
+    in the queue instead of ending it."""
+
+    def __init__(self, run: RunRow, objective: Objective, program: _Program):
+        self.run = run
+        self.objective = objective
+        self.program = program
+        self.follower: metrics.HistoryFollower | None = None
+        self.stop_reason: str | None = None
+        self.requeue = False
+        self._sigterm_at: float | None = None
+        self._history_started = False
+        """This attempt has stored rows; its first ones replace what an earlier attempt stored from
+        their step on."""
+        self.summary: dict[str, Any] = {}
+        self.warning: str | None = None
+
+    @property
+    def attempt(self) -> StoreAttempt:
         return self.run.attempt
 
-    def outcome(self, state: str, reason: str | None = None) -> RunOutcome:
+    # -- while it runs
+
+    def want_stop(self, reason: str | None) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def put_back(self) -> None:
+        """The agent was interrupted: stop the program and queue the run again."""
+        if not self.requeue:
+            self.requeue, self.stop_reason = True, "agent interrupted"
+
+    def escalate_stop(self, kill_grace_s: float, kill_now: bool) -> None:
+        """SIGTERM once a stop is wanted; SIGKILL to the group after the grace, or at once on `kill_now`."""
+        if self.stop_reason and self._sigterm_at is None:
+            self.program.terminate()
+            self._sigterm_at = time.monotonic()
+        elif self._sigterm_at is not None and (time.monotonic() - self._sigterm_at >= kill_grace_s or kill_now):
+            self.program.kill()
+
+    def follow_history(self, store: Store) -> None:
+        """New rows to the store; a new objective value asks the engine whether to stop (hyperband)."""
+        if self.follower is None and not self._start_following():
+            return
+        if self._store_rows(store, self.follower.new_rows()) and self.stop_reason is None:
+            self.want_stop(controller.should_stop(store, self.run.sweep_id, self.run.run_id))
+
+    def _start_following(self) -> bool:
+        run_file = self.program.run_file(self.run.run_id)
+        if run_file is not None:
+            self.follower = metrics.HistoryFollower(run_file, self.program.plan.env)
+        return self.follower is not None
+
+    def _store_rows(self, store: Store, rows: list[dict]) -> bool:
+        """Keep the rows that carry the objective (what hyperband and reports read) or the training
+        loss (the report's loss curves); True if any carries the objective."""
+        metric_name = self.objective.name
+        kept = [row for row in rows if metric_name is None or metric_name in row or LOSS_KEY in row]
+        if kept:
+            store.append_history(self.attempt, kept, first=not self._history_started)
+            self._history_started = True
+        return metric_name is not None and any(metric_name in row for row in kept)
+
+    # -- after the exit
+
+    def collect(self, store: Store) -> None:
+        """The last output, the last history rows, and the summary."""
+        self.program.drain_output()
+        if self.follower is None and not self._start_following():  # a short run can end before the first poll
+            return  # the program never started a W&B run: nothing to read
+        # A program that ended by itself has written its exit record; a killed one never will.
+        exited_cleanly = self.program.exit_code >= 0
+        self._store_rows(store, self.follower.close(timeout_s=10 if exited_cleanly else 0))
+        read = metrics.read_summary(self.follower.run_file, self.program.plan.env)
+        if read.error is None:
+            self.summary = metrics.flatten_summary(read.summary, self.objective)
+            return
+        # Never an empty summary passed off as the run's: keep what the history showed, and say so.
+        self.summary = self._summary_from_history(store)
+        self.warning = f"summary not read ({read.error}); the objective comes from the recorded history"
+
+    def _summary_from_history(self, store: Store) -> dict[str, Any]:
+        name = self.objective.name
+        values = [row[name] for row in store.run(self.run.run_id).history if name and is_number(row.get(name))]
+        if not values:
+            return {}
+        return {name: max(values) if self.objective.maximize else min(values)}
+
+    def record(self, store: Store) -> AttemptOutcome:
+        """How the attempt ended, into the store: put back, preempted (queued again), or over."""
+        exit_code = self.program.exit_code
+        tail = self.program.tail.text() + (f"lora-sweep: warning: {self.warning}\n" if self.warning else "")
+        with store.write():
+            if self.requeue:
+                store.requeue(self.attempt)
+                return self.outcome(RunState.PENDING)
+            preempting = self.follower is not None and self.follower.preempting
+            state = _final_state(exit_code, self.stop_reason, preempting)
+            if state == RunState.PREEMPTED:
+                store.preempt(self.attempt, exit_code, self.summary, tail or None)
+            else:
+                store.finish_run(self.attempt, state, exit_code, self.summary, tail or None)
+        if state in FAILED_STATES:  # its last words say why, for the agent's one line
+            return self.outcome(state, reason=self.program.tail.last_words())
+        return self.outcome(state)
+
+    def outcome(self, state: RunState | None, reason: str | None = None) -> AttemptOutcome:
         value = self.summary.get(self.objective.name) if self.objective.name else None
-        return RunOutcome(
+        return AttemptOutcome(
             self.run.run_id,
             state,
-            self.process.returncode,
-            time.time() - self.launched_at,
+            self.program.exit_code,
+            time.time() - self.program.launched_at,
             reason or self.stop_reason,
             value=float(value) if is_number(value) else None,
             warning=self.warning,
         )
 
-    def end_processes(self) -> None:
+    def end(self) -> None:
         """Nothing of this run outlives it: the program's group, then the follower."""
-        if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        self.program.end()
         if self.follower is not None:
             self.follower.stop()
 
@@ -258,7 +426,7 @@ def supervise_run(
     interrupts: _Interrupts,
     env: Mapping[str, str],
     program_output: IO[str] | None = None,
-) -> RunOutcome:
+) -> AttemptOutcome:
     """Launch, watch, collect and record one run; the heartbeat lasts until it is recorded."""
     objective = objective_of(sweep.config)
     with _Heartbeat(store.path, run.attempt, options.heartbeat_interval_s) as heartbeat:
@@ -267,163 +435,84 @@ def supervise_run(
         except OSError as error:
             return _record_launch_failure(store, run, error)
         except RunTaken:
-            return RunOutcome(run.run_id, "taken", None, 0.0, TAKEN)
+            return AttemptOutcome(run.run_id, None, None, 0.0, TAKEN)
         try:
             _watch_until_exit(store, watch, options, interrupts, heartbeat)
-            _collect(store, watch)
-            if heartbeat.fault:
-                raise heartbeat.fault
-            if heartbeat.taken:
-                raise RunTaken(run.run_id)
-            return _record(store, watch)
+            watch.collect(store)
+            heartbeat.check()
+            return watch.record(store)
         except RunTaken:
-            return watch.outcome("taken", TAKEN)
+            return watch.outcome(None, TAKEN)
         finally:
-            watch.end_processes()
+            watch.end()
 
 
-def _launch(store, sweep, run, objective, env, program_output) -> _Watch:
+def _launch(
+    store: Store,
+    sweep: SweepRow,
+    run: RunRow,
+    objective: Objective,
+    env: Mapping[str, str],
+    program_output: IO[str] | None,
+) -> _Watch:
     plan = launch.prepare_launch(sweep.config, run.sweep_id, run.run_id, run.config, sweep.project, base_env=env)
-    watch = _Watch(run, plan, objective, process=launch.start_program(plan))
-    watch.copier = threading.Thread(target=_copy_output, args=(watch.process, watch.tail, program_output), daemon=True)
-    watch.copier.start()
+    watch = _Watch(run, objective, _Program(plan, program_output))
     try:
-        store.set_pid(run.attempt, watch.process.pid)
+        store.set_pid(run.attempt, watch.program.process.pid)
     except BaseException:
-        watch.end_processes()
+        watch.end()
         raise
     return watch
 
 
-def _record_launch_failure(store: Store, run: RunRow, error: OSError) -> RunOutcome:
+def _record_launch_failure(store: Store, run: RunRow, error: OSError) -> AttemptOutcome:
     """A program that cannot start is the run's failure, not the agent's: record it, go on."""
     reason = f"cannot launch the program: {error}"
     try:
         with store.write():
-            store.finish_run(run.attempt, "failed", None, {}, reason + "\n")
+            store.finish_run(run.attempt, RunState.FAILED, None, {}, reason + "\n")
     except RunTaken:
-        return RunOutcome(run.run_id, "taken", None, 0.0, TAKEN)
-    return RunOutcome(run.run_id, "failed", None, 0.0, reason)
+        return AttemptOutcome(run.run_id, None, None, 0.0, TAKEN)
+    return AttemptOutcome(run.run_id, RunState.FAILED, None, 0.0, reason)
 
 
-def _watch_until_exit(store: Store, watch: _Watch, options: AgentOptions, interrupts, heartbeat) -> None:
+def _watch_until_exit(
+    store: Store, watch: _Watch, options: AgentOptions, interrupts: _Interrupts, heartbeat: _Heartbeat
+) -> None:
     """Poll the program until it exits: history to the store, stop checks, stop escalation."""
     last_sweep_check = time.monotonic()
-    while watch.process.poll() is None:
+    while watch.program.running():
         time.sleep(options.poll_interval_s)
-        if heartbeat.taken:
-            raise RunTaken(watch.run.run_id)
-        if heartbeat.fault:
-            raise heartbeat.fault
-        _follow_history(store, watch)
+        heartbeat.check()
+        watch.follow_history(store)
         if time.monotonic() - last_sweep_check >= options.heartbeat_interval_s:
             last_sweep_check = time.monotonic()
             if watch.stop_reason is None and store.sweep(watch.run.sweep_id).state == "CANCELED":
-                watch.stop_reason = "sweep cancelled"
-        if interrupts.count and not watch.requeue:
-            watch.requeue, watch.stop_reason = True, "agent interrupted"
-        _escalate_stop(watch, options, interrupts)
+                watch.want_stop("sweep cancelled")
+        if interrupts.count:
+            watch.put_back()
+        watch.escalate_stop(options.kill_grace_s, kill_now=interrupts.count > 1)
 
 
-def _follow_history(store: Store, watch: _Watch) -> None:
-    if watch.follower is None:
-        run_file = launch.find_run_file(watch.plan.wandb_dir, watch.run.run_id, watch.launched_at)
-        if run_file is None:
-            return
-        watch.follower = metrics.HistoryFollower(run_file, watch.plan.env)
-    if _record_history(store, watch, watch.follower.new_rows()) and watch.stop_reason is None:
-        watch.stop_reason = controller.should_stop(store, watch.run.sweep_id, watch.run.run_id)
-
-
-def _escalate_stop(watch: _Watch, options: AgentOptions, interrupts) -> None:
-    """SIGTERM once a stop is wanted; SIGKILL to the group after the grace, or a second Ctrl-C."""
-    if watch.stop_reason and watch.stop_sent_at is None:
-        try:
-            watch.process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        watch.stop_sent_at = time.monotonic()
-    elif watch.stop_sent_at is not None and (
-        time.monotonic() - watch.stop_sent_at >= options.kill_grace_s or interrupts.count > 1
-    ):
-        signal_group(watch.process.pid, signal.SIGKILL)
-
-
-def _collect(store: Store, watch: _Watch) -> None:
-    """After the exit: the last output, the last history rows, and the summary."""
-    watch.copier.join(timeout=OUTPUT_DRAIN_S)
-    if watch.follower is None:  # a short run can end before the first poll saw its file
-        run_file = launch.find_run_file(watch.plan.wandb_dir, watch.run.run_id, watch.launched_at)
-        watch.follower = metrics.HistoryFollower(run_file, watch.plan.env) if run_file else None
-    if watch.follower is None:
-        return  # the program never started a W&B run: nothing to read
-    # A program that ended by itself has written its exit record; a killed one never will.
-    exited_cleanly = watch.process.returncode >= 0
-    _record_history(store, watch, watch.follower.close(timeout_s=10 if exited_cleanly else 0))
-    read = metrics.read_summary(watch.follower.run_file, watch.plan.env)
-    if read.error is None:
-        watch.summary = metrics.flatten_summary(read.summary, watch.objective)
-        return
-    # Never an empty summary passed off as the run's: keep what the history showed, and say so.
-    watch.summary = _summary_from_history(store, watch)
-    watch.warning = f"summary not read ({read.error}); the objective comes from the recorded history"
-
-
-def _summary_from_history(store: Store, watch: _Watch) -> dict:
-    name = watch.objective.name
-    values = [row[name] for row in store.run(watch.run.run_id).history if name and is_number(row.get(name))]
-    if not values:
-        return {}
-    return {name: max(values) if watch.objective.maximize else min(values)}
-
-
-def _record(store: Store, watch: _Watch) -> RunOutcome:
-    tail = "".join(watch.tail) + (f"lora-sweep: warning: {watch.warning}\n" if watch.warning else "")
-    with store.write():
-        if watch.requeue:
-            store.requeue(watch.attempt)
-            return watch.outcome("pending")
-        preempting = watch.follower is not None and watch.follower.preempting
-        state = _final_state(watch.process.returncode, watch.stop_reason, preempting)
-        if state == "preempted":
-            store.preempt(watch.attempt, watch.process.returncode, watch.summary, tail or None)
-        else:
-            store.finish_run(watch.attempt, state, watch.process.returncode, watch.summary, tail or None)
-    if state in FAILED_STATES:  # its last words say why, for the agent's one line
-        return watch.outcome(state, reason=next((line.strip() for line in reversed(watch.tail) if line.strip()), None))
-    return watch.outcome(state)
-
-
-def _final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> str:
-    """How an attempt ended. Whatever follows a stop this agent sent is `stopped` (the trial
+def _final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> RunState:
+    """How an attempt ended. Whatever follows a stop this agent sent is STOPPED (the trial
     program answers our SIGTERM with 143 too: only the agent knows it sent it)."""
     if stop_reason is not None:
-        return "stopped"
+        return RunState.STOPPED
     if exit_code == 0:
-        return "finished"
+        return RunState.FINISHED
     if exit_code == PREEMPTED_EXIT_CODE or preempting:
-        return "preempted"
+        return RunState.PREEMPTED
     # A negative code is a signal nobody in the sweep sent (OOM killer, a user's kill): crashed.
-    return "crashed" if exit_code < 0 else "failed"
+    return RunState.CRASHED if exit_code < 0 else RunState.FAILED
 
 
-def _record_history(store: Store, watch: _Watch, rows: list[dict]) -> bool:
-    """Keep the rows that carry the objective (what hyperband and reports read) or the training loss
-    (the report's loss curves); True if any carries the objective."""
-    metric_name = watch.objective.name
-    kept = [row for row in rows if metric_name is None or metric_name in row or LOSS_KEY in row]
-    if kept:
-        store.append_history(watch.attempt, kept, first=not watch.history_started)
-        watch.history_started = True
-    return metric_name is not None and any(metric_name in row for row in kept)
-
-
-def _copy_output(process, tail: collections.deque[str], sink: IO[str] | None) -> None:
+def _copy_output(stdout: IO[bytes], tail: _OutputTail, sink: IO[str] | None) -> None:
     """Show the program's output as it comes and keep its last lines for the run record."""
     sink = sink or sys.stdout
-    for raw in process.stdout:
+    for raw in stdout:
         line = raw.decode("utf-8", errors="replace")
-        tail.append(line)
+        tail.add(line)
         try:
             sink.write(line)
             sink.flush()
@@ -435,18 +524,18 @@ def format_params(config: dict) -> str:
     return " ".join(f"{key}={value}" for key, value in config.items())
 
 
-def describe_outcome(objective: Objective, outcome: RunOutcome) -> str:
+def describe_outcome(objective: Objective, outcome: AttemptOutcome) -> str:
     """One line about how a run ended, from what the agent holds."""
-    text = f"agent: run {outcome.run_id} {outcome.state} in {outcome.runtime_s:.1f}s"
+    text = f"agent: run {outcome.run_id} {outcome.label} in {outcome.runtime_s:.1f}s"
     if outcome.state in FAILED_STATES:
         text += f" (exit code {outcome.exit_code})" if outcome.exit_code is not None else ""
         if outcome.reason:
             text += f": {outcome.reason}"
-    elif outcome.reason and outcome.state in ("stopped", "pending", "taken"):
+    elif outcome.reason and outcome.state in (RunState.STOPPED, RunState.PENDING, None):
         text += f" ({outcome.reason})"
-    if outcome.state == "preempted":
+    if outcome.state == RunState.PREEMPTED:
         text += f" (exit code {outcome.exit_code}); requeued to resume"
-    if outcome.state == "pending":
+    if outcome.state == RunState.PENDING:
         text += "; requeued"
     if outcome.value is not None:
         text += f", {objective.name}={outcome.value:.4g}"

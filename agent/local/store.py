@@ -5,13 +5,14 @@ that must not race (which run an agent gets, requeueing runs of dead agents) hap
 `BEGIN IMMEDIATE` transaction, which takes the database's single write lock up front: two agents
 can never both read "point 7 is free" and both take it.
 
-Every write about a running run names the attempt that owns it (`Attempt`): an agent that was
-frozen past the heartbeat timeout finds its run requeued and taken by another, and its late
-writes change nothing (`RunTaken`).
+Every write about a running run names the attempt that owns it (`StoreAttempt`): an agent that
+was frozen past the heartbeat timeout finds its run requeued and taken by another, and its late
+writes change nothing (`RunTaken`). Run states are `agent.records.RunState` words.
 
-The file is marked as ours (`PRAGMA application_id`) with a schema version (`PRAGMA user_version`).
-A file that is not ours is only ever opened read-only, to say what it is; any fault of the file
-or its disk is one `StoreError` line.
+The file is marked as ours (`PRAGMA application_id`) with a schema version (`PRAGMA user_version`):
+an older store is upgraded when opened for writing (`MIGRATIONS`), a newer one is refused. A file
+that is not ours is only ever opened read-only, to say what it is; any fault of the file or its
+disk is one `StoreError` line.
 """
 
 from __future__ import annotations
@@ -29,56 +30,59 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UserError
-from agent.records import STEP_KEY, RunRecord, SweepRecord
+from agent.records import QUEUED_STATES, STEP_KEY, RunRecord, RunState, SweepRecord
 
 DEFAULT_STORE = Path(".lora-sweep") / "sweeps.db"
 
 APPLICATION_ID = 0x4C535745  # "LSWE": this SQLite file is a lora-sweep store
-SCHEMA_VERSION = 1
 
 SWEEP_STATES = ("RUNNING", "PAUSED", "FINISHED", "CANCELED")
 """W&B's sweep states: FINISHED takes no new runs (`--stop`), CANCELED also stops running ones."""
 
-RUN_STATES = ("pending", "running", "preempted", "finished", "failed", "crashed", "stopped")
-FAILED_STATES = ("failed", "crashed")
-QUEUED_STATES = ("pending", "preempted")
-"""Runs waiting for an agent. `preempted` is W&B's state for a run that was stopped by its machine
-(or died after marking itself preempting) and is requeued under its own id, to resume."""
-
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the first schema. Version 0 is a new file, or a store from before the version stamp,
+    # which has these tables already.
+    """
+    CREATE TABLE IF NOT EXISTS sweeps (
+        sweep_id   TEXT PRIMARY KEY,
+        config     TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        project    TEXT,
+        name       TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id        TEXT PRIMARY KEY,
+        sweep_id      TEXT NOT NULL REFERENCES sweeps(sweep_id),
+        seq           INTEGER NOT NULL,
+        state         TEXT NOT NULL,
+        config        TEXT NOT NULL,
+        summary       TEXT NOT NULL DEFAULT '{}',
+        agent_id      TEXT,
+        pid           INTEGER,
+        heartbeat_at  REAL,
+        started_at    REAL,
+        ended_at      REAL,
+        exit_code     INTEGER,
+        output_tail   TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (sweep_id, seq)
+    );
+    CREATE TABLE IF NOT EXISTS history (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        idx    INTEGER NOT NULL,
+        row    TEXT NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    );
+    """,
+]
+"""How each schema version is reached from the one before: `MIGRATIONS[n]` takes a store at
+version n (`PRAGMA user_version`) to n + 1. A change to the schema appends a step; opening an
+older store for writing runs the steps it lacks in one transaction. Reading commands never write,
+so they read an older store as it stands: a step must leave what they query readable."""
+SCHEMA_VERSION = len(MIGRATIONS)
 _TABLES = {"sweeps", "runs", "history"}
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sweeps (
-    sweep_id   TEXT PRIMARY KEY,
-    config     TEXT NOT NULL,
-    state      TEXT NOT NULL,
-    project    TEXT,
-    name       TEXT,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id        TEXT PRIMARY KEY,
-    sweep_id      TEXT NOT NULL REFERENCES sweeps(sweep_id),
-    seq           INTEGER NOT NULL,
-    state         TEXT NOT NULL,
-    config        TEXT NOT NULL,
-    summary       TEXT NOT NULL DEFAULT '{}',
-    agent_id      TEXT,
-    pid           INTEGER,
-    heartbeat_at  REAL,
-    started_at    REAL,
-    ended_at      REAL,
-    exit_code     INTEGER,
-    output_tail   TEXT,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (sweep_id, seq)
-);
-CREATE TABLE IF NOT EXISTS history (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    idx    INTEGER NOT NULL,
-    row    TEXT NOT NULL,
-    PRIMARY KEY (run_id, idx)
-);
-"""
+"""The tables of a store from before the version stamp (version 0 with these is ours)."""
 
 
 class StoreError(UserError):
@@ -94,8 +98,10 @@ class RunTaken(Exception):
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """One try at a run. Writes about a running run carry it, so a stale try writes nothing."""
+class StoreAttempt:
+    """One agent's try at a run, as the store counts it (`runs.attempts`): writes about a running
+    run carry it, so a stale try writes nothing. The trial program counts its own launches apart
+    (`agent.trial.checkpoint.LaunchRecord`)."""
 
     run_id: str
     number: int
@@ -112,11 +118,14 @@ class SweepRow:
 
 @dataclass(frozen=True)
 class RunRow:
+    """A run as the store keeps it: the facts review code reads (`record()`), plus the local
+    controller's bookkeeping (order, owner, heartbeat, attempts)."""
+
     run_id: str
     sweep_id: str
     seq: int
     """Order of creation within the sweep (the grid engine and `runs` list in this order)."""
-    state: str
+    state: RunState
     config: dict[str, Any]
     """Parameter values as assigned, flat: {"lora_r": 8, ...}."""
     summary: dict[str, Any] = field(default_factory=dict)
@@ -131,14 +140,26 @@ class RunRow:
     attempts: int = 0
 
     @property
-    def attempt(self) -> Attempt:
-        return Attempt(self.run_id, self.attempts)
+    def attempt(self) -> StoreAttempt:
+        return StoreAttempt(self.run_id, self.attempts)
 
     @property
     def runtime_s(self) -> float | None:
         if self.started_at is None:
             return None
         return (self.ended_at or time.time()) - self.started_at
+
+    def record(self) -> RunRecord:
+        """The shape review code reads."""
+        return RunRecord(
+            run_id=self.run_id,
+            state=self.state.value,
+            config=self.config,
+            summary=self.summary,
+            history=self.history,
+            runtime_s=self.runtime_s,
+            exit_code=self.exit_code,
+        )
 
 
 def open_store(path: str | os.PathLike | None, must_exist: bool = True, writable: bool = False) -> Store:
@@ -199,9 +220,9 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     raise sqlite3.OperationalError("unable to open database file")
 
 
-def _identify(path: Path) -> str:
-    """'new' (nothing there yet), 'ours', or 'legacy' (ours from before the schema version);
-    anything else is a StoreError, found without writing a byte.
+def _identify(path: Path) -> int | None:
+    """The schema version of our store at `path` (0: ours from before the version stamp), or None
+    when nothing is there yet; anything else is a StoreError, found without writing a byte.
 
     Only SQLite opens the file: closing any other handle on it would drop the POSIX locks that
     this process's connections hold, and another agent could then checkpoint the log away
@@ -209,7 +230,7 @@ def _identify(path: Path) -> str:
     if path.is_dir():
         raise StoreError(f"the store path {path} is a folder: give --store a file path")
     if not path.exists() or path.stat().st_size == 0:
-        return "new"
+        return None
     try:
         db = _connect_read_only(path)
     except sqlite3.DatabaseError as error:
@@ -223,18 +244,37 @@ def _identify(path: Path) -> str:
     finally:
         db.close()
     if application_id == APPLICATION_ID:
-        if version != SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the store {path} has schema version {version}; this lora-sweep reads version {SCHEMA_VERSION}:"
                 " use the lora-sweep that wrote it, or another --store"
             )
-        return "ours"
+        return version
     if application_id == 0 and version == 0 and tables == _TABLES:
-        return "legacy"
+        return 0
     names = ", ".join(sorted(tables)) or "no tables"
     raise StoreError(
         f"{path} is another program's SQLite database ({names}); lora-sweep leaves it alone: choose another --store"
     )
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Create the store, or bring an older one to SCHEMA_VERSION, in one transaction. The version
+    is read again under the write lock: another agent may have upgraded it meanwhile."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            for step in MIGRATIONS[version:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class Store:
@@ -244,19 +284,19 @@ class Store:
         self.path = Path(path)
         self.read_only = read_only
         try:
-            kind = _identify(self.path)
+            version = _identify(self.path)
             if read_only:
-                if kind == "new":
+                if version is None:
                     raise UnknownSweep(f"no local sweep store at {self.path}")
                 self._db = _connect_read_only(self.path)
             else:
-                self._db = self._open_for_writing(kind)
+                self._db = self._open_for_writing(version)
             self._file_id = self._current_file_id()
         except sqlite3.Error as error:
             raise _store_error(self.path, error) from None
         self._db.row_factory = sqlite3.Row
 
-    def _open_for_writing(self, kind: str) -> sqlite3.Connection:
+    def _open_for_writing(self, version: int | None) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -269,14 +309,8 @@ class Store:
         # isolation_level=None: we issue BEGIN ourselves, so each transaction is explicit.
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         db.execute("PRAGMA busy_timeout=30000")
-        if kind != "ours":  # create (or stamp a store from before the version) in one transaction
-            db.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
+        if version != SCHEMA_VERSION:
+            _upgrade(db)
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
@@ -371,7 +405,7 @@ class Store:
             run_id=row["run_id"],
             sweep_id=row["sweep_id"],
             seq=row["seq"],
-            state=row["state"],
+            state=RunState(row["state"]),
             config=json.loads(row["config"]),
             summary=json.loads(row["summary"]),
             history=history,
@@ -392,8 +426,8 @@ class Store:
         now = time.time()
         self._sql(
             "INSERT INTO runs (run_id, sweep_id, seq, state, config, agent_id, heartbeat_at,"
-            " started_at, attempts) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, 1)",
-            (run_id, sweep_id, seq, json.dumps(config), agent_id, now, now),
+            " started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (run_id, sweep_id, seq, RunState.RUNNING, json.dumps(config), agent_id, now, now),
         )
         return self.run(run_id)
 
@@ -402,31 +436,31 @@ class Store:
         attempt under the same run id. Its history stays until the new attempt logs."""
         now = time.time()
         self._sql(
-            "UPDATE runs SET state = 'running', agent_id = ?, heartbeat_at = ?, started_at = ?,"
+            "UPDATE runs SET state = ?, agent_id = ?, heartbeat_at = ?, started_at = ?,"
             " ended_at = NULL, exit_code = NULL, attempts = attempts + 1"
             f" WHERE run_id = ? AND state IN ({', '.join('?' * len(QUEUED_STATES))})",
-            (agent_id, now, now, run_id, *QUEUED_STATES),
+            (RunState.RUNNING, agent_id, now, now, run_id, *QUEUED_STATES),
         )
         return self.run(run_id)
 
-    def _update_attempt(self, attempt: Attempt, assignments: str, values: tuple) -> None:
+    def _update_attempt(self, attempt: StoreAttempt, assignments: str, values: tuple) -> None:
         """Change a running run only while `attempt` still owns it; else RunTaken."""
         cursor = self._sql(
-            f"UPDATE runs SET {assignments} WHERE run_id = ? AND attempts = ? AND state = 'running'",
-            (*values, attempt.run_id, attempt.number),
+            f"UPDATE runs SET {assignments} WHERE run_id = ? AND attempts = ? AND state = ?",
+            (*values, attempt.run_id, attempt.number, RunState.RUNNING),
         )
         if cursor.rowcount != 1:
             raise RunTaken(f"run {attempt.run_id} was requeued while attempt {attempt.number} ran")
 
-    def set_pid(self, attempt: Attempt, pid: int) -> None:
+    def set_pid(self, attempt: StoreAttempt, pid: int) -> None:
         with self.write():
             self._update_attempt(attempt, "pid = ?", (pid,))
 
-    def beat(self, attempt: Attempt) -> None:
+    def beat(self, attempt: StoreAttempt) -> None:
         with self.write():
             self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
 
-    def append_history(self, attempt: Attempt, rows: list[dict[str, Any]], first: bool = False) -> None:
+    def append_history(self, attempt: StoreAttempt, rows: list[dict[str, Any]], first: bool = False) -> None:
         """Store an attempt's rows. `first`: the attempt's first rows, which say where it took up
         the run: rows an earlier attempt stored from that step on are dropped (a resumed attempt
         trains them again), so the stored curve is the continued one. Rows without a step start
@@ -459,55 +493,47 @@ class Store:
 
     def finish_run(
         self,
-        attempt: Attempt,
-        state: str,
+        attempt: StoreAttempt,
+        state: RunState,
         exit_code: int | None,
         summary: dict[str, Any],
         output_tail: str | None,
     ) -> None:
         """Record how the attempt ended (call inside `write()`)."""
-        assert state in RUN_STATES and state not in ("pending", "running"), state
+        assert RunState(state) not in (RunState.PENDING, RunState.RUNNING), state
         self._update_attempt(
             attempt,
             "state = ?, exit_code = ?, summary = ?, output_tail = ?, ended_at = ?",
             (state, exit_code, json.dumps(summary), output_tail, time.time()),
         )
 
-    def requeue(self, attempt: Attempt) -> None:
+    def requeue(self, attempt: StoreAttempt) -> None:
         """Back to pending under the same id, for the next agent (call inside `write()`): the
         agent was interrupted, or died (its heartbeat expired). Only the attempt that owns the
         run, or the agent that finds it expired, may do this.
 
         The history stays: the next attempt resumes from the run's checkpoint if it has one, and
         its first rows replace what it trains again (`append_history(first=True)`)."""
-        self._update_attempt(attempt, "state = 'pending', agent_id = NULL, pid = NULL, heartbeat_at = NULL", ())
+        self._update_attempt(
+            attempt, "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL", (RunState.PENDING,)
+        )
 
     def preempt(
-        self, attempt: Attempt, exit_code: int | None, summary: dict[str, Any], output_tail: str | None
+        self, attempt: StoreAttempt, exit_code: int | None, summary: dict[str, Any], output_tail: str | None
     ) -> None:
         """The attempt ended by preemption: record how, and queue the run again under the same id
         (call inside `write()`). The history stays, as on `requeue`."""
         self._update_attempt(
             attempt,
-            "state = 'preempted', agent_id = NULL, pid = NULL, heartbeat_at = NULL, exit_code = ?, summary = ?,"
+            "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL, exit_code = ?, summary = ?,"
             " output_tail = ?, ended_at = ?",
-            (exit_code, json.dumps(summary), output_tail, time.time()),
+            (RunState.PREEMPTED, exit_code, json.dumps(summary), output_tail, time.time()),
         )
 
     # -- the shape review code reads ------------------------------------------------------------
 
     def sweep_record(self, sweep_id: str) -> SweepRecord:
         sweep = self.sweep(sweep_id)
-        runs = [
-            RunRecord(
-                run_id=run.run_id,
-                state=run.state,
-                config=run.config,
-                summary=run.summary,
-                history=run.history,
-                runtime_s=run.runtime_s,
-                exit_code=run.exit_code,
-            )
-            for run in self.runs(sweep_id)
-        ]
-        return SweepRecord(sweep_id=sweep.sweep_id, config=sweep.config, runs=runs)
+        return SweepRecord(
+            sweep_id=sweep.sweep_id, config=sweep.config, runs=[run.record() for run in self.runs(sweep_id)]
+        )

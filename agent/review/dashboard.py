@@ -142,16 +142,16 @@ def publish(path: str, with_report: bool) -> list[str]:
 
     from agent.review import pages
     from agent.review.fetch import FetchError, fetch_wandb_sweep
-    from agent.review.report import ReviewError, assess, default_out_dir
+    from agent.review.findings import ReviewError, assess
 
     try:
         sweep = fetch_wandb_sweep(path, with_runs=with_report)
         view = describe(sweep)
         urls = [save_workspace(build_workspace(view), view)]
         if with_report:
-            review = assess(sweep, default_out_dir(path))
-            summary = pages.format_summary(review.results)
-            report = build_report(view, summary, review.verdicts, review.warnings, review.best_yaml)
+            findings = assess(sweep)
+            summary = pages.format_summary(findings.results)
+            report = build_report(view, summary, findings.verdicts, findings.warnings, findings.best_yaml)
             urls.append(report.save().url)
         return urls
     except (FetchError, ReviewError) as error:

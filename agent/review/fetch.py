@@ -25,13 +25,13 @@ def fetch_sweep(sweep_id: str, store_path: Path | None = None) -> SweepRecord:
     return fetch_local_sweep(sweep_id, store_path)
 
 
-def fetch_wandb_sweep(path: str, api: Any = None, with_runs: bool = True) -> SweepRecord:
+def fetch_wandb_sweep(path: str, with_runs: bool = True) -> SweepRecord:
     """Read a W&B sweep and (unless `with_runs` is False) its runs through `wandb.Api()`."""
     import wandb
     from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
     try:
-        sweep = (api or wandb.Api()).sweep(path)
+        sweep = wandb.Api().sweep(path)
         metric = objective_of(sweep.config).name or OBJECTIVE
         runs = [record_wandb_run(run, metric) for run in sweep.runs] if with_runs else []
         return SweepRecord(sweep_id=path, config=dict(sweep.config), runs=runs)

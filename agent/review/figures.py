@@ -2,8 +2,9 @@
 it), objective-vs-steps and loss-vs-steps curves of every run, the importance bars, and peak GPU
 memory per run (for runs that logged it).
 
-Each figure is built twice from the same data: an interactive plotly figure for the HTML page and
-a static matplotlib PNG (plotly's own PNG export needs kaleido and a browser download).
+Each figure is defined once, as data: what it shows. Two renderers draw any definition: plotly for
+the interactive HTML page, matplotlib for the PNGs (plotly's own PNG export needs kaleido and a
+browser download). So the page and the pictures cannot show different things.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+import matplotlib.figure
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io
+import plotly.offline
 from matplotlib import cm, colors
-from matplotlib.figure import Figure
+from plotly.subplots import make_subplots
 
 from agent.records import LOSS_KEY, STEP_KEY
+from agent.review.formatting import format_value
 from agent.review.importance import Importance
-from agent.review.pages import format_value
 from agent.review.results import PEAK_MEMORY_KEY, Parameter, RunResult, SweepResults
 
-COLORSCALE = "Viridis"
+COLORMAP = "viridis"  # the objective's colours on the parallel coordinates, in both renderers
+BLUE, GREEN, RED, PURPLE = "#1f77b4", "#2ca02c", "#d62728", "#9467bd"  # matplotlib's tab10, read by both
 MAX_TICKS = 8
+NO_HISTORY = "no run logged any history"
 
 
 @dataclass(frozen=True)
@@ -35,17 +42,84 @@ class Axis:
     tickvals: list[float]
     ticktext: list[str]
 
+    @property
+    def span(self) -> list[float]:
+        """Axis range covering every run and tick, padded when all values coincide."""
+        low, high = min(self.values + self.tickvals), max(self.values + self.tickvals)
+        return [low - 0.5, high + 0.5] if low == high else [low, high]
 
-# parallel coordinates
+
+@dataclass(frozen=True)
+class ParallelCoordinates:
+    title: str
+    axes: list[Axis]
+    """The swept parameters, then the objective, which also colours each run's line."""
 
 
-def build_axes(results: SweepResults) -> list[Axis]:
+@dataclass(frozen=True)
+class Line:
+    name: str
+    points: list[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Curves:
+    title: str
+    y_label: str
+    lines: list[Line]
+    """One per run that logged the value; x is always the training step."""
+
+
+@dataclass(frozen=True)
+class Bars:
+    title: str
+    values: list[float]
+    """One per label of the chart."""
+    color: str = BLUE
+    signed: bool = False
+    """Green above zero, red below, on a fixed -1..1 axis (a correlation)."""
+
+
+@dataclass(frozen=True)
+class BarChart:
+    title: str
+    labels: list[str]
+    """Top to bottom."""
+    panels: list[Bars]
+    """Side by side, sharing the labels."""
+    x_label: str = ""
+
+
+Chart = ParallelCoordinates | Curves | BarChart
+
+
+def define_figures(results: SweepResults, importance: list[Importance]) -> dict[str, Chart]:
+    """Every figure the sweep's data supports, by name (the PNG's file name without `.png`), in the
+    order the files are listed."""
+    objective_title = f"{results.metric} vs training steps (step 0: the untuned base model)"
+    charts: dict[str, Chart] = {
+        "parallel_coordinates": define_parallel_coordinates(results),
+        "curves": define_curves(results, lambda run: run.curve, results.metric, objective_title),
+    }
+    if importance:
+        charts["importance"] = define_importance(importance, results.metric)
+    if any(run.loss for run in results.runs):
+        charts["loss"] = define_curves(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps")
+    if with_peak_memory(results):
+        charts["gpu_memory"] = define_gpu_memory(results)
+    return charts
+
+
+# definitions
+
+
+def define_parallel_coordinates(results: SweepResults) -> ParallelCoordinates:
     runs = results.finished
     objective = [run.objective for run in runs]
     ticks = np.linspace(min(objective), max(objective), 5).tolist() if runs else []
-    return [axis_of(parameter, runs) for parameter in results.swept] + [
-        Axis(results.metric, objective, ticks, [f"{tick:.2f}" for tick in ticks])
-    ]
+    axes = [axis_of(parameter, runs) for parameter in results.swept]
+    axes.append(Axis(results.metric, objective, ticks, [f"{tick:.2f}" for tick in ticks]))
+    return ParallelCoordinates(f"Sweep {results.sweep_id}: {len(runs)} finished runs", axes)
 
 
 def axis_of(parameter: Parameter, runs: list[RunResult]) -> Axis:
@@ -73,66 +147,9 @@ def decades(numbers: list[float]) -> list[float]:
     return [10.0**power for power in range(low, high + 1)]
 
 
-def plot_parallel_coordinates(results: SweepResults) -> go.Figure:
-    axes = build_axes(results)
-    dimensions = [
-        dict(label=axis.label, values=axis.values, tickvals=axis.tickvals, ticktext=axis.ticktext, range=span(axis))
-        for axis in axes
-    ]
-    line = dict(color=axes[-1].values, colorscale=COLORSCALE, showscale=True, colorbar=dict(title=results.metric))
-    figure = go.Figure(go.Parcoords(dimensions=dimensions, line=line))
-    figure.update_layout(
-        title=f"Sweep {results.sweep_id}: {len(results.finished)} finished runs", margin=dict(l=80, r=80)
-    )
-    return figure
-
-
-def draw_parallel_coordinates(results: SweepResults, path: Path) -> None:
-    axes = build_axes(results)
-    figure = Figure(figsize=(2.2 * len(axes) + 2, 5), layout="constrained")
-    plot = figure.add_subplot()
-    scale = colors.Normalize(min(axes[-1].values), max(axes[-1].values))
-    positions = np.column_stack([normalize(axis.values, span(axis)) for axis in axes])
-    # Worst first, so the best runs are drawn on top, as in W&B's panel.
-    for row in np.argsort(axes[-1].values):
-        plot.plot(
-            range(len(axes)), positions[row], color=cm.viridis(scale(axes[-1].values[row])), linewidth=1.6, alpha=0.9
-        )
-    for x, axis in enumerate(axes):
-        plot.axvline(x, color="black", linewidth=0.8)
-        for y, text in zip(normalize(axis.tickvals, span(axis)), axis.ticktext):
-            plot.text(
-                x - 0.03,
-                y,
-                text,
-                ha="right",
-                va="center",
-                fontsize=8,
-                bbox=dict(facecolor="white", edgecolor="none", pad=1),
-            )
-    plot.set_xticks(range(len(axes)), [axis.label for axis in axes], fontsize=9)
-    plot.xaxis.tick_top()
-    plot.set_yticks([])
-    plot.set_xlim(-0.4, len(axes) - 0.8)
-    plot.set_ylim(-0.05, 1.05)
-    plot.spines[:].set_visible(False)
-    figure.colorbar(cm.ScalarMappable(norm=scale, cmap="viridis"), ax=plot, label=results.metric)
-    plot.set_xlabel(f"Sweep {results.sweep_id}: {len(results.finished)} finished runs", fontsize=9)
-    figure.savefig(path, dpi=120)
-
-
-def span(axis: Axis) -> list[float]:
-    """Axis range covering every run and tick, padded when all values coincide."""
-    low, high = min(axis.values + axis.tickvals), max(axis.values + axis.tickvals)
-    return [low - 0.5, high + 0.5] if low == high else [low, high]
-
-
-def normalize(values: list[float], bounds: list[float]) -> np.ndarray:
-    low, high = bounds
-    return (np.asarray(values, dtype=float) - low) / (high - low)
-
-
-# objective vs steps
+def define_curves(results: SweepResults, points_of: Callable[[RunResult], list], label: str, title: str) -> Curves:
+    lines = [Line(describe_run(results, run), points_of(run)) for run in results.runs if points_of(run)]
+    return Curves(title, label, lines)
 
 
 def describe_run(results: SweepResults, run: RunResult) -> str:
@@ -140,107 +157,165 @@ def describe_run(results: SweepResults, run: RunResult) -> str:
     return f"{run.run_id} ({swept})" if swept else run.run_id
 
 
-def plot_curves(results: SweepResults) -> go.Figure:
-    title = f"{results.metric} vs training steps (step 0: the untuned base model)"
-    return plot_series(results, lambda run: run.curve, results.metric, title)
-
-
-def draw_curves(results: SweepResults, path: Path) -> None:
-    title = f"{results.metric} vs training steps (step 0: the untuned base model)"
-    draw_series(results, lambda run: run.curve, results.metric, title, path)
-
-
-def plot_loss(results: SweepResults) -> go.Figure:
-    return plot_series(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps")
-
-
-def draw_loss(results: SweepResults, path: Path) -> None:
-    draw_series(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps", path)
-
-
-def plot_series(results: SweepResults, points_of: Callable, label: str, title: str) -> go.Figure:
-    figure = go.Figure()
-    for run in results.runs:
-        if points_of(run):
-            steps, values = zip(*points_of(run))
-            figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=describe_run(results, run)))
-    figure.update_layout(title=title, xaxis_title=STEP_KEY, yaxis_title=label)
-    return figure
-
-
-def draw_series(results: SweepResults, points_of: Callable, label: str, title: str, path: Path) -> None:
-    figure = Figure(figsize=(10, 5), layout="constrained")
-    plot = figure.add_subplot()
-    plot.set_prop_cycle(color=cm.tab20.colors)  # 20 distinct colours before any repeats
-    for run in results.runs:
-        if points_of(run):
-            steps, values = zip(*points_of(run))
-            plot.plot(steps, values, marker="o", markersize=3, label=describe_run(results, run))
-    plot.set_xlabel(STEP_KEY)
-    plot.set_ylabel(label)
-    plot.set_title(title)
-    plot.grid(alpha=0.3)
-    if plot.lines:  # a legend of nothing would only print matplotlib's warning
-        plot.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    else:
-        plot.text(0.5, 0.5, "no run logged any history", ha="center", va="center", transform=plot.transAxes)
-    figure.savefig(path, dpi=120)
-
-
-# GPU memory
+def define_importance(importance: list[Importance], metric: str) -> BarChart:
+    return BarChart(
+        f"Parameter importance with respect to {metric}",
+        [row.feature for row in importance],
+        [
+            Bars("importance (random forest)", [row.importance or 0.0 for row in importance]),
+            Bars("correlation (Pearson)", [row.correlation or 0.0 for row in importance], signed=True),
+        ],
+    )
 
 
 def with_peak_memory(results: SweepResults) -> list[RunResult]:
     return [run for run in results.runs if run.peak_memory_gb is not None]
 
 
-def plot_gpu_memory(results: SweepResults) -> go.Figure:
-    runs = with_peak_memory(results)
-    figure = go.Figure(
-        go.Bar(x=[run.peak_memory_gb for run in runs], y=[describe_run(results, run) for run in runs], orientation="h")
+def define_gpu_memory(results: SweepResults) -> BarChart:
+    runs = with_peak_memory(results)  # best run on top, as in the table
+    return BarChart(
+        f"Peak GPU memory allocated per run ({PEAK_MEMORY_KEY})",
+        [describe_run(results, run) for run in runs],
+        [Bars("", [run.peak_memory_gb for run in runs], color=PURPLE)],
+        x_label="GB",
     )
-    figure.update_layout(title=f"Peak GPU memory allocated per run ({PEAK_MEMORY_KEY})", xaxis_title="GB")
-    figure.update_yaxes(autorange="reversed")  # best run on top, as in the table
+
+
+def bar_colors(bars: Bars) -> list[str]:
+    return [GREEN if value > 0 else RED for value in bars.values] if bars.signed else [bars.color] * len(bars.values)
+
+
+# plotly: the HTML page
+
+
+def plotly_library() -> str:
+    """plotly.js as one inline script, for the page's head: every figure's fragment relies on it."""
+    return f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>'
+
+
+def to_html(chart: Chart, div_id: str) -> str:
+    return plotly.io.to_html(to_plotly(chart), full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def to_plotly(chart: Chart) -> go.Figure:
+    match chart:
+        case ParallelCoordinates():
+            return plot_parallel_coordinates(chart)
+        case Curves():
+            return plot_curves(chart)
+        case BarChart():
+            return plot_bars(chart)
+
+
+def plot_parallel_coordinates(chart: ParallelCoordinates) -> go.Figure:
+    dimensions = [
+        dict(label=axis.label, values=axis.values, tickvals=axis.tickvals, ticktext=axis.ticktext, range=axis.span)
+        for axis in chart.axes
+    ]
+    objective = chart.axes[-1]
+    line = dict(color=objective.values, colorscale=COLORMAP, showscale=True, colorbar=dict(title=objective.label))
+    figure = go.Figure(go.Parcoords(dimensions=dimensions, line=line))
+    figure.update_layout(title=chart.title, margin=dict(l=80, r=80))
     return figure
 
 
-def draw_gpu_memory(results: SweepResults, path: Path) -> None:
-    runs = with_peak_memory(results)
-    figure = Figure(figsize=(10, 0.4 * len(runs) + 1.5), layout="constrained")
-    plot = figure.add_subplot()
-    plot.barh([describe_run(results, run) for run in runs], [run.peak_memory_gb for run in runs], color="tab:purple")
-    plot.invert_yaxis()  # best run on top, as in the table
-    plot.set_xlabel("GB")
-    plot.set_title(f"Peak GPU memory allocated per run ({PEAK_MEMORY_KEY})")
-    figure.savefig(path, dpi=120)
-
-
-# importance
-
-
-def plot_importance(importance: list[Importance], metric: str) -> go.Figure:
-    features = [row.feature for row in importance][::-1]
+def plot_curves(chart: Curves) -> go.Figure:
     figure = go.Figure()
-    figure.add_trace(
-        go.Bar(y=features, x=[row.importance for row in importance][::-1], orientation="h", name="importance")
-    )
-    figure.add_trace(
-        go.Bar(y=features, x=[row.correlation for row in importance][::-1], orientation="h", name="correlation")
-    )
-    figure.update_layout(title=f"Parameter importance with respect to {metric}", barmode="group")
+    for line in chart.lines:
+        steps, values = zip(*line.points)
+        figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=line.name))
+    figure.update_layout(title=chart.title, xaxis_title=STEP_KEY, yaxis_title=chart.y_label)
+    if not chart.lines:
+        figure.add_annotation(text=NO_HISTORY, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return figure
 
 
-def draw_importance(importance: list[Importance], metric: str, path: Path) -> None:
-    features = [row.feature for row in importance][::-1]
-    figure = Figure(figsize=(10, 0.45 * len(features) + 1.5), layout="constrained")
-    left, right = figure.subplots(1, 2, sharey=True)
-    left.barh(features, [row.importance or 0.0 for row in importance][::-1], color="tab:blue")
-    left.set_title("importance (random forest)")
-    correlations = [row.correlation or 0.0 for row in importance][::-1]
-    right.barh(features, correlations, color=["tab:green" if c > 0 else "tab:red" for c in correlations])
-    right.set_xlim(-1, 1)
-    right.axvline(0, color="black", linewidth=0.8)
-    right.set_title("correlation (Pearson)")
-    figure.suptitle(f"Parameter importance with respect to {metric}")
+def plot_bars(chart: BarChart) -> go.Figure:
+    panels = chart.panels
+    figure = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, subplot_titles=[p.title for p in panels])
+    for column, bars in enumerate(panels, start=1):
+        trace = go.Bar(x=bars.values, y=chart.labels, orientation="h", name=bars.title, marker_color=bar_colors(bars))
+        figure.add_trace(trace, row=1, col=column)
+        figure.update_xaxes(title_text=chart.x_label, range=[-1, 1] if bars.signed else None, row=1, col=column)
+    figure.update_yaxes(autorange="reversed")  # the first label on top
+    figure.update_layout(title=chart.title, showlegend=False)
+    return figure
+
+
+# matplotlib: the PNGs
+
+
+def save_png(chart: Chart, path: Path) -> None:
+    match chart:
+        case ParallelCoordinates():
+            figure = draw_parallel_coordinates(chart)
+        case Curves():
+            figure = draw_curves(chart)
+        case BarChart():
+            figure = draw_bars(chart)
     figure.savefig(path, dpi=120)
+
+
+def draw_parallel_coordinates(chart: ParallelCoordinates) -> matplotlib.figure.Figure:
+    axes, objective = chart.axes, chart.axes[-1]
+    figure = matplotlib.figure.Figure(figsize=(2.2 * len(axes) + 2, 5), layout="constrained")
+    plot = figure.add_subplot()
+    scale = colors.Normalize(min(objective.values), max(objective.values))
+    colormap = matplotlib.colormaps[COLORMAP]
+    positions = np.column_stack([normalize(axis.values, axis.span) for axis in axes])
+    # Worst first, so the best runs are drawn on top, as in W&B's panel.
+    for row in np.argsort(objective.values):
+        color = colormap(scale(objective.values[row]))
+        plot.plot(range(len(axes)), positions[row], color=color, linewidth=1.6, alpha=0.9)
+    for x, axis in enumerate(axes):
+        plot.axvline(x, color="black", linewidth=0.8)
+        for y, text in zip(normalize(axis.tickvals, axis.span), axis.ticktext):
+            box = dict(facecolor="white", edgecolor="none", pad=1)
+            plot.text(x - 0.03, y, text, ha="right", va="center", fontsize=8, bbox=box)
+    plot.set_xticks(range(len(axes)), [axis.label for axis in axes], fontsize=9)
+    plot.xaxis.tick_top()
+    plot.set_yticks([])
+    plot.set_xlim(-0.4, len(axes) - 0.8)
+    plot.set_ylim(-0.05, 1.05)
+    plot.spines[:].set_visible(False)
+    figure.colorbar(cm.ScalarMappable(norm=scale, cmap=colormap), ax=plot, label=objective.label)
+    plot.set_xlabel(chart.title, fontsize=9)  # below: the axis labels take the top
+    return figure
+
+
+def normalize(values: list[float], bounds: list[float]) -> np.ndarray:
+    low, high = bounds
+    return (np.asarray(values, dtype=float) - low) / (high - low)
+
+
+def draw_curves(chart: Curves) -> matplotlib.figure.Figure:
+    figure = matplotlib.figure.Figure(figsize=(10, 5), layout="constrained")
+    plot = figure.add_subplot()
+    plot.set_prop_cycle(color=matplotlib.colormaps["tab20"].colors)  # 20 distinct colours before any repeats
+    for line in chart.lines:
+        steps, values = zip(*line.points)
+        plot.plot(steps, values, marker="o", markersize=3, label=line.name)
+    plot.set_xlabel(STEP_KEY)
+    plot.set_ylabel(chart.y_label)
+    plot.set_title(chart.title)
+    plot.grid(alpha=0.3)
+    if chart.lines:  # a legend of nothing would only print matplotlib's warning
+        plot.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        plot.text(0.5, 0.5, NO_HISTORY, ha="center", va="center", transform=plot.transAxes)
+    return figure
+
+
+def draw_bars(chart: BarChart) -> matplotlib.figure.Figure:
+    figure = matplotlib.figure.Figure(figsize=(10, 0.45 * len(chart.labels) + 1.5), layout="constrained")
+    for plot, bars in zip(figure.subplots(1, len(chart.panels), sharey=True, squeeze=False)[0], chart.panels):
+        plot.barh(chart.labels, bars.values, color=bar_colors(bars))
+        if bars.signed:
+            plot.set_xlim(-1, 1)
+            plot.axvline(0, color="black", linewidth=0.8)
+        plot.set_title(bars.title)
+        plot.set_xlabel(chart.x_label)
+    plot.invert_yaxis()  # the first label on top (the y axis is shared)
+    figure.suptitle(chart.title)
+    return figure

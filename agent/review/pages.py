@@ -1,20 +1,19 @@
 """The review as text: the terminal table, a Markdown summary for pull requests, and the HTML page
 that holds every interactive figure (plotly's JavaScript inlined once, so it works offline).
+
+Figures arrive by name (`parallel_coordinates`, `curves`, `importance`, `loss`, `gpu_memory`), as
+`figures.define_figures` names them; each goes under its own heading, when the sweep has it.
 """
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import plotly.io
-
+from agent.review.findings import Findings
+from agent.review.formatting import format_duration, format_number, format_param
 from agent.review.importance import Importance
 from agent.review.results import FINAL_ROUGE_KEYS, SweepResults
-
-if TYPE_CHECKING:
-    from agent.review.report import Review
 
 
 def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
@@ -73,7 +72,7 @@ def format_summary(results: SweepResults) -> str:
     )
 
 
-def format_terminal(review: Review) -> str:
+def format_terminal(review: Findings) -> str:
     results, importance = review.results, review.importance
     parts = [format_summary(results), "", format_text_table(*results_table(results)), ""]
     if importance:
@@ -87,7 +86,8 @@ def format_terminal(review: Review) -> str:
     return "\n".join(parts)
 
 
-def write_markdown(review: Review, path: Path, pictures: list[str]) -> None:
+def write_markdown(review: Findings, pictures: dict[str, str], path: Path) -> None:
+    """`pictures`: figure name -> the PNG beside the page that draws it."""
     results, importance = review.results, review.importance
     parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(results), ""]
     parts += [f"> **Warning:** {warning}" for warning in review.warnings]
@@ -96,25 +96,27 @@ def write_markdown(review: Review, path: Path, pictures: list[str]) -> None:
     parts += ["## Runs", "", format_markdown_table(*results_table(results)), ""]
     if importance:
         parts += ["## Parameter importance", "", format_markdown_table(*importance_table(importance)), ""]
-        parts += ["![parameter importance](importance.png)", ""]
-    parts += ["## Parallel coordinates", "", "![parallel coordinates](parallel_coordinates.png)", ""]
-    parts += ["## Objective vs steps", "", "![objective vs steps](curves.png)", ""]
-    if "loss.png" in pictures:
-        parts += ["## Training loss vs steps", "", "![train/loss vs steps](loss.png)", ""]
-    if "gpu_memory.png" in pictures:
-        parts += ["## Peak GPU memory", "", "![peak GPU memory per run](gpu_memory.png)", ""]
+        parts += [f"![parameter importance]({pictures['importance']})", ""]
+    for name, heading, alt in MARKDOWN_FIGURES:
+        if name in pictures:
+            parts += [f"## {heading}", "", f"![{alt}]({pictures[name]})", ""]
     path.write_text("\n".join(parts))
 
 
-def write_html(review: Review, figures: list, path: Path) -> None:
-    """One page; the first figure carries plotly.js inline, the others reuse it.
+MARKDOWN_FIGURES = [
+    ("parallel_coordinates", "Parallel coordinates", "parallel coordinates"),
+    ("curves", "Objective vs steps", "objective vs steps"),
+    ("loss", "Training loss vs steps", "train/loss vs steps"),
+    ("gpu_memory", "Peak GPU memory", "peak GPU memory per run"),
+]
+"""(figure name, section heading, alt text), in page order; importance sits with its table."""
 
-    `figures`: parallel coordinates, importance (when computed), then the curves and cost figures."""
+
+def write_html(review: Findings, charts: dict[str, str], library: str, path: Path) -> None:
+    """One page. `charts`: figure name -> its HTML fragment; `library`: the script they all use,
+    inlined once in the head, so the page works offline."""
     results, importance = review.results, review.importance
-    charts = [
-        plotly.io.to_html(figure, full_html=False, include_plotlyjs=(index == 0), div_id=f"figure-{index}")
-        for index, figure in enumerate(figures)
-    ]
+    curves = [charts[name] for name in ("curves", "loss", "gpu_memory") if name in charts]
     body = [
         f"<h1>Sweep review: {html.escape(results.sweep_id)}</h1>",
         f"<p>{html.escape(format_summary(results))}</p>",
@@ -126,18 +128,20 @@ def write_html(review: Review, figures: list, path: Path) -> None:
         "<h2>Runs</h2>",
         html_table(*results_table(results)),
         "<h2>Parallel coordinates</h2>",
-        charts[0],
+        charts["parallel_coordinates"],
         "<h2>Parameter importance</h2>",
-        html_table(*importance_table(importance)) if importance else "<p>Too few finished runs.</p>",
-        *(charts[1:2] if importance else []),
+        *([html_table(*importance_table(importance)), charts["importance"]] if importance else [NO_IMPORTANCE]),
         "<h2>Training curves and cost</h2>",
-        *(charts[2:] if importance else charts[1:]),
+        *curves,
     ]
     page = (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>Sweep review {html.escape(results.sweep_id)}</title><style>{STYLE}</style></head><body>\n"
+        f"<title>Sweep review {html.escape(results.sweep_id)}</title><style>{STYLE}</style>\n{library}\n</head><body>\n"
     )
     path.write_text(page + "\n".join(body) + "\n</body></html>\n")
+
+
+NO_IMPORTANCE = "<p>Too few finished runs.</p>"
 
 
 STYLE = (
@@ -150,26 +154,3 @@ def html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def format_param(value) -> str:
-    return "-" if value is None else format_value(value)
-
-
-def format_value(value) -> str:
-    """A parameter value as people read it: 0.001 not 0.0010000, 8 not 8.0."""
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:g}"
-    return str(value)
-
-
-def format_number(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

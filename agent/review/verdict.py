@@ -15,7 +15,7 @@ from statistics import variance
 
 import numpy as np
 
-from agent.review.pages import format_value
+from agent.review.formatting import format_value
 from agent.review.results import Parameter, RunResult, SweepResults
 
 MIN_GAIN = 0.3  # metric points (ROUGE x100): below this a difference does not change a decision

@@ -14,13 +14,18 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.records import RunState
+
 CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer's own folder names
 COMPLETE_MARKER = "complete"
 ATTEMPTS_FILE = "attempts.json"
 BEST_ADAPTER_FILE = "best_adapter.safetensors"
 
-# How an attempt ended. A launch that never wrote its end was killed without warning or crashed hard.
-RUNNING, PREEMPTED, STOPPED, FAILED, FINISHED = "running", "preempted", "stopped", "failed", "finished"
+# How a launch ended, in attempts.json and as the run's `attempt/outcome`: the run's state words
+# (RunState: preempted, failed, finished, stopped), or still `running` when it was killed without
+# warning or crashed hard. One outcome is the trial's own and reaches the summary only: a launch
+# that gives up (max_attempts used up) trains nothing, and its run ends failed.
+GAVE_UP = "gave_up"
 
 
 def run_folder(checkpoint_dir: str, output_dir: str, run_id: str) -> Path:
@@ -49,8 +54,9 @@ def seal(folder: Path) -> None:
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """This launch of a run, as counted in `attempts.json`."""
+class LaunchRecord:
+    """This launch of a run, as the trial program counts it in `attempts.json`. A controller keeps
+    its own count of the tries it made (the local store's `StoreAttempt`)."""
 
     number: int
     failures_before: int
@@ -66,21 +72,21 @@ class Attempt:
         return self.failures_before >= max_attempts
 
 
-def begin_attempt(root: Path) -> Attempt:
+def begin_attempt(root: Path) -> LaunchRecord:
     """Record a new launch as running and return what earlier launches left."""
     history = read_attempts(root)
-    failures = [a for a in history if a["outcome"] in (RUNNING, FAILED)]
+    failures = [a for a in history if a["outcome"] in (RunState.RUNNING, RunState.FAILED)]
     last_failure = (failures[-1].get("reason") or "killed without warning (no exit recorded)") if failures else ""
-    attempt = Attempt(number=len(history) + 1, failures_before=len(failures), last_failure=last_failure)
-    _write_attempts(root, [*history, {"number": attempt.number, "outcome": RUNNING}])
-    return attempt
+    launch = LaunchRecord(number=len(history) + 1, failures_before=len(failures), last_failure=last_failure)
+    _write_attempts(root, [*history, {"number": launch.number, "outcome": RunState.RUNNING.value}])
+    return launch
 
 
-def end_attempt(root: Path, outcome: str, reason: str = "", step: int | None = None) -> None:
+def end_attempt(root: Path, outcome: RunState, reason: str = "", step: int | None = None) -> None:
     history = read_attempts(root)
     if not history:
         return
-    history[-1].update({"outcome": outcome, **({"reason": reason} if reason else {})})
+    history[-1].update({"outcome": RunState(outcome).value, **({"reason": reason} if reason else {})})
     if step is not None:
         history[-1]["step"] = step
     _write_attempts(root, history)

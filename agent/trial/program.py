@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agent.records import OBJECTIVE, PREEMPTED_EXIT_CODE, STEP_KEY
+from agent.records import OBJECTIVE, PREEMPTED_EXIT_CODE, STEP_KEY, RunState
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
 from agent.trial.stopping import Preempted, StopRequest
 
 if TYPE_CHECKING:
     from agent.trial.callbacks import BestAdapterKeeper
-    from agent.trial.checkpoint import Attempt
+    from agent.trial.checkpoint import LaunchRecord
     from agent.trial.checkpoint_artifact import CheckpointMirror
 
 DEFAULT_PROJECT = "lora-sweep"
@@ -126,7 +126,7 @@ def report_error(error: ConfigError) -> int:
 
 def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
     """One launch of a run, counted; returns the exit code. A preempted run exits 143, marked preempting."""
-    from agent.trial.checkpoint import FAILED, FINISHED, PREEMPTED, STOPPED, begin_attempt, end_attempt, run_folder
+    from agent.trial.checkpoint import begin_attempt, end_attempt, run_folder
     from agent.trial.checkpoint_artifact import checkpoint_mirror
 
     folder = run_folder(config.preempt.checkpoint_dir, config.train.output_dir, run.id)
@@ -141,41 +141,43 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest) -> int:
         fine_tune(config, run, stop, folder, attempt, mirror)
     except Preempted:
         run.mark_preempting()  # W&B requeues a run marked preempting that exits non-zero
-        end_attempt(folder, PREEMPTED)
+        end_attempt(folder, RunState.PREEMPTED)
         mirror.push(folder)
-        run.summary["attempt/outcome"] = PREEMPTED
+        run.summary["attempt/outcome"] = RunState.PREEMPTED.value
         print(f"preempted: run {run.id} exits {PREEMPTED_EXIT_CODE} to be requeued", file=sys.stderr)
         return PREEMPTED_EXIT_CODE
     except BaseException as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
-        end_attempt(folder, FAILED, reason)
+        end_attempt(folder, RunState.FAILED, reason)
         mirror.push(folder)
         if attempt.is_last(config.preempt.max_attempts):
             reason = (
                 f"failed on attempt {attempt.number}, the last of max_attempts={config.preempt.max_attempts}: {reason}"
             )
-        run.summary.update({"attempt/outcome": FAILED, "failure_reason": reason})
+        run.summary.update({"attempt/outcome": RunState.FAILED.value, "failure_reason": reason})
         raise
-    outcome = STOPPED if stop.stopped else FINISHED
+    outcome = RunState.STOPPED if stop.stopped else RunState.FINISHED
     end_attempt(folder, outcome)
     mirror.push(folder)
-    run.summary["attempt/outcome"] = outcome
+    run.summary["attempt/outcome"] = outcome.value
     return 0
 
 
-def give_up(run: Any, attempt: Attempt, max_attempts: int) -> int:
+def give_up(run: Any, attempt: LaunchRecord, max_attempts: int) -> int:
     """A controller relaunched a run that already failed max_attempts times: end it failed, train nothing."""
+    from agent.trial.checkpoint import GAVE_UP
+
     reason = (
         f"gave up after {attempt.failures_before} failed attempts (max_attempts={max_attempts}); "
         f"last: {attempt.last_failure}"
     )
-    run.summary.update({"attempt/outcome": "gave_up", "failure_reason": reason})
+    run.summary.update({"attempt/outcome": GAVE_UP, "failure_reason": reason})
     print(f"error: {reason}", file=sys.stderr)
     return 1
 
 
 def fine_tune(
-    config: TrialConfig, run: Any, stop: StopRequest, folder: Path, attempt: Attempt, mirror: CheckpointMirror
+    config: TrialConfig, run: Any, stop: StopRequest, folder: Path, attempt: LaunchRecord, mirror: CheckpointMirror
 ) -> None:
     """Data and model -> ROUGE baseline (or the checkpoint to resume) -> training -> the best adapter, scored."""
     started = time.perf_counter()
@@ -188,7 +190,7 @@ def fine_tune(
         # Marked from now on, a run killed without warning (lost heartbeat, non-zero exit) is requeued.
         # The last allowed attempt is not marked: if it fails, the run ends failed.
         run.mark_preempting()
-    train_s = train(trial, stop, resume_from)
+    train_s = train_adapter(trial, stop, resume_from)
     if stop.preempted:
         raise Preempted
     finish(trial, run, config, train_s)
@@ -262,7 +264,7 @@ def restore(trial: Trial, folder: Path, run: Any) -> Path | None:
     return checkpoint
 
 
-def train(trial: Trial, stop: StopRequest, resume_from: Path | None) -> float:
+def train_adapter(trial: Trial, stop: StopRequest, resume_from: Path | None) -> float:
     """The Trainer's loop (continued from `resume_from`), and a last evaluation if the end missed one.
 
     Returns the seconds spent training, evaluations excluded.
@@ -333,7 +335,9 @@ def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_n
         max_steps=t.max_steps,
         per_device_train_batch_size=t.per_device_train_batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps,
-        warmup_steps=t.warmup_ratio,  # a float below 1 is a share of the total steps
+        # Not a slip: transformers 5 has no warmup_ratio; its warmup_steps reads a value below 1 as
+        # that share of the total steps (TrainingArguments.get_warmup_steps), and ours is < 1.
+        warmup_steps=t.warmup_ratio,
         weight_decay=t.weight_decay,
         logging_steps=t.logging_steps,
         seed=t.seed,
