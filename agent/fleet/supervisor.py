@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import psutil
-
-from agent.local.processes import die_with_parent
+from agent.local.processes import end_marked, start_child
 from agent.trial import shutdown_notice
 
 POLL_S = 0.1
@@ -219,17 +217,17 @@ class Supervisor:
         if slot.log is None:
             slot.log = AgentLog(child.log_path)  # closed in _mark_done
         try:
-            slot.process = subprocess.Popen(
+            # Its own process group keeps a terminal's Ctrl-C from reaching it twice; SIGTERM when
+            # the supervisor dies (even by SIGKILL) lets it stop its runs rather than run on unwatched.
+            slot.process = start_child(
                 child.argv,
+                signal.SIGTERM,
                 env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve()), SLOT_ENV: slot.mark},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
                 errors="replace",
-                # Its own process group keeps a terminal's Ctrl-C from reaching it twice; SIGTERM when
-                # the supervisor dies (even by SIGKILL) lets it stop its runs rather than run on unwatched.
-                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         except OSError as error:
             # A program that cannot start will not start on retry either.
@@ -272,18 +270,3 @@ class Supervisor:
             if slot.process is not None and slot.process.poll() is None:
                 slot.process.kill()
                 slot.process.wait()
-
-
-def end_marked(name: str, value: str) -> int:
-    """SIGKILL every process of ours whose environment holds `name=value`, in whatever group or
-    session it runs, and wait until they are gone; how many there were."""
-    marked = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(name) == value:
-                process.kill()
-                marked.append(process)
-        except psutil.Error:  # gone meanwhile, or not ours to read
-            continue
-    psutil.wait_procs(marked, timeout=5)
-    return len(marked)
