@@ -26,7 +26,7 @@ from helpers import (
 
 from agent.cli import main
 from agent.local.demo import run_demo
-from agent.local.store import Store
+from agent.local.store import Store, StoreAttempt
 
 pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +65,10 @@ def test_an_agent_frozen_past_the_timeout_cannot_overwrite_the_run_another_agent
         # The second attempt's own log, not the first one's that an orphan kept fresh.
         assert rescued.summary["score"] == 7.0, (rescued.summary, err)
         assert "warning" not in err
+        store = Store(store_path)
+        folders = [store.run_log(StoreAttempt(rescued.run_id, number)) for number in (1, 2)]
+        store.close()
+        assert None not in folders and folders[0] != folders[1]  # each attempt's own W&B folder, recorded
     finally:
         frozen.send_signal(signal.SIGCONT)
     out, err = frozen.communicate(timeout=60)

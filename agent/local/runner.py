@@ -337,15 +337,16 @@ class _Watch:
 
     def follow_history(self, store: Store) -> None:
         """New rows to the store; a new objective value asks the engine whether to stop (hyperband)."""
-        if self.follower is None and not self._start_following():
+        if self.follower is None and not self._start_following(store):
             return
         if self._store_rows(store, self.follower.new_rows()) and self.stop_reason is None:
             self.want_stop(controller.should_stop(store, self.run.sweep_id, self.run.run_id))
 
-    def _start_following(self) -> bool:
+    def _start_following(self, store: Store) -> bool:
         run_file = self.program.run_file(self.run.run_id)
         if run_file is not None:
             self.follower = metrics.HistoryFollower(run_file, self.program.plan.env)
+            store.record_run_log(self.attempt, run_file.parent)  # which log is whose, for a later --rescan
         return self.follower is not None
 
     def _store_rows(self, store: Store, rows: list[dict]) -> bool:
@@ -363,7 +364,7 @@ class _Watch:
     def collect(self, store: Store) -> None:
         """The last output, the last history rows, and the summary."""
         self.program.drain_output()
-        if self.follower is None and not self._start_following():  # a short run can end before the first poll
+        if self.follower is None and not self._start_following(store):  # a short run can end before the first poll
             return  # the program never started a W&B run: nothing to read
         # A program that ended by itself has written its exit record; a killed one never will.
         exited_cleanly = self.program.exit_code >= 0
