@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -21,6 +22,7 @@ from click.testing import CliRunner
 from helpers import agent_env, assert_one_line, create_sweep, logged_points, record_args_sweep, runs_of, wait_for
 
 from agent.cli import main
+from agent.fleet.supervisor import AgentLog
 
 FLEET_BIN = Path(__file__).parent / "fleet_bin"
 SWEEP = "me/lora/8f3k2x1q"
@@ -154,6 +156,19 @@ def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("no_leaked_processes")
+def test_a_crashed_agents_run_is_ended_before_another_agent_starts_on_its_gpu(tmp_path):
+    # `wandb agent` starts its run in a process group of its own, with no parent-death signal: when
+    # the agent crashes, the run goes on. A second agent there would start a second run on that GPU.
+    env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="3,3,0", STANDIN_WANDB_ORPHAN_S="60")
+    done = run_supervisor(tmp_path, SWEEP, "--gpus", "0", "--restart-backoff", "0", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert len(events(tmp_path, "run")) == 2
+    assert [start["runs_alive"] for start in events(tmp_path, "start")] == [[], [], []]
+
+
+@pytest.mark.e2e
 def test_an_agent_that_keeps_crashing_is_given_up_and_the_exit_code_says_so(tmp_path):
     env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="0", STANDIN_WANDB_EXITS_1="3")
     done = run_supervisor(
@@ -267,3 +282,22 @@ def test_sigint_reaches_every_local_agent_and_their_runs_go_back_in_the_queue(tm
     assert {run.state for run in runs_of(store_path, sweep_id)} == {"pending"}  # nothing lost, nothing left running
     assert err.count("requeued") == 2
     assert err.strip().splitlines()[-1].endswith("; stopped by SIGINT: exit 130")
+
+
+def test_an_agent_log_keeps_lines_from_two_threads_whole_and_drops_those_after_close(tmp_path):
+    # An agent's reader thread and the supervisor's loop both write its log; a reader that outlived
+    # its join (a grandchild held the pipe) may still write after the log was closed.
+    log = AgentLog(tmp_path / "gpu-0.log")
+    writers = [
+        threading.Thread(target=lambda who=who: [log.write(f"{who} {i} {'x' * 500}\n") for i in range(300)])
+        for who in ("agent", "supervisor")
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    log.close()
+    log.write("late\n")
+
+    lines = (tmp_path / "gpu-0.log").read_text().splitlines()
+    assert sorted(lines) == sorted(f"{who} {i} {'x' * 500}" for who in ("agent", "supervisor") for i in range(300))

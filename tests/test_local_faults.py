@@ -26,18 +26,35 @@ from helpers import (
 
 from agent.cli import main
 from agent.local.demo import run_demo
-from agent.local.store import Store
+from agent.local.store import Store, StoreAttempt
 
 pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def stalled_sweep(tmp_path: Path) -> dict:
+    """One run of tests/programs/stalled.py: its first attempt scores 1 and hangs, leaving an orphan
+    that keeps touching that attempt's W&B log as `wandb-core` does; a requeued one scores 7."""
+    return {
+        "method": "grid",
+        "program": str(PROGRAMS / "stalled.py"),
+        "command": PYTHON_COMMAND,
+        "metric": {"name": "score", "goal": "maximize"},
+        "parameters": {
+            "marker_dir": {"value": str(tmp_path)},
+            "first_score": {"value": 1},
+            "second_score": {"values": [7]},
+            "toucher_s": {"value": 40},
+        },
+    }
+
+
 @pytest.mark.e2e
 def test_an_agent_frozen_past_the_timeout_cannot_overwrite_the_run_another_agent_finished(tmp_path):
     store_path = tmp_path / "sweeps.db"
-    sweep_id = create_sweep(store_path, record_args_sweep(tmp_path / "ran.jsonl", [7], sleep=60.0))
+    sweep_id = create_sweep(store_path, stalled_sweep(tmp_path))
     frozen = start_agent(sweep_id, store_path, tmp_path)
-    first = wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.pid], 60, "the run to start")[0]
+    first = wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.history], 60, "the first score")[0]
     frozen.send_signal(signal.SIGSTOP)
     try:
         rescuer = start_agent(sweep_id, store_path, tmp_path, "--heartbeat-timeout", "10")
@@ -45,6 +62,13 @@ def test_an_agent_frozen_past_the_timeout_cannot_overwrite_the_run_another_agent
         assert rescuer.returncode == 0, err
         (rescued,) = runs_of(store_path, sweep_id)
         assert (rescued.state, rescued.exit_code, rescued.attempts) == ("finished", 0, 2)
+        # The second attempt's own log, not the first one's that an orphan kept fresh.
+        assert rescued.summary["score"] == 7.0, (rescued.summary, err)
+        assert "warning" not in err
+        store = Store(store_path)
+        folders = [store.run_log(StoreAttempt(rescued.run_id, number)) for number in (1, 2)]
+        store.close()
+        assert None not in folders and folders[0] != folders[1]  # each attempt's own W&B folder, recorded
     finally:
         frozen.send_signal(signal.SIGCONT)
     out, err = frozen.communicate(timeout=60)

@@ -30,7 +30,7 @@ def run_scorer(tmp_path, **params):
         base_env=agent_env(WANDB_DIR=str(tmp_path)),
     )
     result = subprocess.run(plan.argv, env=plan.env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    run_file = find_run_file(tmp_path / "wandb", "run1", not_before=0)
+    run_file = find_run_file(tmp_path / "wandb", "run1", earlier=frozenset())
     assert run_file is not None, result.stdout + result.stderr
     return result, run_file
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from agent.trial.shutdown_notice import NOTICE_ENV, announce_shutdown, post, sigterm_is_preemption
@@ -73,7 +74,8 @@ def test_a_killed_supervisor_not_yet_reaped_is_taken_for_gone(tmp_path):
     """Killed, it stays a zombie until its parent reaps it: its pid still exists, yet nothing runs."""
     supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (tmp_path / "zombie.notice").write_text(f"{supervisor.pid}\n")
+        started = psutil.Process(supervisor.pid).create_time()
+        (tmp_path / "zombie.notice").write_text(f"{supervisor.pid} {started!r}\n")
         assert not sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "zombie.notice")})  # alive: a stop
         supervisor.kill()
         os.waitid(os.P_PID, supervisor.pid, os.WEXITED | os.WNOWAIT)  # dead, and left unreaped
@@ -81,3 +83,16 @@ def test_a_killed_supervisor_not_yet_reaped_is_taken_for_gone(tmp_path):
     finally:
         supervisor.kill()
         supervisor.wait()
+
+
+def test_a_reused_pid_is_not_taken_for_the_live_supervisor(tmp_path):
+    # The supervisor died without a word and its pid now belongs to another process (here: this one,
+    # which started later than the notice says): a preemption, not a controller's stop.
+    reused = tmp_path / "reused.notice"
+    reused.write_text(f"{os.getpid()} {psutil.Process().create_time() - 60}\n")
+    assert sigterm_is_preemption({NOTICE_ENV: str(reused)})
+    (tmp_path / "bare.notice").write_text(f"{os.getpid()}\n")  # a pid alone cannot say whose it is
+    assert sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "bare.notice")})
+
+    post(tmp_path / "live.notice")  # the same pid, with its own start time: the supervisor lives
+    assert not sigterm_is_preemption({NOTICE_ENV: str(tmp_path / "live.notice")})

@@ -4,6 +4,11 @@ Children run in their own process groups, so a Ctrl-C in the terminal reaches th
 us, and never twice (a second SIGINT makes `wandb agent` kill its run without grace). They get
 SIGTERM if the supervisor dies, however it dies, so no agent outlives it. Before forwarding a
 signal it says so in its shutdown notice, so a run can tell a preemption from its controller's stop.
+
+`wandb agent` starts its run in a process group of its own, with no parent-death signal: a crashed
+agent leaves its run running on the GPU. Every child carries its slot's mark (`SLOT_ENV`) in its
+environment, which whatever it starts inherits; when an agent crashes, every process with its mark
+is ended before anything else starts on that GPU.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from agent.local.processes import die_with_parent
+from agent.local.processes import end_marked, start_child
 from agent.trial import shutdown_notice
 
 POLL_S = 0.1
+SLOT_ENV = "LORA_SWEEP_AGENT_SLOT"
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,26 @@ class SupervisionResult:
         return f"agents: {parts}{stopped}: {verdict}"
 
 
+class AgentLog:
+    """An agent's log file. Its reader thread and the supervisor's loop both write it, and a reader
+    that outlived its join (a grandchild held the pipe) may write after it was closed: one lock
+    keeps each line whole, and a line that comes after close is dropped."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "a", encoding="utf-8")  # closed by close()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(text)
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
 @dataclass
 class _Slot:
     """The mutable state of one supervised child, changed only by the supervisor's loop."""
@@ -96,7 +123,9 @@ class _Slot:
     restarts: int = 0
     returncode: int | None = None
     done: bool = False
-    log: IO[str] | None = field(default=None, repr=False)
+    log: AgentLog | None = field(default=None, repr=False)
+    mark: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """`SLOT_ENV`'s value in this slot's agents, and so in everything they start."""
 
 
 class Supervisor:
@@ -111,7 +140,8 @@ class Supervisor:
         self.echo = echo
         self.notice = notice
         self.echo_lock = threading.Lock()
-        self.pending_signals: list[int] = []
+        self.pending_signals: list[tuple[int, float]] = []
+        """Signals received and when (Unix time), forwarded by the supervising loop."""
         self.signal_received: int | None = None
 
     def run(self) -> SupervisionResult:
@@ -133,13 +163,14 @@ class Supervisor:
         return SupervisionResult(outcomes, self.signal_received)
 
     def _on_signal(self, signum, _frame) -> None:
-        self.pending_signals.append(signum)
+        self.pending_signals.append((signum, time.time()))
 
     def _forward_signals(self) -> None:
         while self.pending_signals:
-            signum = self.pending_signals.pop(0)
+            signum, received_at = self.pending_signals.pop(0)
             self.signal_received = self.signal_received or signum
-            shutdown_notice.announce_shutdown(self.notice)  # before the signal: runs read it when it arrives
+            # Before the signal: runs read it when it arrives, and count their grace from `received_at`.
+            shutdown_notice.announce_shutdown(self.notice, sent_at=received_at)
             self._say(None, f"got {signal.Signals(signum).name}: forwarding it to every agent")
             for slot in self.slots:
                 if slot.process is not None and slot.process.poll() is None:
@@ -158,6 +189,8 @@ class Supervisor:
         returncode = slot.process.poll()
         if returncode is None:
             return
+        if returncode != 0 and self.signal_received is None:
+            self._end_leftovers(slot)
         self._finish_process(slot, returncode)
         if returncode == 0 or self.signal_received is not None:
             self._say(slot, f"exited with {returncode}")
@@ -173,23 +206,30 @@ class Supervisor:
             self._say(slot, f"exited with {returncode}; giving up after {slot.restarts} restart(s)")
             self._mark_done(slot)
 
+    def _end_leftovers(self, slot: _Slot) -> None:
+        """A crashed agent's runs go on without it: end them before a new agent starts a second run on
+        the GPU (and before waiting for the agent's output, which they may hold open)."""
+        ended = end_marked(SLOT_ENV, slot.mark)
+        if ended:
+            self._say(slot, f"ended {ended} process(es) the crashed agent left running")
+
     def _start(self, slot: _Slot) -> None:
         child = slot.child
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         if slot.log is None:
-            slot.log = open(child.log_path, "a", encoding="utf-8")  # closed in _mark_done
+            slot.log = AgentLog(child.log_path)  # closed in _mark_done
         try:
-            slot.process = subprocess.Popen(
+            # Its own process group keeps a terminal's Ctrl-C from reaching it twice; SIGTERM when
+            # the supervisor dies (even by SIGKILL) lets it stop its runs rather than run on unwatched.
+            slot.process = start_child(
                 child.argv,
-                env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve())},
+                signal.SIGTERM,
+                env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve()), SLOT_ENV: slot.mark},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
                 errors="replace",
-                # Its own process group keeps a terminal's Ctrl-C from reaching it twice; SIGTERM when
-                # the supervisor dies (even by SIGKILL) lets it stop its runs rather than run on unwatched.
-                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         except OSError as error:
             # A program that cannot start will not start on retry either.
@@ -201,11 +241,10 @@ class Supervisor:
         slot.reader = threading.Thread(target=self._pump, args=(slot, slot.process.stdout, slot.log), daemon=True)
         slot.reader.start()
 
-    def _pump(self, slot: _Slot, stream: IO[str], log: IO[str]) -> None:
+    def _pump(self, slot: _Slot, stream: IO[str], log: AgentLog) -> None:
         """Copy a child's output to its log file and, prefixed with its label, to the console."""
         for line in stream:
             log.write(line)
-            log.flush()
             with self.echo_lock:
                 self.echo(f"[{slot.child.label}] {line.rstrip()}")
 
@@ -222,9 +261,8 @@ class Supervisor:
             slot.log.close()
 
     def _say(self, slot: _Slot | None, message: str) -> None:
-        if slot is not None and slot.log is not None and not slot.log.closed:
+        if slot is not None and slot.log is not None:
             slot.log.write(f"[supervisor] {message}\n")
-            slot.log.flush()
         with self.echo_lock:
             self.echo(f"[{slot.child.label if slot else 'supervisor'}] {message}")
 

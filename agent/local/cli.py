@@ -192,8 +192,14 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
 @click.command("runs")
 @click.argument("sweep_id")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--rescan",
+    is_flag=True,
+    help="First read each finished run's summary again from its own W&B folder (under $WANDB_DIR/wandb"
+    " or ./wandb) and store it where it differs.",
+)
 @STORE_OPTION
-def runs_command(sweep_id, output_format, store_path) -> None:
+def runs_command(sweep_id, output_format, store_path, rescan) -> None:
     """State, parameters, objective and runtime of every run of local sweep SWEEP_ID.
 
     \b
@@ -203,7 +209,14 @@ def runs_command(sweep_id, output_format, store_path) -> None:
     from agent.local.listing import runs_as_json, runs_as_table
     from agent.local.store import open_store
 
-    record = open_store(store_path).sweep_record(sweep_id)
+    store = open_store(store_path, writable=rescan)
+    if rescan:
+        from agent.local.rescan import rescan_finished_runs
+
+        wandb_dir = Path(os.environ.get("WANDB_DIR") or os.getcwd()) / "wandb"
+        for line in rescan_finished_runs(store, sweep_id, wandb_dir, dict(os.environ)):
+            click.echo(line, err=True)
+    record = store.sweep_record(sweep_id)
     click.echo(runs_as_json(record) if output_format == "json" else runs_as_table(record))
 
 

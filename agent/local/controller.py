@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psutil
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
-from agent.local.processes import signal_group
+from agent.local.processes import ATTEMPT_ENV, attempt_mark, end_marked, signal_group
 from agent.local.store import RunRow, Store
 from agent.records import QUEUED_STATES, RunState
 
@@ -112,16 +112,20 @@ def requeue_expired_runs(store: Store, sweep_id: str, heartbeat_timeout_s: float
 
 
 def kill_orphan(run: RunRow) -> None:
-    """The dead agent's program may still be running in its own process group: end it, so two
-    processes never write the same run. Only a process that carries this run's id is touched."""
-    if run.pid is None:
-        return
-    try:
-        environ = psutil.Process(run.pid).environ()
-    except psutil.Error:
-        return  # gone already, or not ours to read
-    if environ.get("WANDB_RUN_ID") == run.run_id:
+    """The dead agent's attempt may still be running: its program in its own process group, and
+    W&B's `wandb-core` in a session of its own, writing that attempt's log. End both, so two
+    processes never write the same run and the next attempt never reads the old one's log. Only
+    processes that carry this run's id or this attempt's mark are touched."""
+    if run.pid is not None and _environ(run.pid).get("WANDB_RUN_ID") == run.run_id:
         signal_group(run.pid, signal.SIGKILL)
+    end_marked(ATTEMPT_ENV, attempt_mark(run.run_id, run.attempts))
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        return psutil.Process(pid).environ()
+    except psutil.Error:
+        return {}  # gone already, or not ours to read
 
 
 def should_stop(store: Store, sweep_id: str, run_id: str) -> str | None:

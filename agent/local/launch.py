@@ -32,7 +32,7 @@ from typing import Any
 from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
 
-from agent.local.processes import die_with_parent
+from agent.local.processes import ATTEMPT_ENV, attempt_mark, start_child
 
 FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
 
@@ -45,6 +45,8 @@ class Launch:
     env: dict[str, str]
     wandb_dir: Path
     """The folder holding `wandb/offline-run-*-<run_id>/`, as the program's wandb.init() sees it."""
+    earlier_run_dirs: frozenset[Path] = frozenset()
+    """The run id's folders there before this launch: earlier attempts', never this one's."""
 
 
 def prepare_launch(
@@ -55,8 +57,10 @@ def prepare_launch(
     project: str | None = None,
     *,
     base_env: Mapping[str, str],
+    attempt: int = 1,
 ) -> Launch:
-    """The command line and environment for one run; `base_env` is the agent's environment."""
+    """The command line and environment for the `attempt`-th launch of a run; `base_env` is the
+    agent's environment."""
     env = dict(base_env)
     # `${interpreter}` is the literal `python`: make it ours, as an activated venv would.
     env["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), env.get("PATH")]))
@@ -72,6 +76,7 @@ def prepare_launch(
 
     env.pop("WANDB_SWEEP_ID", None)  # see the module docstring: the run must sync as a plain run
     env["WANDB_RUN_ID"] = run_id
+    env[ATTEMPT_ENV] = attempt_mark(run_id, attempt)  # found and ended with the attempt, wherever it runs
     env["WANDB_SWEEP_PARAM_PATH"] = str(param_path)
     # Offline unless the user chose a mode: the local controller must work with no server.
     env.setdefault("WANDB_MODE", "offline")
@@ -101,7 +106,8 @@ def prepare_launch(
             argv += sweep_vars.get(chunk[2:-1]) or []
         else:
             argv.append(chunk)
-    return Launch(argv=argv, env=env, wandb_dir=base_dir / "wandb")
+    wandb_dir = base_dir / "wandb"
+    return Launch(argv=argv, env=env, wandb_dir=wandb_dir, earlier_run_dirs=run_dirs(wandb_dir, run_id))
 
 
 def start_program(launch: Launch) -> subprocess.Popen:
@@ -109,26 +115,22 @@ def start_program(launch: Launch) -> subprocess.Popen:
     reaches the agent, which then stops the run on its terms), stdin closed. Its output comes
     back through a pipe so the agent can show it and keep its tail. It dies with the agent: a
     run whose agent is gone can never be recorded. Raises OSError when it cannot be started."""
-    process = subprocess.Popen(
-        launch.argv,
-        env=launch.env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent(),
+    process = start_child(
+        launch.argv, env=launch.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     process.stdin.close()
     return process
 
 
-def find_run_file(wandb_dir: Path, run_id: str, not_before: float) -> Path | None:
+def run_dirs(wandb_dir: Path, run_id: str) -> frozenset[Path]:
+    """The run id's W&B folders: `run-<time>-<id>/` online, `offline-run-<time>-<id>/` offline."""
+    return frozenset(wandb_dir.glob(f"*run-*-{run_id}"))
+
+
+def find_run_file(wandb_dir: Path, run_id: str, earlier: frozenset[Path]) -> Path | None:
     """The `.wandb` log the program's wandb.init() created for this attempt, once it exists.
 
-    Online runs live in `run-<time>-<id>/`, offline ones in `offline-run-<time>-<id>/`; a requeued
-    run id may already have a folder from an earlier attempt, so take one made since launch."""
-    candidates = [
-        path
-        for path in wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")
-        if path.stat().st_mtime >= not_before - 1.0
-    ]
-    return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
+    A requeued run id has folders from earlier attempts, and something may still be writing to one
+    (an orphaned `wandb-core`): only a folder that was not there at launch is this attempt's."""
+    logs = [folder / f"run-{run_id}.wandb" for folder in run_dirs(wandb_dir, run_id) - earlier]
+    return max((log for log in logs if log.exists()), key=lambda log: log.parent.name, default=None)

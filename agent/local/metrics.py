@@ -26,7 +26,7 @@ from typing import Any
 
 from wandb.util import get_core_path
 
-from agent.local.processes import die_with_parent, signal_group
+from agent.local.processes import ATTEMPT_ENV, signal_group, start_child
 from agent.records import Objective
 
 _AGGREGATES = ("max", "min", "last", "mean", "first", "best")
@@ -55,8 +55,11 @@ def inspect_command(run_file: Path, *flags: str) -> list[str]:
 
 
 def inspector_env(base_env: Mapping[str, str] | None) -> dict[str, str]:
-    """Reading a local file needs no server: keep the inspector from reaching for one."""
-    return {**(base_env or {}), "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false"}
+    """Reading a local file needs no server: keep the inspector from reaching for one. It reads the
+    attempt's log but is not the attempt's: it does not carry the attempt's mark."""
+    env = {**(base_env or {}), "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false"}
+    env.pop(ATTEMPT_ENV, None)
+    return env
 
 
 class HistoryFollower:
@@ -70,14 +73,13 @@ class HistoryFollower:
         """The run called `mark_preempting()`: if it dies, it wants to be requeued."""
         self._seen_steps: set[Any] = set()
         self._rows: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._process = subprocess.Popen(
+        self._process = start_child(
             inspect_command(run_file, "--follow", "--json"),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
             env=self.env,
             text=True,
-            preexec_fn=die_with_parent(),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -112,6 +114,8 @@ class HistoryFollower:
         if self.exit_code is None:
             records = read_records(self.run_file, self.env)
             self.preempting = self.preempting or any(record.get("type") == "preempting" for record in records)
+            exits = [record["exit"].get("exit_code", 0) for record in records if record.get("type") == "exit"]
+            self.exit_code = exits[-1] if exits else None
             history = [record["history"].get("item", {}) for record in records if record.get("type") == "history"]
             rows += [row for row in history if row.get("_step") not in self._seen_steps]
         return rows
@@ -134,16 +138,20 @@ class HistoryFollower:
 
 def _inspect(run_file: Path, env: Mapping[str, str] | None, timeout_s: float, *flags: str) -> str:
     """The output of one `inspect` that ends by itself; OSError or TimeoutExpired if it cannot."""
-    result = subprocess.run(
+    process = start_child(
         inspect_command(run_file, *flags),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        env=inspector_env(env),
         stdin=subprocess.DEVNULL,
-        preexec_fn=die_with_parent(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=inspector_env(env),
     )
-    return result.stdout
+    with process:
+        try:
+            return process.communicate(timeout=timeout_s)[0]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
 
 
 def read_records(run_file: Path, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from typing import IO, Any
 from agent import sweep_config
 from agent.local import controller, launch, metrics
 from agent.local.options import AgentOptions
-from agent.local.processes import signal_group
+from agent.local.processes import ATTEMPT_ENV, end_marked, signal_group
 from agent.local.store import RunRow, RunTaken, Store, StoreAttempt, StoreError, SweepRow, new_id
 from agent.records import FAILED_STATES, LOSS_KEY, PREEMPTED_EXIT_CODE, Objective, RunState, is_number, objective_of
 
@@ -266,7 +266,7 @@ class _Program:
 
     def run_file(self, run_id: str) -> Path | None:
         """The W&B log this launch writes, once wandb.init() has created it."""
-        return launch.find_run_file(self.plan.wandb_dir, run_id, self.launched_at)
+        return launch.find_run_file(self.plan.wandb_dir, run_id, self.plan.earlier_run_dirs)
 
     def terminate(self) -> None:
         """SIGTERM to the program itself, as `wandb agent` stops a run."""
@@ -283,10 +283,12 @@ class _Program:
         self._copier.join(timeout=OUTPUT_DRAIN_S)
 
     def end(self) -> None:
-        """Nothing of it outlives the attempt."""
-        if self.running():
-            self.kill()
-            self.process.wait()
+        """Nothing of it outlives the attempt: its process group, whether or not the program still
+        lives (a child it left runs on in the group), and whatever carries the attempt's mark in
+        another session (W&B's `wandb-core`)."""
+        self.kill()
+        self.process.wait()
+        end_marked(ATTEMPT_ENV, self.plan.env[ATTEMPT_ENV])
 
 
 class _Watch:
@@ -335,15 +337,16 @@ class _Watch:
 
     def follow_history(self, store: Store) -> None:
         """New rows to the store; a new objective value asks the engine whether to stop (hyperband)."""
-        if self.follower is None and not self._start_following():
+        if self.follower is None and not self._start_following(store):
             return
         if self._store_rows(store, self.follower.new_rows()) and self.stop_reason is None:
             self.want_stop(controller.should_stop(store, self.run.sweep_id, self.run.run_id))
 
-    def _start_following(self) -> bool:
+    def _start_following(self, store: Store) -> bool:
         run_file = self.program.run_file(self.run.run_id)
         if run_file is not None:
             self.follower = metrics.HistoryFollower(run_file, self.program.plan.env)
+            store.record_run_log(self.attempt, run_file.parent)  # which log is whose, for a later --rescan
         return self.follower is not None
 
     def _store_rows(self, store: Store, rows: list[dict]) -> bool:
@@ -361,18 +364,21 @@ class _Watch:
     def collect(self, store: Store) -> None:
         """The last output, the last history rows, and the summary."""
         self.program.drain_output()
-        if self.follower is None and not self._start_following():  # a short run can end before the first poll
+        if self.follower is None and not self._start_following(store):  # a short run can end before the first poll
             return  # the program never started a W&B run: nothing to read
         # A program that ended by itself has written its exit record; a killed one never will.
         exited_cleanly = self.program.exit_code >= 0
         self._store_rows(store, self.follower.close(timeout_s=10 if exited_cleanly else 0))
         read = metrics.read_summary(self.follower.run_file, self.program.plan.env)
-        if read.error is None:
+        error = read.error
+        if error is None and exited_cleanly and self.follower.exit_code is None:
+            error = f"{self.follower.run_file.parent.name} has no exit record"  # not this program's whole log
+        if error is None:
             self.summary = metrics.flatten_summary(read.summary, self.objective)
             return
         # Never an empty summary passed off as the run's: keep what the history showed, and say so.
         self.summary = self._summary_from_history(store)
-        self.warning = f"summary not read ({read.error}); the objective comes from the recorded history"
+        self.warning = f"summary not read ({error}); the objective comes from the recorded history"
 
     def _summary_from_history(self, store: Store) -> dict[str, Any]:
         name = self.objective.name
@@ -455,7 +461,9 @@ def _launch(
     env: Mapping[str, str],
     program_output: IO[str] | None,
 ) -> _Watch:
-    plan = launch.prepare_launch(sweep.config, run.sweep_id, run.run_id, run.config, sweep.project, base_env=env)
+    plan = launch.prepare_launch(
+        sweep.config, run.sweep_id, run.run_id, run.config, sweep.project, base_env=env, attempt=run.attempts
+    )
     watch = _Watch(run, objective, _Program(plan, program_output))
     try:
         store.set_pid(run.attempt, watch.program.process.pid)

@@ -75,6 +75,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, idx)
     );
     """,
+    # 1 -> 2: which W&B run folder each attempt wrote, so a run's result can be read again from its
+    # own log (`lora-sweep runs --rescan`). Only writing commands query it.
+    """
+    CREATE TABLE IF NOT EXISTS run_logs (
+        run_id  TEXT NOT NULL REFERENCES runs(run_id),
+        attempt INTEGER NOT NULL,
+        folder  TEXT NOT NULL,
+        PRIMARY KEY (run_id, attempt)
+    );
+    """,
 ]
 """How each schema version is reached from the one before: `MIGRATIONS[n]` takes a store at
 version n (`PRAGMA user_version`) to n + 1. A change to the schema appends a step; opening an
@@ -451,6 +461,26 @@ class Store:
         )
         if cursor.rowcount != 1:
             raise RunTaken(f"run {attempt.run_id} was requeued while attempt {attempt.number} ran")
+
+    def record_run_log(self, attempt: StoreAttempt, folder: Path) -> None:
+        """The W&B run folder this attempt writes, once its agent has found it."""
+        with self.write():
+            self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
+            self._sql(
+                "INSERT OR REPLACE INTO run_logs (run_id, attempt, folder) VALUES (?, ?, ?)",
+                (attempt.run_id, attempt.number, str(folder)),
+            )
+
+    def run_log(self, attempt: StoreAttempt) -> Path | None:
+        """The W&B run folder `attempt` wrote, if the store recorded it (not before schema 2)."""
+        row = self._sql(
+            "SELECT folder FROM run_logs WHERE run_id = ? AND attempt = ?", (attempt.run_id, attempt.number)
+        ).fetchone()
+        return Path(row[0]) if row else None
+
+    def replace_summary(self, run_id: str, summary: dict[str, Any]) -> None:
+        """A finished run's summary, read again from its own log (call inside `write()`)."""
+        self._sql("UPDATE runs SET summary = ? WHERE run_id = ?", (json.dumps(summary), run_id))
 
     def set_pid(self, attempt: StoreAttempt, pid: int) -> None:
         with self.write():

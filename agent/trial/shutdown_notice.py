@@ -6,11 +6,12 @@ the same way. The run cannot tell the two apart by the signal, yet they need opp
 preempted run must be requeued, a stopped one must not (or hyperband would stop it again, forever).
 
 `lora-sweep agent` knows which is which, because a preemption reaches its agents through it. It
-keeps a notice file, named to its descendants by `NOTICE_ENV`: its pid while it runs, and the word
-`shutdown` written before it forwards a signal. A run that gets SIGTERM while its supervisor lives
-and has announced nothing was stopped by its controller. When the supervisor is gone, or there is
-no supervisor, the SIGTERM is taken for a preemption: requeuing a stopped run wastes a little
-compute, dropping a preempted one loses its training.
+keeps a notice file, named to its descendants by `NOTICE_ENV`: its pid and start time while it
+runs, and the word `shutdown` written before it forwards a signal. The start time tells the
+supervisor from a later process that was given its pid once it was gone. A run that gets SIGTERM
+while its supervisor lives and has announced nothing was stopped by its controller. When the
+supervisor is gone, or there is no supervisor, the SIGTERM is taken for a preemption: requeuing a
+stopped run wastes a little compute, dropping a preempted one loses its training.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ SENT_AT = "sent_at="
 
 
 def post(path: Path) -> None:
-    """The supervisor is running: the notice holds its pid."""
-    _write_notice(path, f"{os.getpid()}\n")
+    """The supervisor is running: the notice holds its pid and start time."""
+    _write_notice(path, f"{_identity()}\n")
 
 
 def announce_shutdown(path: Path, sent_at: float | None = None) -> None:
@@ -40,7 +41,7 @@ def announce_shutdown(path: Path, sent_at: float | None = None) -> None:
     there, not from its own SIGTERM several hops later.
     """
     when = f"{SENT_AT}{sent_at!r}\n" if sent_at is not None else ""
-    _write_notice(path, f"{os.getpid()}\n{SHUTDOWN}\n{when}")
+    _write_notice(path, f"{_identity()}\n{SHUTDOWN}\n{when}")
 
 
 def shutdown_sent_at(environ: Mapping[str, str]) -> float | None:
@@ -57,17 +58,24 @@ def sigterm_is_preemption(environ: Mapping[str, str]) -> bool:
     if not path:
         return True  # no supervisor to ask
     try:
-        pid, *rest = Path(path).read_text().split()
-        supervisor_alive = _alive(int(pid))
+        pid, started, *rest = Path(path).read_text().split()
+        supervisor_alive = _alive(int(pid), float(started))
     except (OSError, ValueError):
         return True  # no readable notice: nothing says this was a controller's stop
     return SHUTDOWN in rest or not supervisor_alive
 
 
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie: a killed supervisor stays one until its parent reaps it."""
+def _identity() -> str:
+    return f"{os.getpid()} {psutil.Process().create_time()!r}"
+
+
+def _alive(pid: int, started: float) -> bool:
+    """Running, not a zombie (a killed supervisor stays one until its parent reaps it), and the
+    process that wrote the notice, not a later one given its pid."""
     try:
-        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        process = psutil.Process(pid)
+        same = abs(process.create_time() - started) < 0.01  # the clock's tick; a reused pid starts later
+        return same and process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except psutil.Error:
         return False  # gone, or it cannot be told: a preemption is the safe guess
 
