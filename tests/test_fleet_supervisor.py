@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -96,6 +97,7 @@ def test_a_signal_reaches_every_agent_once_and_the_supervisor_says_it_was_stoppe
     supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", env=env)
     wait_for(lambda: len(events(tmp_path, "start")) == 2, 30, "both agents to start")
 
+    sent = time.time()
     supervisor.send_signal(sig)
     out, err = supervisor.communicate(timeout=30)
 
@@ -103,6 +105,8 @@ def test_a_signal_reaches_every_agent_once_and_the_supervisor_says_it_was_stoppe
     got = events(tmp_path, "signal")
     assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", sig.name), ("1", sig.name)]
     assert all(event["preemption"] for event in got)  # announced before forwarding: runs checkpoint and requeue
+    # The notice says when the supervisor got the signal, so each run's grace counts from there.
+    assert all(sent <= event["sent_at"] <= event["time"] for event in got)
     assert err.strip().splitlines()[-1] == f"agents: gpu 0 ok, gpu 1 ok; stopped by {sig.name}: exit {code}"
     assert list((tmp_path / "logs").glob("*.notice")) == []
 
