@@ -202,6 +202,21 @@ def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_enviro
     assert "bound: sweep me/lora/8f3k2x1q ends by itself (grid)" in done.stdout
 
 
+def test_agents_per_gpu_and_the_price_of_a_gpu_hour_reach_every_pod(runpod_server, wandb_sweep):
+    args = ("pods", "up", SWEEP, "--count", "2", "--gpu-type", GPU["id"], "--package", "lora-sweep==0.1.0")
+
+    dry = lora_sweep(runpod_server, *args, "--agents-per-gpu", "3", "--dry-run")
+    real = lora_sweep(runpod_server, *args, "--agents-per-gpu", "3", "--interruptible")
+
+    assert dry.exit_code == 0 and real.exit_code == 0, dry.stderr + real.stderr
+    for spec in printed_specs(dry.stdout):  # on demand: RunPod's price of a whole GPU; each run pays 1/3
+        assert (spec["env"]["LORA_SWEEP_AGENTS_PER_GPU"], spec["env"]["LORA_SWEEP_GPU_HOURLY_USD"]) == ("3", "0.44")
+    for mutation in sent("podRentInterruptable"):  # interruptible: the bid is the price
+        assert '{key: "LORA_SWEEP_AGENTS_PER_GPU", value: "3"}' in mutation
+        assert '{key: "LORA_SWEEP_GPU_HOURLY_USD", value: "0.2"}' in mutation
+    assert len(sent("podRentInterruptable")) == 2
+
+
 def test_up_interruptible_sends_runpods_documented_spot_mutation_at_the_lowest_bid(runpod_server):
     done = lora_sweep(
         runpod_server, "pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--interruptible",

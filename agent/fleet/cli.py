@@ -166,7 +166,7 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
 
 @click.group("pods")
 def pods_group() -> None:
-    """RunPod pods that work a W&B sweep, one agent per GPU, and remove themselves.
+    """RunPod pods that work a W&B sweep, one agent per GPU (or N), and remove themselves.
 
     \b
     Example:
@@ -239,6 +239,13 @@ def default_package() -> str:
     help="Set NAME on the pods from your RunPod secret `name` instead of from this environment "
     "(e.g. WANDB_API_KEY=RUNPOD_SECRET_wandb_key); repeatable.",
 )
+@click.option(
+    "--agents-per-gpu",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Agents that share each GPU (`lora-sweep agent --agents-per-gpu`); each run pays its share of the price.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
 def pods_up_command(
     sweep_id,
@@ -254,13 +261,15 @@ def pods_up_command(
     container_disk,
     cloud_type,
     secret_env,
+    agents_per_gpu,
     dry_run,
 ) -> None:
     """Rent COUNT pods that each run `lora-sweep agent SWEEP_ID --gpus all`, then remove themselves.
 
     The package is checked before anything is rented. Every pod installs it, runs one `wandb agent`
-    per GPU until the sweep has no more runs, and ends itself on every path: removed when done,
-    stopped or past --max-hours; stopped (kept for its log) when setup or the agents failed.
+    per GPU (N with --agents-per-gpu) until the sweep has no more runs, and ends itself on every
+    path: removed when done, stopped or past --max-hours; stopped (kept for its log) when setup or
+    the agents failed. Every run logs its cost at RunPod's price (its share, on a shared GPU).
     RUNPOD_API_KEY and WANDB_API_KEY (and HF_TOKEN, when set) are read from the environment and
     passed to the pods as environment; they are never printed. With --secret-env a pod takes a key
     from a RunPod secret instead, and this environment need not hold it.
@@ -295,6 +304,7 @@ def pods_up_command(
         container_disk_gb=container_disk,
         cloud_type=cloud_type,
         secret_env=references,
+        agents_per_gpu=agents_per_gpu,
     )
     specs = pod_specs(plan, secrets)
     package_check = check_package(plan.package, dict(os.environ))

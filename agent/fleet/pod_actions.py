@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.fleet.package_check import PackageCheck
-from agent.fleet.pods import WORKDIR, PodError, PodPlan, PodSpec, Secrets, is_pod_of
+from agent.fleet.pods import WORKDIR, PodError, PodPlan, PodSpec, Secrets, is_pod_of, priced
 from agent.fleet.runpod_api import GpuPrice, RunPod, RunPodError
 
 Echo = Callable[[str], None]
@@ -103,15 +103,19 @@ def pods_up(
     """Create the pods (or, for a dry run, print them); returns how many were created."""
     check_before_renting(package, dry_run, echo)
     if dry_run:
+        try:
+            price = api.gpu_price(plan.gpu_type, plan.gpus_per_pod)
+        except RunPodError as error:
+            price, cost = None, f"cost: price unavailable ({error})"
+        else:
+            specs, cost = priced(specs, price.per_gpu(plan.interruptible)), describe_cost(plan, specs, price)
         for spec in specs:
             echo(json.dumps(spec.shown(secrets), indent=2))
-        try:
-            echo(describe_cost(plan, specs, api.gpu_price(plan.gpu_type, plan.gpus_per_pod)))
-        except RunPodError as error:
-            echo(f"cost: price unavailable ({error})")
+        echo(cost)
         echo(f"dry run: no pod created ({len(specs)} would be)")
         return 0
     price = api.gpu_price(plan.gpu_type, plan.gpus_per_pod)
+    specs = priced(specs, price.per_gpu(plan.interruptible))
     created = []
     for spec in specs:
         try:

@@ -13,6 +13,8 @@
 #   LORA_SWEEP_ID           the W&B sweep, entity/project/id
 #   LORA_SWEEP_PACKAGE      pip requirement for lora-sweep: a pinned version or a git ref
 #   LORA_SWEEP_TORCH_INDEX  pip index of the torch build for this image's CUDA ("" keeps the image's torch)
+#   LORA_SWEEP_AGENTS_PER_GPU  agents per GPU, read by `lora-sweep agent` itself (default 1)
+#   LORA_SWEEP_GPU_HOURLY_USD  RunPod's price of a GPU-hour, read by every run to log its cost
 #   LORA_SWEEP_MAX_HOURS    deadline, counted from the pod's first boot: stop the agents, remove the pod
 #   LORA_SWEEP_STOP_GRACE_S seconds the agents get to stop at the deadline (default 60)
 #   LORA_SWEEP_RECLAIM_GRACE_S  seconds they get on SIGTERM (default 3.5: RunPod kills at 5 s, and
@@ -198,7 +200,7 @@ fi
 
 REASON="setup failed: pip could not install $LORA_SWEEP_PACKAGE (or torch)"
 if ! run_step install_package; then exit 3; fi
-log "working sweep $LORA_SWEEP_ID with one agent per GPU"
+log "working sweep $LORA_SWEEP_ID with ${LORA_SWEEP_AGENTS_PER_GPU:-1} agent(s) per GPU"
 REASON="the agents exited"
 run_step lora-sweep agent "$LORA_SWEEP_ID" --gpus all
 status=$?

@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 
 from agent.errors import UserError
-from agent.records import safe_name
+from agent.records import GPU_HOURLY_USD_ENV, safe_name
 
 POD_PREFIX = "lora-sweep"
 SWEEP_LABEL = "LORA_SWEEP_ID"
@@ -116,6 +116,8 @@ class PodPlan:
     cloud_type: str = "ALL"
     secret_env: Mapping[str, str] = field(default_factory=dict)
     """Pod environment taken from RunPod secrets: NAME -> `{{ RUNPOD_SECRET_name }}`."""
+    agents_per_gpu: int = 1
+    """Agents that share each GPU (`lora-sweep agent --agents-per-gpu`); each run pays its share."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         "LORA_SWEEP_PACKAGE": plan.package,
         "LORA_SWEEP_TORCH_INDEX": plan.torch_index,
         "LORA_SWEEP_WORKDIR": WORKDIR,
+        # Read by `lora-sweep agent` on the pod through its option's environment variable.
+        "LORA_SWEEP_AGENTS_PER_GPU": str(plan.agents_per_gpu),
         "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
         **secrets.pod_env(),
         **plan.secret_env,
@@ -187,6 +191,14 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         )
         for index in range(1, plan.count + 1)
     ]
+
+
+def priced(specs: list[PodSpec], gpu_hourly_usd: float | None) -> list[PodSpec]:
+    """The specs with RunPod's price of one GPU-hour in their environment, so every run logs its
+    cost (a run that shares its GPU pays its share); unchanged when RunPod gives no price."""
+    if gpu_hourly_usd is None:
+        return specs
+    return [replace(spec, env={**spec.env, GPU_HOURLY_USD_ENV: f"{gpu_hourly_usd:.6g}"}) for spec in specs]
 
 
 # Deadlines are staggered: pod n of n runs the full --max-hours, each one before it stops this
