@@ -21,6 +21,7 @@ from helpers import REPO, adapter, assert_same_weights, inspect_summary, logged_
 
 from agent.local.launch import FLUSH_INTERVAL_ENV
 from agent.local.metrics import inspect_command
+from agent.local.processes import ATTEMPT_ENV, end_marked
 from agent.records import RunState
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
 
@@ -42,13 +43,24 @@ def launch(cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, st
     """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
     # As the local agent launches it: W&B writes the run's log every second, so what the run marked
     # (preempting) is on disk before a kill that comes seconds later.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1", **(env or {})}
-    args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
+    # Marked as the local agent marks an attempt, so `kill` ends what it started (its wandb-core) too.
+    attempt = f"{log.with_suffix('')}/{run_id}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1", **(env or {})}
+    env[ATTEMPT_ENV] = attempt
+    args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     with log.open("w") as stderr:
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    process.log = log
+    process.log, process.attempt = log, attempt
     return process
+
+
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL the program and everything it started, as an agent ends a dead attempt: W&B's
+    wandb-core runs in its own session and would otherwise hold the run id for the relaunch."""
+    process.kill()
+    process.wait()
+    end_marked(ATTEMPT_ENV, process.attempt)
 
 
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
@@ -115,7 +127,7 @@ def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dia
     first = launch(tmp_path, dialogues, "twice")
     wait_for_checkpoint(first, volume / "checkpoint-10")
     wait_until(first, lambda: steps_done(first) >= 12, "step 12")  # steps past the checkpoint, which the kill loses
-    first.kill()
+    kill(first)
     finish(first)
     lost_to_kill = steps_done(first) - 10
     assert 2 <= lost_to_kill < 10  # at most one eval interval
