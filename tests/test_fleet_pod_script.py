@@ -234,16 +234,23 @@ def test_the_deadline_counts_from_the_first_boot(tmp_path):
     assert_ended_once_at_the_end(tmp_path)
 
 
-def test_the_workdir_is_created_and_the_images_own_start_runs_in_the_background(tmp_path):
+def test_the_workdir_and_run_dir_are_created_and_the_images_own_start_runs_in_the_background(tmp_path):
     image_start = tmp_path / "start.sh"
     image_start.write_text(f"#!/bin/sh\necho sshd > {tmp_path / 'sshd-started'}\nexec sleep 30\n")
     image_start.chmod(0o755)
-    workdir = tmp_path / "no" / "such" / "dir"
-    done = run_script(pod_env(tmp_path, LORA_SWEEP_WORKDIR=str(workdir), LORA_SWEEP_IMAGE_START=str(image_start)))
+    workdir, run_dir = tmp_path / "no" / "such" / "dir", tmp_path / "container" / "disk"
+    env = pod_env(
+        tmp_path,
+        LORA_SWEEP_WORKDIR=str(workdir),
+        LORA_SWEEP_RUN_DIR=str(run_dir),
+        LORA_SWEEP_IMAGE_START=str(image_start),
+    )
+    done = run_script(env)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "sshd-started").exists()  # and it did not hold up the work: the script is done
-    assert (workdir / ".lora-sweep" / "pods" / "pod-123" / "ended").exists()
+    assert (workdir / ".lora-sweep" / "pods" / "pod-123" / "ended").exists()  # the pod's state: on the volume
+    assert list((run_dir / ".lora-sweep" / "logs").iterdir())  # the agents ran in the run dir
 
 
 @pytest.mark.parametrize("stop_s, removed_within_s", [(1, 5), (8, 5)])

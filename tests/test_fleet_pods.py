@@ -192,6 +192,7 @@ def test_up_creates_on_demand_pods_through_the_sdk_with_the_keys_in_their_enviro
         assert input_field(mutation, "gpuTypeId") == f'"{GPU["id"]}"'
         assert input_field(mutation, "gpuCount") == "2"
         assert input_field(mutation, "networkVolumeId") == '"vol-7"'
+        assert input_field(mutation, "volumeInGb") == "0"  # the network volume replaces the volume disk
         assert input_field(mutation, "dataCenterId") == '"EU-RO-1"'  # where the volume lives
         assert input_field(mutation, "cloudType") == "SECURE"
         assert f'dockerArgs: "{START_COMMAND}"' in mutation
@@ -214,6 +215,7 @@ def test_agents_per_gpu_and_the_price_of_a_gpu_hour_reach_every_pod(runpod_serve
     for mutation in sent("podRentInterruptable"):  # interruptible: the bid is the price
         assert '{key: "LORA_SWEEP_AGENTS_PER_GPU", value: "3"}' in mutation
         assert '{key: "LORA_SWEEP_GPU_HOURLY_USD", value: "0.2"}' in mutation
+        assert input_field(mutation, "volumeInGb") == "1"  # no network volume: a volume disk keeps the pod's state
     assert len(sent("podRentInterruptable")) == 2
 
 

@@ -19,8 +19,10 @@
 #   LORA_SWEEP_STOP_GRACE_S seconds the agents get to stop at the deadline (default 60)
 #   LORA_SWEEP_RECLAIM_GRACE_S  seconds they get on SIGTERM (default 3.5: RunPod kills at 5 s, and
 #                           removing the pod takes the rest)
-#   LORA_SWEEP_WORKDIR      where logs and this pod's state go (default /workspace; a network
-#                           volume there keeps them after the pod)
+#   LORA_SWEEP_WORKDIR      where this pod's state goes (default /workspace: a volume, kept across
+#                           restarts; a network volume there keeps it after the pod)
+#   LORA_SWEEP_RUN_DIR      where the agents run: their logs, W&B's run folders, outputs and
+#                           checkpoints (default the workdir)
 #   LORA_SWEEP_IMAGE_START  the image's own start script, run in the background for SSH (default /start.sh)
 #   RUNPOD_POD_ID           set by RunPod in every pod
 #   RUNPOD_API_KEY          set by RunPod in every pod, scoped to it: the API fallback for ending it
@@ -29,6 +31,7 @@ set -uo pipefail
 POD_ID=${RUNPOD_POD_ID:-}
 WORKDIR=${LORA_SWEEP_WORKDIR:-/workspace}
 STATE_DIR="$WORKDIR/.lora-sweep/pods/${POD_ID:-no-pod-id}"
+RUN_DIR=${LORA_SWEEP_RUN_DIR:-$WORKDIR}
 MAX_BOOTS=3  # a pod that keeps being restarted without ending is ended, not worked again
 REASON="the start script ended early"
 CHILD_PID=""
@@ -178,8 +181,8 @@ start_watchdog() {
   WATCHDOG_PID=$!
 }
 
-if ! mkdir -p "$STATE_DIR" || ! cd "$WORKDIR"; then
-  REASON="cannot create the workdir $WORKDIR"
+if ! mkdir -p "$STATE_DIR" "$RUN_DIR" || ! cd "$RUN_DIR"; then
+  REASON="cannot create $STATE_DIR or $RUN_DIR"
   exit 2
 fi
 if ! count_boot; then

@@ -23,6 +23,13 @@ MASK = "***"
 DEFAULT_IMAGE = "runpod/pytorch:2.8.0-py3.11-cuda12.8.1-cudnn-devel-ubuntu22.04"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl/cu128"
 WORKDIR = "/workspace"
+# Without a network volume, a small volume disk at WORKDIR: RunPod keeps it across a stop or a
+# container restart (the container disk is lost), so the pod script's boot count, deadline and
+# reason for ending survive them. A network volume replaces it.
+POD_VOLUME_GB = 1
+RUN_DIR_WITHOUT_VOLUME = "/root/lora-sweep"
+"""Where the agents run when there is no network volume: the container disk, which has room for
+checkpoints and adapters (the 1 GB volume disk holds only the pod's state)."""
 # Unpacks the shipped start script from the pod's environment and runs it. The script removes
 # the pod on every path; should it not even start, the pod removes itself here instead. RunPod's
 # mutation takes this as a double-quoted string, so it holds no double quotes.
@@ -131,6 +138,7 @@ class PodSpec:
     cloud_type: str
     container_disk_in_gb: int
     network_volume_id: str | None
+    volume_in_gb: int
     volume_mount_path: str
     docker_args: str
     env: Mapping[str, str] = field(repr=False)
@@ -174,6 +182,8 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
     if plan.network_volume:
         # Model weights downloaded once per volume, not once per pod.
         env["HF_HOME"] = f"{WORKDIR}/.cache/huggingface"
+    else:
+        env["LORA_SWEEP_RUN_DIR"] = RUN_DIR_WITHOUT_VOLUME
     check_env_values(env)
     return [
         PodSpec(
@@ -184,6 +194,7 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
             cloud_type=plan.cloud_type,
             container_disk_in_gb=plan.container_disk_gb,
             network_volume_id=plan.network_volume,
+            volume_in_gb=0 if plan.network_volume else POD_VOLUME_GB,
             volume_mount_path=WORKDIR,
             docker_args=START_COMMAND,
             env={**env, "LORA_SWEEP_MAX_HOURS": f"{pod_hours(plan, index):g}"},
