@@ -7,7 +7,7 @@ stopping at end-of-turn. Never one example at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +44,12 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     cache_implementation: str | None = None,
+    between_batches: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Greedy summaries for tokenized prompts, in the prompts' order.
+
+    `between_batches(done, total)`, when given, is called before each batch: the trial program's
+    safe point to answer a preemption during a long scoring.
 
     `cache_implementation="static"` preallocates the KV cache, and on CUDA lets transformers compile
     the decoding step; benchmarks/gpu_sweep.py measures it against the default dynamic cache.
@@ -55,7 +59,10 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     stops = stop_token_ids(tokenizer, model)
     texts: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
+    batches = range(0, len(order), batch_size)
+    for done, start in enumerate(batches):
+        if between_batches is not None:
+            between_batches(done, len(batches))
         chunk = order[start : start + batch_size]
         batch = {
             k: v.to(model.device) for k, v in left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id).items()
@@ -105,7 +112,7 @@ class Evaluator:
         self.args = args
         self.prompts = [encode_prompt(tokenizer, d, data) for d in self.dialogues]
 
-    def __call__(self, model: Any) -> EvalResult:
+    def __call__(self, model: Any, between_batches: Callable[[int, int], None] | None = None) -> EvalResult:
         predictions = generate(
             model,
             self.tokenizer,
@@ -113,6 +120,7 @@ class Evaluator:
             self.args.max_new_tokens,
             self.args.eval_batch_size,
             self.cache_implementation,
+            between_batches,
         )
         scores = score_pairs(predictions, self.references)
         metrics = aggregate(scores)

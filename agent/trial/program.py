@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -392,8 +392,10 @@ def finish(trial: Trial, run: Any, config: TrialConfig, stop: StopRequest, train
 
     stop.boundary("trained")
     trial.keeper.restore(trial.model)
-    score_full_validation(run, trial.model, trial.tokenizer, trial.validation, config)
     rest_s, grace_s = trial.checkpoints.save_seconds, config.preempt.preempt_grace_s  # the save, measured
+    score_full_validation(
+        run, trial.model, trial.tokenizer, trial.validation, config, scoring_check(stop, rest_s, grace_s)
+    )
     stop.boundary("save", rest_s, grace_s)
     adapter_dir = save_adapter(trial.model, config, trial.out_dir / "best_adapter")
     stop.boundary("upload", rest_s, grace_s)
@@ -473,14 +475,34 @@ def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_n
     )
 
 
-def score_full_validation(run: Any, model: Any, tokenizer: Any, validation: Any, config: TrialConfig) -> None:
+def scoring_check(stop: StopRequest, save_s: float, grace_s: float) -> Callable[[int, int], None]:
+    """A boundary before each batch of the final scoring: a preemption ends the launch there unless
+    the batches left (at the pace so far) and the save fit the grace."""
+    started = time.perf_counter()
+
+    def check(done: int, total: int) -> None:
+        per_batch = (time.perf_counter() - started) / done if done else 0.0
+        stop.boundary("scoring", per_batch * (total - done) + save_s, grace_s)
+
+    return check
+
+
+def score_full_validation(
+    run: Any,
+    model: Any,
+    tokenizer: Any,
+    validation: Any,
+    config: TrialConfig,
+    between_batches: Callable[[int, int], None] | None = None,
+) -> None:
     """The shipped (best) adapter on the whole validation split, under final/*: never the objective."""
     import wandb
 
     from agent.trial.evaluation import Evaluator
 
     started = time.perf_counter()
-    result = Evaluator(tokenizer, validation["dialogue"], validation["summary"], config.data, config.eval)(model)
+    evaluate = Evaluator(tokenizer, validation["dialogue"], validation["summary"], config.data, config.eval)
+    result = evaluate(model, between_batches)
     run.summary.update({f"final/{k}": v for k, v in result.metrics.items()})
     run.summary["time/final_eval_s"] = time.perf_counter() - started
     table = wandb.Table(columns=["dialogue", "reference", "prediction", "rougeL"])
