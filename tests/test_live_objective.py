@@ -42,7 +42,7 @@ def test_a_run_in_progress_has_its_best_objective_as_a_number_in_its_summary(tmp
         assert read["state"] == "running"
         best = read["summary"][OBJECTIVE]
         assert is_number(best)  # a plain number, not {"max": ...}
-        run_file = find_run_file(tmp_path / "wandb", "live1", started)
+        run_file = find_run_file(tmp_path / "wandb", "live1", frozenset())  # a new run id: no earlier folder
         history = [
             record["history"]["item"]
             for record in metrics.read_records(run_file, agent_env())
@@ -60,7 +60,7 @@ def wait_for_evaluations(folder, program, started: float, count: int) -> dict:
     (the baseline at step 0 is the first): its state and summary."""
     while time.time() - started < DEADLINE_S:
         assert program.poll() is None, program.stderr.read().decode()[-3000:]
-        run_file = find_run_file(folder / "wandb", "live1", started)
+        run_file = find_run_file(folder / "wandb", "live1", frozenset())
         if run_file is not None:
             inspect = [sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(run_file.parent)]
             printed = subprocess.run(inspect, env=agent_env(), capture_output=True, text=True, timeout=60)

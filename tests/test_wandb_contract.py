@@ -107,10 +107,15 @@ def fake_server(monkeypatch):
         ServiceApi, "send_api_request", lambda api, request, timeout=None: server.send_api_request(request)
     )
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)  # never sent anywhere: the fake accepts any key
+    environ = dict(os.environ)
     yield server
     import wandb
 
     wandb.teardown()  # W&B's process-wide settings (the key, the sweep) must not reach later tests
+    # `wandb agent` in this process sets its run's variables (WANDB_SWEEP_PARAM_PATH, WANDB_RUN_ID...)
+    # in os.environ itself: a later in-process run would take them for its own.
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def test_wandb_sweep_uploads_each_shipped_file_as_written(fake_server, monkeypatch):
