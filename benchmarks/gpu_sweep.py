@@ -40,35 +40,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gpu_trials import LLAMA_3_2_1B, TINY_SHAPE  # noqa: E402  (the same shapes as the earlier GPU figures)
+
 from agent.trial.config import SAMSUM_SHAPED_DATASET, TINY_MODEL, TrialConfig  # noqa: E402
 from agent.trial.data import build_collator, load_dialogues, tokenize_train  # noqa: E402
 from agent.trial.evaluation import Evaluator  # noqa: E402
 from agent.trial.model import add_lora, load_base_model, load_tokenizer, resolve_model_path  # noqa: E402
 from agent.trial.program import build_training_arguments  # noqa: E402
 
-# Llama-3.2-1B's published config.json, less what only pretrained weights need.
-LLAMA_3_2_1B = dict(
-    vocab_size=128256,
-    hidden_size=2048,
-    intermediate_size=8192,
-    num_hidden_layers=16,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    head_dim=64,
-    max_position_embeddings=131072,
-    rope_theta=500000.0,
-    rope_scaling={
-        "rope_type": "llama3",
-        "factor": 32.0,
-        "low_freq_factor": 1.0,
-        "high_freq_factor": 4.0,
-        "original_max_position_embeddings": 8192,
-    },
-    rms_norm_eps=1e-5,
-    tie_word_embeddings=True,
-)
-TINY_SHAPE = dict(LLAMA_3_2_1B, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, head_dim=16, vocab_size=2048)  # fmt: skip
 CUDA = torch.cuda.is_available()
 
 

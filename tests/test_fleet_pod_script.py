@@ -18,13 +18,11 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, JsonHandler, serving
 
 from agent.fleet.pods import PodPlan, Secrets, pod_specs
 
@@ -56,6 +54,7 @@ def pod_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "LORA_SWEEP_PACKAGE": "lora-sweep==0.1.0",
         "LORA_SWEEP_TORCH_INDEX": TORCH_INDEX,
         "LORA_SWEEP_WORKDIR": str(tmp_path),
+        "LORA_SWEEP_RUN_DIR": str(tmp_path),  # on a pod without a network volume: the container disk
         "LORA_SWEEP_STAGGER": "0",
         **extra,
     }
@@ -158,7 +157,7 @@ def test_sigterm_to_the_pod_reaches_every_agent_and_still_removes_the_pod(tmp_pa
     assert_ended_once_at_the_end(tmp_path)
 
 
-class FakeRunPodApi(BaseHTTPRequestHandler):
+class FakeRunPodApi(JsonHandler):
     """RunPod's GraphQL API as the pod script's fallback reaches it: records each request, answers
     `podTerminate` and `podStop` as RunPod does, and refuses a request without a bearer key."""
 
@@ -168,30 +167,18 @@ class FakeRunPodApi(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.requests.append({"auth": self.headers.get("Authorization"), "query": body["query"]})
         if not (self.headers.get("Authorization") or "").startswith("Bearer "):
-            answer = {"errors": [{"message": "Unauthorized"}]}
+            self.reply({"errors": [{"message": "Unauthorized"}]})
         elif "podTerminate" in body["query"]:
-            answer = {"data": {"podTerminate": None}}
+            self.reply({"data": {"podTerminate": None}})
         else:
-            answer = {"errors": [{"message": f"unexpected {body['query']}"}]}
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+            self.reply({"errors": [{"message": f"unexpected {body['query']}"}]})
 
 
 @pytest.fixture
 def runpod_api():
     FakeRunPodApi.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRunPodApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(FakeRunPodApi) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def test_removal_retries_runpodctl_then_falls_back_to_runpods_api_with_the_pods_key(tmp_path, runpod_api):

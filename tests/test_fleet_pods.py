@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import JsonHandler, serving
 from wandb_backend import FakeServer, serve
 
 from agent.cli import main
@@ -53,7 +52,7 @@ def listed_pods() -> list[dict]:
     return LISTED_PODS  # looked up at each request, so a test can swap the list
 
 
-class FakeRunPod(BaseHTTPRequestHandler):
+class FakeRunPod(JsonHandler):
     """Answers the GraphQL operations the SDK sends, by operation name, and records each request.
     With `refuse_interruptible` it answers `podRentInterruptable` as a schema without it would."""
 
@@ -84,28 +83,13 @@ class FakeRunPod(BaseHTTPRequestHandler):
             return {"podTerminate": None}
         raise AssertionError(f"unexpected query {query}")
 
-    def reply(self, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture
 def runpod_server():
     FakeRunPod.requests = []
     FakeRunPod.refuse_interruptible = False
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRunPod)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(FakeRunPod) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
