@@ -164,7 +164,9 @@ class PreemptArgs:
         "checkpoint-<run_id>",
     )
     preempt_grace_s: float = param(
-        4.0, "seconds after SIGTERM within which a last checkpoint must be written (RunPod kills at 5)"
+        3.0,
+        "seconds after SIGTERM within which a last checkpoint must be written (RunPod kills at 5 s; a "
+        "lora-sweep pod ends its agents at 3.5 s)",
     )
     max_attempts: int = param(3, "launches of a run that may fail or die unannounced before it ends failed")
 
