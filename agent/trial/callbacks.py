@@ -153,11 +153,15 @@ class CheckpointKeeper(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
-        self.mirror.wait()  # the previous version is staged before sealing this one removes its files
+        # The previous version is staged before sealing this one removes its files; under a preemption
+        # the wait is bounded by the grace, and a push still under way then is left to fail alone.
+        bound = max(self.request.time_left(self.grace_s), 0.0) if self.saving_for_preemption else None
+        previous_done = self.mirror.wait(bound)
         self.keeper.save(folder / BEST_ADAPTER_FILE)
         write_trial_config(folder, self.config_params)
         seal(folder)
-        self.mirror.push(folder.parent)  # W&B's calls go on in the background; staging them counts below
+        if previous_done:
+            self.mirror.push(folder.parent)  # W&B's calls go on in the background; staging them counts below
         self.save_seconds = time.monotonic() - self.save_started
         if self.saving_for_preemption:
             print(

@@ -12,6 +12,7 @@ ROUGE evaluations -> final scoring of the best adapter -> what the run leaves be
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -213,17 +214,23 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest, share: GpuShare 
     mirror.push(folder)
     run.summary["attempt/number"] = attempt.number
     if attempt.exhausted(config.preempt.max_attempts):
+        reason = give_up(run, attempt, config.preempt.max_attempts)
+        end_attempt(folder, RunState.FAILED, reason)  # counted with its reason, not left `running`
+        mirror.push(folder)
         mirror.wait()
-        return give_up(run, attempt, config.preempt.max_attempts)
+        return 1
     try:
         with within_share(share, memory):
             fine_tune(config, run, stop, folder, attempt, mirror)
     except Preempted:
         run.mark_preempting()  # W&B requeues a run marked preempting that exits non-zero
-        mirror.wait(max(stop.time_left(config.preempt.preempt_grace_s), 0.0))
-        end_attempt(folder, RunState.PREEMPTED)
-        mirror.push(folder)
-        mirror.wait(max(stop.time_left(config.preempt.preempt_grace_s), 0.0))
+        end_attempt(folder, RunState.PREEMPTED)  # on disk first: it never waits on W&B
+        grace_s = config.preempt.preempt_grace_s
+        # The outcome goes to the artifact too, but never past the grace: a push still under way then
+        # is abandoned, and `push` (which waits for it) is not called.
+        if mirror.wait(max(stop.time_left(grace_s), 0.0)):
+            mirror.push(folder)
+            mirror.wait(max(stop.time_left(grace_s), 0.0))
         run.summary["attempt/outcome"] = RunState.PREEMPTED.value
         return say_preempted(f"run {run.id}")
     except BaseException as error:
@@ -254,12 +261,14 @@ def refuse_another_config(folder: Path, config: TrialConfig, run_id: str) -> Non
     if differences:
         raise ConfigError(
             f"run {run_id} was checkpointed with other parameters: {', '.join(differences)}; relaunch it with "
-            f"the parameters it started with, or delete {folder} to train it afresh"
+            f"the parameters it started with, or delete {folder} (and, for an online run without a "
+            f"checkpoint_dir, the W&B artifact checkpoint-{run_id}) to train it afresh"
         )
 
 
-def give_up(run: Any, attempt: LaunchRecord, max_attempts: int) -> int:
-    """A controller relaunched a run that already failed max_attempts times: end it failed, train nothing."""
+def give_up(run: Any, attempt: LaunchRecord, max_attempts: int) -> str:
+    """A controller relaunched a run that already failed max_attempts times: end it failed, train
+    nothing. Returns the reason."""
     from agent.trial.checkpoint import GAVE_UP
 
     reason = (
@@ -268,7 +277,7 @@ def give_up(run: Any, attempt: LaunchRecord, max_attempts: int) -> int:
     )
     run.summary.update({"attempt/outcome": GAVE_UP, "failure_reason": reason})
     print(f"error: {reason}", file=sys.stderr)
-    return 1
+    return reason
 
 
 def fine_tune(
@@ -392,25 +401,26 @@ def finish(trial: Trial, run: Any, config: TrialConfig, stop: StopRequest, train
 
     stop.boundary("trained")
     trial.keeper.restore(trial.model)
-    rest_s, grace_s = trial.checkpoints.save_seconds, config.preempt.preempt_grace_s  # the save, measured
+    # The save, as measured; a relaunch after training measured none, and 0 would be a guess.
+    rest_s = trial.checkpoints.save_seconds or math.inf
+    grace_s = config.preempt.preempt_grace_s
     score_full_validation(
         run, trial.model, trial.tokenizer, trial.validation, config, scoring_check(stop, rest_s, grace_s)
     )
     stop.boundary("save", rest_s, grace_s)
     adapter_dir = save_adapter(trial.model, config, trial.out_dir / "best_adapter")
-    stop.boundary("upload", rest_s, grace_s)
+    stop.boundary("upload", 0.0, grace_s)  # what is left is queuing the upload and the summary
     upload_adapter(run, config, trial.keeper, adapter_dir)
-    stop.boundary("uploaded", rest_s, grace_s)
-    run.summary.update(
-        {
-            # A scalar best, so the dashboard, `best_run()` and reports need not unpack {"max": ...}.
-            OBJECTIVE: trial.keeper.score,
-            "time/train_s": train_s,
-            "time/eval_s": trial.rouge.eval_seconds,
-            "train/tokens_per_s": trial.collator.real_tokens / train_s if train_s > 0 else 0.0,
-            "train/real_token_share": trial.collator.real_token_share,
-        }
-    )
+    stop.boundary("uploaded", 0.0, grace_s)
+    run.summary.update({OBJECTIVE: trial.keeper.score, "time/eval_s": trial.rouge.eval_seconds})
+    if train_s > 0:  # a relaunch after training trained nothing: no throughput to report
+        run.summary.update(
+            {
+                "time/train_s": train_s,
+                "train/tokens_per_s": trial.collator.real_tokens / train_s,
+                "train/real_token_share": trial.collator.real_token_share,
+            }
+        )
     if torch.cuda.is_available():
         run.summary.update(
             {

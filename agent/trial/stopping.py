@@ -38,14 +38,39 @@ class Preempted(Exception):
 
 
 class StopRequest:
-    """The first stop or preemption received, and when."""
+    """The first stop or preemption received, and when.
+
+    The handler appends the signal and its arrival times to `arrived`, nothing more: which kind it
+    is (reading the supervisor's notice, importing psutil) is worked out when the program next asks,
+    so no file read or import runs inside whatever code the signal interrupted, such as a half-done
+    import of psutil itself.
+    """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = environ or {}
-        """Where the supervisor's shutdown notice is named, read when a SIGTERM arrives."""
-        self.kind: str | None = None
+        """Where the supervisor's shutdown notice is named, read when a SIGTERM is first asked about."""
+        self.arrived: list[tuple[int, float, float]] = []
+        """Signals not yet classified: (signum, time.monotonic(), time.time()) at arrival."""
+        self._kind: str | None = None
         self.received_at = 0.0
         self.sigterm_at = self.environ.get(SIGTERM_AT_ENV, "")
+
+    @property
+    def kind(self) -> str | None:
+        self._classify()
+        return self._kind
+
+    def _classify(self) -> None:
+        """Turn the signals that arrived into the request: a preemption outranks a stop."""
+        while self.arrived:  # the handler only appends; this runs in the program's own flow
+            signum, at, wall = self.arrived.pop(0)
+            kind = PREEMPT if signum == signal.SIGTERM and sigterm_is_preemption(self.environ) else STOP
+            if self._kind is None or kind == PREEMPT and self._kind != PREEMPT:
+                self._kind, self.received_at = kind, at - self._in_flight_s(kind, wall)
+
+    @kind.setter
+    def kind(self, kind: str | None) -> None:
+        self._kind = kind
 
     def install(self) -> StopRequest:
         signal.signal(signal.SIGTERM, self._handle)
@@ -61,6 +86,7 @@ class StopRequest:
         return self.kind == STOP
 
     def seconds_since(self) -> float:
+        self._classify()
         return time.monotonic() - self.received_at
 
     def time_left(self, grace_s: float) -> float:
@@ -79,13 +105,12 @@ class StopRequest:
             threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM), daemon=True).start()
 
     def _handle(self, signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and self.kind is not None:
+        if signum == signal.SIGINT and (self._kind is not None or self.arrived):
             raise KeyboardInterrupt  # a second Ctrl-C: the person means it
-        kind = PREEMPT if signum == signal.SIGTERM and sigterm_is_preemption(self.environ) else STOP
-        if self.kind is None or kind == PREEMPT and self.kind != PREEMPT:  # a preemption outranks a stop
-            self.kind, self.received_at = kind, time.monotonic() - self._in_flight_s(kind)
+        self.arrived.append((signum, time.monotonic(), time.time()))
 
-    def _in_flight_s(self, kind: str) -> float:
-        """How long ago the supervisor got the signal this one passes on (0 when it does not say)."""
+    def _in_flight_s(self, kind: str, arrived_wall: float) -> float:
+        """How long before this signal arrived the supervisor got the one it passes on (0 when the
+        notice does not say)."""
         sent_at = shutdown_sent_at(self.environ) if kind == PREEMPT else None
-        return min(max(time.time() - sent_at, 0.0), 3600.0) if sent_at is not None else 0.0
+        return min(max(arrived_wall - sent_at, 0.0), 3600.0) if sent_at is not None else 0.0
