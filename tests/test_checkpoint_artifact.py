@@ -278,3 +278,33 @@ def test_what_a_launch_killed_mid_pull_left_is_ignored_and_removed(server, tmp_p
     assert latest_checkpoint(pod_b).name == "checkpoint-8"
     assert not leftover.parent.exists()
     assert read_attempts(pod_b)[-1]["outcome"] == "preempted"
+
+
+@pytest.mark.parametrize("failed_before, preempted", [(0, True), (1, False)])
+def test_a_pull_that_keeps_failing_ends_the_run_instead_of_requeuing_it_forever(
+    server, tmp_path, monkeypatch, failed_before, preempted
+):
+    """The launch is not counted as an attempt (the count is in the folder the pull could not bring),
+    so the run's summary counts failed pulls in a row; at max_attempts the run ends failed."""
+    from agent.trial import checkpoint_artifact, program
+    from agent.trial.config import TrialConfig
+    from agent.trial.stopping import Preempted
+
+    class FailingPull(NoMirror):
+        def pull(self, folder: Path) -> None:
+            raise PullFailed("could not download checkpoint-run1:latest: connection reset")
+
+    monkeypatch.setattr(checkpoint_artifact, "checkpoint_mirror", lambda *args: FailingPull())
+    config = TrialConfig.from_params({"max_attempts": 2, "output_dir": str(tmp_path / "outputs")})
+    run = launch_on(tmp_path / "machine")
+    if failed_before:
+        run.summary[program.PULL_FAILURES_KEY] = failed_before  # as W&B keeps it across requeues
+    try:
+        if preempted:
+            with pytest.raises(Preempted):  # requeued: the next launch pulls again
+                program.run_trial(config, run, StopRequest())
+        else:
+            assert program.run_trial(config, run, StopRequest()) == 1  # ends failed, not marked preempting
+        assert run.summary[program.PULL_FAILURES_KEY] == failed_before + 1
+    finally:
+        run.finish()

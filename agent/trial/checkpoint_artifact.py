@@ -72,9 +72,12 @@ class ArtifactMirror:
         """Replace `folder` with the newest version if that is further along (another machine ran the run
         since), and leave it otherwise (a first launch, or an upload cut short here)."""
         remove_leftovers(folder)
-        if not self.api.artifact_exists(f"{self.path}:{LATEST}", type=ARTIFACT_TYPE):
-            return
-        artifact = self.api.artifact(f"{self.path}:{LATEST}", type=ARTIFACT_TYPE)
+        try:
+            if not self.api.artifact_exists(f"{self.path}:{LATEST}", type=ARTIFACT_TYPE):
+                return
+            artifact = self.api.artifact(f"{self.path}:{LATEST}", type=ARTIFACT_TYPE)
+        except Exception as error:  # W&B's client raises many kinds for one failed request
+            raise PullFailed(f"could not look up {self.path}:{LATEST}: {one_line(error)}") from None
         expected = progress_of(artifact.metadata)
         if expected <= progress(folder):
             return

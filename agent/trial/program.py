@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from agent.trial.checkpoint import LaunchRecord
     from agent.trial.checkpoint_artifact import CheckpointMirror
 
+PULL_FAILURES_KEY = "attempt/pull_failures"
+"""Launches in a row whose checkpoint pull failed (in the run's summary, which W&B keeps across requeues)."""
 DEFAULT_PROJECT = "lora-sweep"
 """The W&B project of a run started outside any sweep, unless WANDB_PROJECT names another."""
 # Sample predictions logged as a W&B Table: enough to read, small enough to sync quickly.
@@ -206,8 +208,18 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest, share: GpuShare 
     try:
         mirror.pull(folder)
     except PullFailed as error:
+        # Nothing trained, nothing lost: a requeued launch downloads again. The launch is not counted as
+        # an attempt (that count lives in the folder the pull failed to bring), so the run's summary
+        # counts failed pulls, and a pull that keeps failing ends the run failed instead of forever requeued.
+        failures = int(run.summary.get(PULL_FAILURES_KEY) or 0) + 1
+        run.summary[PULL_FAILURES_KEY] = failures
+        if failures >= config.preempt.max_attempts:
+            print(f"error: {error}; {failures} launches in a row could not pull it, so the run ends", file=sys.stderr)
+            return 1
         print(f"warning: {error}", file=sys.stderr)
-        raise Preempted from None  # nothing trained, nothing lost: a requeued launch downloads again
+        raise Preempted from None
+    if run.summary.get(PULL_FAILURES_KEY):
+        run.summary[PULL_FAILURES_KEY] = 0  # pulled: the count is of failures in a row
     stop.boundary("pulled")
     refuse_another_config(folder, config, run.id)
     attempt = begin_attempt(folder)
