@@ -3,6 +3,7 @@ checkpoints that let a preempted run continue."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -58,6 +59,8 @@ class RougeCallback(TrainerCallback, ExportableState):
         self.request = request
         self.last_step = -1
         self.eval_seconds = 0.0
+        self.seconds_per_example = math.inf
+        """The last evaluation's pace: the final scoring's estimate before its first batch is timed."""
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         # A checkpoint taken on SIGTERM at an eval step skipped that evaluation: catch up, so the
@@ -76,8 +79,10 @@ class RougeCallback(TrainerCallback, ExportableState):
     def evaluate(self, model: Any, step: int) -> None:
         started = time.perf_counter()
         result = self.evaluator(model)
+        took = time.perf_counter() - started
+        self.seconds_per_example = took / max(len(result.predictions), 1)
         if step > 0:  # the baseline runs before training; it is load time, not train time
-            self.eval_seconds += time.perf_counter() - started
+            self.eval_seconds += took
         self.run.log({**{f"eval/{k}": v for k, v in result.metrics.items()}, STEP_KEY: step})
         self.keeper.offer(model, result.metrics["rougeL"], step)
         # The best so far as a plain number, from the first evaluation on: W&B's panels read the summary,

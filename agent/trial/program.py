@@ -416,9 +416,9 @@ def finish(trial: Trial, run: Any, config: TrialConfig, stop: StopRequest, train
     # The save, as measured; a relaunch after training measured none, and 0 would be a guess.
     rest_s = trial.checkpoints.save_seconds or math.inf
     grace_s = config.preempt.preempt_grace_s
-    score_full_validation(
-        run, trial.model, trial.tokenizer, trial.validation, config, scoring_check(stop, rest_s, grace_s)
-    )
+    first_batch_s = trial.rouge.seconds_per_example * config.eval.eval_batch_size  # until one is timed
+    check = scoring_check(stop, rest_s, grace_s, first_batch_s)
+    score_full_validation(run, trial.model, trial.tokenizer, trial.validation, config, check)
     stop.boundary("save", rest_s, grace_s)
     adapter_dir = save_adapter(trial.model, config, trial.out_dir / "best_adapter")
     stop.boundary("upload", 0.0, grace_s)  # what is left is queuing the upload and the summary
@@ -497,13 +497,16 @@ def build_training_arguments(config: TrialConfig, checkpoint_folder: Path, run_n
     )
 
 
-def scoring_check(stop: StopRequest, save_s: float, grace_s: float) -> Callable[[int, int], None]:
+def scoring_check(
+    stop: StopRequest, save_s: float, grace_s: float, first_batch_s: float = math.inf
+) -> Callable[[int, int], None]:
     """A boundary before each batch of the final scoring: a preemption ends the launch there unless
-    the batches left (at the pace so far) and the save fit the grace."""
+    the batches left (at the pace so far, or `first_batch_s` each before one is timed) and the save
+    fit the grace."""
     started = time.perf_counter()
 
     def check(done: int, total: int) -> None:
-        per_batch = (time.perf_counter() - started) / done if done else 0.0
+        per_batch = (time.perf_counter() - started) / done if done else first_batch_s
         stop.boundary("scoring", per_batch * (total - done) + save_s, grace_s)
 
     return check
