@@ -1,5 +1,6 @@
 """The one kind of error a user can fix: every part raises a subclass, and the CLI's root prints it as
-one line (`error: ...`, exit 1), so no command catches its part's errors itself."""
+one line (`Error: ...`, exit 1). Commands let it through; `validate` alone catches a ConfigError, to
+print each of its problems on a line of its own."""
 
 
 class UserError(Exception):

@@ -179,7 +179,9 @@ class PreemptArgs:
 
 @dataclass(frozen=True)
 class DeviceArgs:
-    """How a trial uses its device: speed and memory. Within float tolerance, never what it learns."""
+    """How a trial uses its device: speed and memory. Within float tolerance, never what it learns; a
+    resume still keeps them, since they change the numbers in the last bits and a resumed run must
+    continue bit for bit."""
 
     padding_free: bool = param(
         True,
