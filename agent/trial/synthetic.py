@@ -168,6 +168,10 @@ CHATTER = [
 ]
 
 
+SPARE_LINE = (1, 1, 1, 3)
+"""For each kind of scene, the line a summary does not need (a question back, a closing remark)."""
+
+
 def samsum_shaped_dialogues() -> DatasetDict:
     """Deterministic dialogues with SAMSum's split sizes, utterance counts and speaker counts.
 
@@ -186,8 +190,11 @@ def _samsum_shaped(rng: random.Random) -> dict[str, str]:
     speakers = rng.sample(NAMES, 2 if rng.random() < TWO_PERSON_SHARE else rng.randint(3, 5))
     scenes, facts = [], []
     for _ in range(1 + (utterances - 1) // UTTERANCES_PER_FACT):
-        lines, fact = _scene(rng, *rng.sample(speakers, 2), rng.randrange(4))
-        scenes.append(lines[: min(4, utterances)])  # a 3-line dialogue drops the closing line; the fact stays
+        kind = rng.randrange(4)
+        lines, fact = _scene(rng, *rng.sample(speakers, 2), kind)
+        if utterances < len(lines):  # a 3-line dialogue drops a line that carries none of the fact
+            del lines[SPARE_LINE[kind]]
+        scenes.append(lines)
         facts.append(fact)
     chatter = [(rng.choice(speakers), rng.choice(CHATTER)) for _ in range(utterances - sum(map(len, scenes)))]
     lines = []
