@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from helpers import JsonHandler, serving
 from wandb_backend import FakeServer, serve
 
 from agent.cli import main
+from agent.fleet.package_check import default_package
 from agent.fleet.pods import START_COMMAND
 
 SWEEP = "me/lora/8f3k2x1q"
@@ -328,24 +330,40 @@ def test_a_git_ref_must_resolve_before_any_pod_is_rented(runpod_server, ref, ok)
         assert done.stderr.startswith(f"Error: {ref} is no branch or tag of {url}: push it, or pass --package")
 
 
-def test_the_default_package_is_this_clones_commit_on_its_origin(tmp_path):
-    from agent.fleet.package_check import default_package
-
+def git_clone(tmp_path: Path, origin: str, commit: bool = True) -> tuple[Path, dict]:
+    """A git clone with `origin` (and one commit), and the environment git runs in."""
     clone = tmp_path / "lora-sweep"
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
-    git = ["git", "-C", str(clone)]
-    import subprocess
-
-    subprocess.run(["git", "init", "-q", str(clone)], check=True, env=env)
-    subprocess.run([*git, "remote", "add", "origin", "https://github.com/me/lora-sweep"], check=True, env=env)
-    assert default_package(clone, "0.1.0", env) == "lora-sweep==0.1.0"  # no commit yet: the version
     author = {**env, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
               "GIT_COMMITTER_EMAIL": "a@b"}  # fmt: skip
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=author)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, env=env).stdout.strip()
+    subprocess.run(["git", "init", "-q", str(clone)], check=True, env=env)
+    subprocess.run(["git", "-C", str(clone), "remote", "add", "origin", origin], check=True, env=env)
+    if commit:
+        subprocess.run(["git", "-C", str(clone), "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=author)
+    return clone, env
 
-    assert default_package(clone, "0.1.0", env) == f"lora-sweep @ git+https://github.com/me/lora-sweep@{head}"
-    assert default_package(tmp_path, "0.1.0", env) == "lora-sweep==0.1.0"  # not a clone
+
+def test_the_default_package_is_this_clones_commit_on_its_origin(tmp_path):
+    url, warnings = "https://github.com/me/lora-sweep", []
+    empty, env = git_clone(tmp_path / "empty", url, commit=False)
+    assert default_package(empty, "0.1.0", env, warnings.append) == "lora-sweep==0.1.0"  # no commit: the version
+    clone, env = git_clone(tmp_path, url)
+    head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True, env=env)
+
+    assert default_package(clone, "0.1.0", env, warnings.append) == f"lora-sweep @ git+{url}@{head.stdout.strip()}"
+    assert default_package(tmp_path, "0.1.0", env, warnings.append) == "lora-sweep==0.1.0"  # not a clone
+    assert warnings == []
+
+
+def test_the_default_package_never_carries_the_origins_credentials_and_warns_of_uncommitted_changes(tmp_path):
+    clone, env = git_clone(tmp_path, "https://me:ghp_SECRET@github.com/me/lora-sweep")
+    (clone / "edited.py").write_text("x = 1\n")
+    warnings = []
+
+    package = default_package(clone, "0.1.0", env, warnings.append)
+
+    assert package.startswith("lora-sweep @ git+https://github.com/me/lora-sweep@") and "SECRET" not in package
+    assert len(warnings) == 1 and "uncommitted changes" in warnings[0] and "SECRET" not in warnings[0]
 
 
 def test_a_sweep_that_never_ends_needs_max_hours_on_purpose(runpod_server, wandb_sweep):

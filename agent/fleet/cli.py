@@ -194,7 +194,7 @@ def default_package() -> str:
 
     from agent.fleet.package_check import default_package
 
-    return default_package(Path(__file__).resolve().parents[2], version("lora-sweep"), dict(os.environ))
+    return default_package(Path(__file__).resolve().parents[2], version("lora-sweep"), dict(os.environ), echo_err)
 
 
 @pods_group.command("up")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 PUBLISH_HINT = "pass --package 'lora-sweep @ git+https://github.com/ORG/lora-sweep@TAG' (docs/gpu.md, Package)"
 UNREACHABLE = re.compile(r"connection|name resolution|resolve host|unable to access|timed out", re.IGNORECASE)
@@ -71,16 +72,26 @@ def check_git_ref(url: str, ref: str, env: Mapping[str, str]) -> PackageCheck:
     return PackageCheck(False, f"{ref} {what} of {url}: push it, or {PUBLISH_HINT}")
 
 
-def default_package(package_root: Path, version: str, env: Mapping[str, str]) -> str:
+def default_package(package_root: Path, version: str, env: Mapping[str, str], warn: Callable[[str], None]) -> str:
     """What pods install when --package is not given: this checkout's commit, fetched from its
-    `origin`, when this package runs from a git clone with an https origin; else this version."""
+    `origin`, when this package runs from a git clone with an https origin; else this version.
+    Uncommitted changes are warned about: the pods run the commit, not this working tree."""
     git = shutil.which("git", path=env.get("PATH"))
     if git is not None and (package_root / ".git").exists():
         origin = run([git, "-C", str(package_root), "remote", "get-url", "origin"], env)
         head = run([git, "-C", str(package_root), "rev-parse", "HEAD"], env)
         if origin.returncode == 0 and head.returncode == 0 and origin.stdout.startswith("https://"):
-            return f"lora-sweep @ git+{origin.stdout.strip()}@{head.stdout.strip()}"
+            if run([git, "-C", str(package_root), "status", "--porcelain"], env).stdout.strip():
+                warn(f"warning: {package_root} has uncommitted changes; the pods run its commit {head.stdout[:12]}")
+            return f"lora-sweep @ git+{without_credentials(origin.stdout.strip())}@{head.stdout.strip()}"
     return f"lora-sweep=={version}"
+
+
+def without_credentials(url: str) -> str:
+    """The URL without any `user:password@`: a token in an origin must never reach a pod or a log."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def run(argv: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess:
