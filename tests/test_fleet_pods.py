@@ -330,6 +330,27 @@ def test_a_git_ref_must_resolve_before_any_pod_is_rented(runpod_server, ref, ok)
         assert done.stderr.startswith(f"Error: {ref} is no branch or tag of {url}: push it, or pass --package")
 
 
+@pytest.mark.parametrize(
+    "commits, offline, exit_code, says",
+    [
+        (["c" * 40], "", 0, f"package: {'c' * 40} is a commit of"),
+        ([], "", 1, f"Error: {'c' * 40} is no commit of"),
+        ([], "1", 0, "package: cannot reach https://github.com/me/lora-sweep"),
+    ],
+)
+def test_a_pushed_commit_that_is_no_tip_is_checked_by_fetching_it(runpod_server, commits, offline, exit_code, says):
+    url = "https://github.com/me/lora-sweep"
+    done = lora_sweep(
+        runpod_server, *UP, "--package", f"lora-sweep @ git+{url}@{'c' * 40}", "--max-hours", "1", "--dry-run",
+        STANDIN_GIT_REMOTES=json.dumps({url: {"refs/heads/main": "a" * 40}}),
+        STANDIN_GIT_COMMITS=json.dumps({url: commits}), STANDIN_GIT_OFFLINE=offline,
+    )  # fmt: skip
+
+    assert done.exit_code == exit_code, done.output
+    assert says in (done.stdout if exit_code == 0 else done.stderr)
+    assert "push it" not in done.output or not commits and not offline
+
+
 def git_clone(tmp_path: Path, origin: str, commit: bool = True) -> tuple[Path, dict]:
     """A git clone with `origin` (and one commit), and the environment git runs in."""
     clone = tmp_path / "lora-sweep"

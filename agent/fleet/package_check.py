@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ UNREACHABLE = re.compile(r"connection|name resolution|resolve host|unable to acc
 GIT_REQUIREMENT = re.compile(r"\s*[\w.-]+\s*@\s*git\+(?P<url>\S+?)(?:@(?P<ref>[^@/\s]+))?\s*")
 PINNED = re.compile(r"\s*(?P<name>[\w.-]+)\s*==\s*(?P<version>[\w.+!-]+)\s*")
 SHA = re.compile(r"[0-9a-f]{40}")
+MISSING_COMMIT = re.compile(r"not our ref|couldn't find remote ref", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,21 @@ def check_git_ref(url: str, ref: str, env: Mapping[str, str]) -> PackageCheck:
     shas = {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
     if (ref in shas) if SHA.fullmatch(ref) else shas:
         return PackageCheck(True, f"{ref} resolves in {url}")
-    what = "is the tip of no branch or tag" if SHA.fullmatch(ref) else "is no branch or tag"
-    return PackageCheck(False, f"{ref} {what} of {url}: push it, or {PUBLISH_HINT}")
+    if SHA.fullmatch(ref):  # pip installs any pushed commit, not only the tip of a branch or tag
+        return check_commit(git, url, ref, env)
+    return PackageCheck(False, f"{ref} is no branch or tag of {url}: push it, or {PUBLISH_HINT}")
+
+
+def check_commit(git: str, url: str, sha: str, env: Mapping[str, str]) -> PackageCheck:
+    """Whether `url` holds commit `sha`: fetched alone into a throwaway bare repository, as GitHub allows."""
+    with tempfile.TemporaryDirectory() as scratch:
+        run([git, "init", "-q", "--bare", scratch], env)
+        done = run([git, "-C", scratch, "fetch", "-q", "--depth=1", url, sha], env)
+    if done.returncode == 0:
+        return PackageCheck(True, f"{sha} is a commit of {url}")
+    if MISSING_COMMIT.search(done.stderr):
+        return PackageCheck(False, f"{sha} is no commit of {url}: push it, or {PUBLISH_HINT}")
+    return PackageCheck(None, f"{sha} could not be checked in {url} ({last_line(done.stderr)})")
 
 
 def default_package(package_root: Path, version: str, env: Mapping[str, str], warn: Callable[[str], None]) -> str:
