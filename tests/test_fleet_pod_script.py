@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import REPO, JsonHandler, serving
 
@@ -74,6 +75,15 @@ def assert_ended_once_at_the_end(tmp_path: Path, verb: str = "delete") -> None:
 
 def ended(tmp_path: Path) -> str:
     return (tmp_path / ".lora-sweep" / "pods" / "pod-123" / "ended").read_text().strip()
+
+
+def left_running(tmp_path: Path) -> list[str]:
+    """Command lines of live processes a pod_env(tmp_path) started (they carry its record path)."""
+    record, found = str(tmp_path / "record.jsonl"), []
+    for proc in psutil.process_iter(["environ", "status", "cmdline"]):
+        if (proc.info["environ"] or {}).get("STANDIN_RECORD") == record and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(" ".join(proc.info["cmdline"] or []))
+    return found
 
 
 def run_script(env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -150,6 +160,7 @@ def test_sigterm_to_the_pod_reaches_every_agent_and_still_removes_the_pod(tmp_pa
     out, _ = script.communicate(timeout=60)
 
     assert script.returncode == 143, out
+    assert left_running(tmp_path) == []  # the cancelled kill timer's sleep included
     assert sorted((event["gpu"], event["signal"]) for event in events(tmp_path, "signal")) == [
         ("0", "SIGTERM"),
         ("1", "SIGTERM"),
