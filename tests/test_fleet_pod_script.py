@@ -135,6 +135,18 @@ def test_crashing_agents_remove_the_pod_once_the_supervisor_gives_up(tmp_path):
     assert ended(tmp_path) == "exit 1: the agents failed"
 
 
+def test_agents_killed_by_a_signal_are_a_failure_that_keeps_the_pod_for_its_log(tmp_path):
+    # `lora-sweep agent` killed by the OOM killer exits 137 without the pod being told to stop.
+    bin_dir = tmp_path / "bin"
+    env = pod_env(tmp_path)
+    (bin_dir / "lora-sweep").write_text("#!/bin/sh\nkill -KILL $$\n")
+    done = run_script(env)
+
+    assert done.returncode == 137, done.stdout + done.stderr
+    assert_ended_once_at_the_end(tmp_path, "stop")
+    assert ended(tmp_path) == "exit 137: the agents failed"
+
+
 def test_the_watchdog_stops_the_agents_and_removes_the_pod(tmp_path):
     env = pod_env(tmp_path, STANDIN_WANDB_SLEEP="120", LORA_SWEEP_MAX_HOURS="0.0008")  # about 3 s
     started = time.monotonic()

@@ -36,7 +36,7 @@ MAX_BOOTS=3  # a pod that keeps being restarted without ending is ended, not wor
 REASON="the start script ended early"
 CHILD_PID=""
 WATCHDOG_PID=""
-FORCE_REMOVE=""
+WORK_OVER=""  # set when the pod was stopped or reached its deadline: removed whatever the exit status
 
 log() {
   local line
@@ -94,8 +94,9 @@ finish() {
     log "ended: $REASON (exit $status); RUNPOD_POD_ID is unset, nothing to remove"
     exit "$status"
   fi
-  # A failure keeps the pod, stopped, so its log stays readable; everything else removes it.
-  if [ -z "$FORCE_REMOVE" ] && [ "$status" -ne 0 ] && [ "$status" -lt 128 ]; then
+  # A failure keeps the pod, stopped, so its log stays readable; everything else removes it. An
+  # agent killed by a signal (the OOM killer: 137) is a failure too: only stop_child marks a stop.
+  if [ -z "$WORK_OVER" ] && [ "$status" -ne 0 ]; then
     log "ended: $REASON (exit $status); stopping pod $POD_ID (kept for its log: lora-sweep pods down removes it)"
     if end_pod stop; then exit "$status"; fi
   else
@@ -125,6 +126,7 @@ after() {  # $1: seconds, then the command
 # Stop the agents: a reclaim (SIGTERM) leaves seconds, the watchdog (USR1) a minute.
 stop_child() {  # $1: what happened, $2: grace in seconds, $3: exit status
   REASON=$1
+  WORK_OVER=1
   log "$1: stopping the agents (grace ${2}s)"
   if [ -n "$CHILD_PID" ] && kill -0 "$CHILD_PID" 2>/dev/null; then
     kill -TERM "$CHILD_PID" 2>/dev/null
@@ -192,7 +194,7 @@ if ! mkdir -p "$STATE_DIR" "$RUN_DIR" || ! cd "$RUN_DIR"; then
   exit 2
 fi
 if ! count_boot; then
-  FORCE_REMOVE=1
+  WORK_OVER=1
   exit 4
 fi
 if [ -z "${LORA_SWEEP_ID:-}" ] || [ -z "${LORA_SWEEP_PACKAGE:-}" ]; then
