@@ -56,18 +56,18 @@ def listed_pods() -> list[dict]:
 
 class FakeRunPod(JsonHandler):
     """Answers the GraphQL operations the SDK sends, by operation name, and records each request.
-    With `refuse_interruptible` it answers `podRentInterruptable` as a schema without it would."""
+    With `refuse_interruptible` (a message) it answers `podRentInterruptable` with that GraphQL error."""
 
     requests: list[dict] = []
-    refuse_interruptible = False
+    refuse_interruptible = ""
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         query = body["query"]
         self.requests.append({"path": self.path, "auth": self.headers["Authorization"], "query": query})
         if self.refuse_interruptible and "podRentInterruptable" in query:
-            message = 'Cannot query field "podRentInterruptable" on type "Mutation".'
-            self.reply({"errors": [{"message": message, "locations": [{"line": 1, "column": 12}]}]})
+            error = {"message": self.refuse_interruptible, "locations": [{"line": 1, "column": 12}]}
+            self.reply({"errors": [error]})
             return
         self.reply({"data": self.answer(query)})
 
@@ -89,7 +89,7 @@ class FakeRunPod(JsonHandler):
 @pytest.fixture
 def runpod_server():
     FakeRunPod.requests = []
-    FakeRunPod.refuse_interruptible = False
+    FakeRunPod.refuse_interruptible = ""
     with serving(FakeRunPod) as server:
         yield server
 
@@ -399,7 +399,7 @@ def test_a_sweep_that_never_ends_needs_max_hours_on_purpose(runpod_server, wandb
 
 
 def test_an_interruptible_pod_runpod_refuses_is_one_clear_line(runpod_server):
-    FakeRunPod.refuse_interruptible = True
+    FakeRunPod.refuse_interruptible = 'Cannot query field "podRentInterruptable" on type "Mutation".'
     done = lora_sweep(
         runpod_server, *UP, "--interruptible", "--package", "lora-sweep==0.1.0", "--max-hours", "1"
     )  # fmt: skip
@@ -407,6 +407,14 @@ def test_an_interruptible_pod_runpod_refuses_is_one_clear_line(runpod_server):
     assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith("Error: RunPod refused an interruptible pod (RunPod: Cannot query field")
     assert done.stderr.rstrip().endswith("run without --interruptible")
+
+
+def test_another_refusal_of_an_interruptible_pod_is_not_blamed_on_interruptible_pods(runpod_server):
+    FakeRunPod.refuse_interruptible = "There are no longer any instances available with the requested specifications."
+    done = lora_sweep(runpod_server, *UP, "--interruptible", "--package", "lora-sweep==0.1.0", "--max-hours", "1")
+
+    assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("Error: RunPod: There are no longer any instances") and "without" not in done.stderr
 
 
 def test_the_bid_is_never_rounded_below_runpods_minimum(runpod_server, monkeypatch):
