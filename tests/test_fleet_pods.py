@@ -498,3 +498,18 @@ def test_status_says_what_became_of_pods_runpod_no_longer_lists_and_down_forgets
     assert lora_sweep(runpod_server, "pods", "down", SWEEP, keys=key).exit_code == 0
     after = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key)
     assert "gone: " not in after.stdout
+
+
+def test_a_malformed_line_in_the_list_of_created_pods_is_skipped_with_a_warning(runpod_server, tmp_path):
+    key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]}
+    one_pod = ("pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--package", "lora-sweep==0.1.0")
+    assert lora_sweep(runpod_server, *one_pod, "--max-hours", "1").exit_code == 0
+    ledger = tmp_path / ".lora-sweep" / "pods.jsonl"
+    ledger.write_text(ledger.read_text() + '{"id": "pod-z", "cut short\n[1, 2]\n')
+
+    for command in ("status", "down"):
+        done = lora_sweep(runpod_server, "pods", command, SWEEP, keys=key)
+
+        assert done.exit_code == 0, done.output
+        assert f"warning: {Path('.lora-sweep', 'pods.jsonl')} line 2 is not a pod record: skipped" in done.stdout
+        assert "line 3 is not a pod record" in done.stdout
