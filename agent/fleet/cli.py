@@ -220,7 +220,8 @@ def default_package() -> str:
     type=click.FloatRange(min=0, min_open=True),
     default=12.0,
     show_default=True,
-    help="Watchdog: a pod stops its agents and removes itself after this long.",
+    help="Watchdog: the last pod stops its agents and removes itself this long after its first boot; "
+    "the others earlier (staggered, up to half earlier).",
 )
 @click.option(
     "--package",
