@@ -70,8 +70,25 @@ def test_a_user_error_from_any_part_is_one_line_and_exit_1(tmp_path):
     "given, passed",
     [
         (
-            ["--count", "3", "--max-consecutive-failed-runs", "2", "--heartbeat-timeout", "20", "--kill-grace", "5"],
-            ["--count=3", "--max-consecutive-failed-runs=2", "--heartbeat-timeout=20.0", "--kill-grace=5.0"],
+            [
+                "--count",
+                "3",
+                "--max-consecutive-failed-runs",
+                "2",
+                "--heartbeat-timeout",
+                "20",
+                "--kill-grace",
+                "5",
+                "--gpu-hourly-usd",
+                "0.5",
+            ],
+            [
+                "--count=3",
+                "--max-consecutive-failed-runs=2",
+                "--heartbeat-timeout=20.0",
+                "--kill-grace=5.0",
+                "--gpu-hourly-usd=0.5",
+            ],
         ),
         ([], ["--heartbeat-timeout=60.0", "--kill-grace=30.0"]),
     ],

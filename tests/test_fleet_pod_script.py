@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import REPO, JsonHandler, serving
 
@@ -76,6 +77,15 @@ def ended(tmp_path: Path) -> str:
     return (tmp_path / ".lora-sweep" / "pods" / "pod-123" / "ended").read_text().strip()
 
 
+def left_running(tmp_path: Path) -> list[str]:
+    """Command lines of live processes a pod_env(tmp_path) started (they carry its record path)."""
+    record, found = str(tmp_path / "record.jsonl"), []
+    for proc in psutil.process_iter(["environ", "status", "cmdline"]):
+        if (proc.info["environ"] or {}).get("STANDIN_RECORD") == record and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(" ".join(proc.info["cmdline"] or []))
+    return found
+
+
 def run_script(env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -125,6 +135,18 @@ def test_crashing_agents_remove_the_pod_once_the_supervisor_gives_up(tmp_path):
     assert ended(tmp_path) == "exit 1: the agents failed"
 
 
+def test_agents_killed_by_a_signal_are_a_failure_that_keeps_the_pod_for_its_log(tmp_path):
+    # `lora-sweep agent` killed by the OOM killer exits 137 without the pod being told to stop.
+    bin_dir = tmp_path / "bin"
+    env = pod_env(tmp_path)
+    (bin_dir / "lora-sweep").write_text("#!/bin/sh\nkill -KILL $$\n")
+    done = run_script(env)
+
+    assert done.returncode == 137, done.stdout + done.stderr
+    assert_ended_once_at_the_end(tmp_path, "stop")
+    assert ended(tmp_path) == "exit 137: the agents failed"
+
+
 def test_the_watchdog_stops_the_agents_and_removes_the_pod(tmp_path):
     env = pod_env(tmp_path, STANDIN_WANDB_SLEEP="120", LORA_SWEEP_MAX_HOURS="0.0008")  # about 3 s
     started = time.monotonic()
@@ -150,6 +172,7 @@ def test_sigterm_to_the_pod_reaches_every_agent_and_still_removes_the_pod(tmp_pa
     out, _ = script.communicate(timeout=60)
 
     assert script.returncode == 143, out
+    assert left_running(tmp_path) == []  # the cancelled kill timer's sleep included
     assert sorted((event["gpu"], event["signal"]) for event in events(tmp_path, "signal")) == [
         ("0", "SIGTERM"),
         ("1", "SIGTERM"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from helpers import JsonHandler, serving
 from wandb_backend import FakeServer, serve
 
 from agent.cli import main
+from agent.fleet.package_check import default_package
 from agent.fleet.pods import START_COMMAND
 
 SWEEP = "me/lora/8f3k2x1q"
@@ -54,18 +56,18 @@ def listed_pods() -> list[dict]:
 
 class FakeRunPod(JsonHandler):
     """Answers the GraphQL operations the SDK sends, by operation name, and records each request.
-    With `refuse_interruptible` it answers `podRentInterruptable` as a schema without it would."""
+    With `refuse_interruptible` (a message) it answers `podRentInterruptable` with that GraphQL error."""
 
     requests: list[dict] = []
-    refuse_interruptible = False
+    refuse_interruptible = ""
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         query = body["query"]
         self.requests.append({"path": self.path, "auth": self.headers["Authorization"], "query": query})
         if self.refuse_interruptible and "podRentInterruptable" in query:
-            message = 'Cannot query field "podRentInterruptable" on type "Mutation".'
-            self.reply({"errors": [{"message": message, "locations": [{"line": 1, "column": 12}]}]})
+            error = {"message": self.refuse_interruptible, "locations": [{"line": 1, "column": 12}]}
+            self.reply({"errors": [error]})
             return
         self.reply({"data": self.answer(query)})
 
@@ -87,7 +89,7 @@ class FakeRunPod(JsonHandler):
 @pytest.fixture
 def runpod_server():
     FakeRunPod.requests = []
-    FakeRunPod.refuse_interruptible = False
+    FakeRunPod.refuse_interruptible = ""
     with serving(FakeRunPod) as server:
         yield server
 
@@ -328,24 +330,61 @@ def test_a_git_ref_must_resolve_before_any_pod_is_rented(runpod_server, ref, ok)
         assert done.stderr.startswith(f"Error: {ref} is no branch or tag of {url}: push it, or pass --package")
 
 
-def test_the_default_package_is_this_clones_commit_on_its_origin(tmp_path):
-    from agent.fleet.package_check import default_package
+@pytest.mark.parametrize(
+    "commits, offline, exit_code, says",
+    [
+        (["c" * 40], "", 0, f"package: {'c' * 40} is a commit of"),
+        ([], "", 1, f"Error: {'c' * 40} is no commit of"),
+        ([], "1", 0, "package: cannot reach https://github.com/me/lora-sweep"),
+    ],
+)
+def test_a_pushed_commit_that_is_no_tip_is_checked_by_fetching_it(runpod_server, commits, offline, exit_code, says):
+    url = "https://github.com/me/lora-sweep"
+    done = lora_sweep(
+        runpod_server, *UP, "--package", f"lora-sweep @ git+{url}@{'c' * 40}", "--max-hours", "1", "--dry-run",
+        STANDIN_GIT_REMOTES=json.dumps({url: {"refs/heads/main": "a" * 40}}),
+        STANDIN_GIT_COMMITS=json.dumps({url: commits}), STANDIN_GIT_OFFLINE=offline,
+    )  # fmt: skip
 
+    assert done.exit_code == exit_code, done.output
+    assert says in (done.stdout if exit_code == 0 else done.stderr)
+    assert "push it" not in done.output or not commits and not offline
+
+
+def git_clone(tmp_path: Path, origin: str, commit: bool = True) -> tuple[Path, dict]:
+    """A git clone with `origin` (and one commit), and the environment git runs in."""
     clone = tmp_path / "lora-sweep"
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
-    git = ["git", "-C", str(clone)]
-    import subprocess
-
-    subprocess.run(["git", "init", "-q", str(clone)], check=True, env=env)
-    subprocess.run([*git, "remote", "add", "origin", "https://github.com/me/lora-sweep"], check=True, env=env)
-    assert default_package(clone, "0.1.0", env) == "lora-sweep==0.1.0"  # no commit yet: the version
     author = {**env, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
               "GIT_COMMITTER_EMAIL": "a@b"}  # fmt: skip
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=author)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, env=env).stdout.strip()
+    subprocess.run(["git", "init", "-q", str(clone)], check=True, env=env)
+    subprocess.run(["git", "-C", str(clone), "remote", "add", "origin", origin], check=True, env=env)
+    if commit:
+        subprocess.run(["git", "-C", str(clone), "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=author)
+    return clone, env
 
-    assert default_package(clone, "0.1.0", env) == f"lora-sweep @ git+https://github.com/me/lora-sweep@{head}"
-    assert default_package(tmp_path, "0.1.0", env) == "lora-sweep==0.1.0"  # not a clone
+
+def test_the_default_package_is_this_clones_commit_on_its_origin(tmp_path):
+    url, warnings = "https://github.com/me/lora-sweep", []
+    empty, env = git_clone(tmp_path / "empty", url, commit=False)
+    assert default_package(empty, "0.1.0", env, warnings.append) == "lora-sweep==0.1.0"  # no commit: the version
+    clone, env = git_clone(tmp_path, url)
+    head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True, env=env)
+
+    assert default_package(clone, "0.1.0", env, warnings.append) == f"lora-sweep @ git+{url}@{head.stdout.strip()}"
+    assert default_package(tmp_path, "0.1.0", env, warnings.append) == "lora-sweep==0.1.0"  # not a clone
+    assert warnings == []
+
+
+def test_the_default_package_never_carries_the_origins_credentials_and_warns_of_uncommitted_changes(tmp_path):
+    clone, env = git_clone(tmp_path, "https://me:ghp_SECRET@github.com/me/lora-sweep")
+    (clone / "edited.py").write_text("x = 1\n")
+    warnings = []
+
+    package = default_package(clone, "0.1.0", env, warnings.append)
+
+    assert package.startswith("lora-sweep @ git+https://github.com/me/lora-sweep@") and "SECRET" not in package
+    assert len(warnings) == 1 and "uncommitted changes" in warnings[0] and "SECRET" not in warnings[0]
 
 
 def test_a_sweep_that_never_ends_needs_max_hours_on_purpose(runpod_server, wandb_sweep):
@@ -360,7 +399,7 @@ def test_a_sweep_that_never_ends_needs_max_hours_on_purpose(runpod_server, wandb
 
 
 def test_an_interruptible_pod_runpod_refuses_is_one_clear_line(runpod_server):
-    FakeRunPod.refuse_interruptible = True
+    FakeRunPod.refuse_interruptible = 'Cannot query field "podRentInterruptable" on type "Mutation".'
     done = lora_sweep(
         runpod_server, *UP, "--interruptible", "--package", "lora-sweep==0.1.0", "--max-hours", "1"
     )  # fmt: skip
@@ -368,6 +407,14 @@ def test_an_interruptible_pod_runpod_refuses_is_one_clear_line(runpod_server):
     assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith("Error: RunPod refused an interruptible pod (RunPod: Cannot query field")
     assert done.stderr.rstrip().endswith("run without --interruptible")
+
+
+def test_another_refusal_of_an_interruptible_pod_is_not_blamed_on_interruptible_pods(runpod_server):
+    FakeRunPod.refuse_interruptible = "There are no longer any instances available with the requested specifications."
+    done = lora_sweep(runpod_server, *UP, "--interruptible", "--package", "lora-sweep==0.1.0", "--max-hours", "1")
+
+    assert done.exit_code == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("Error: RunPod: There are no longer any instances") and "without" not in done.stderr
 
 
 def test_the_bid_is_never_rounded_below_runpods_minimum(runpod_server, monkeypatch):
@@ -451,3 +498,18 @@ def test_status_says_what_became_of_pods_runpod_no_longer_lists_and_down_forgets
     assert lora_sweep(runpod_server, "pods", "down", SWEEP, keys=key).exit_code == 0
     after = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key)
     assert "gone: " not in after.stdout
+
+
+def test_a_malformed_line_in_the_list_of_created_pods_is_skipped_with_a_warning(runpod_server, tmp_path):
+    key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]}
+    one_pod = ("pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--package", "lora-sweep==0.1.0")
+    assert lora_sweep(runpod_server, *one_pod, "--max-hours", "1").exit_code == 0
+    ledger = tmp_path / ".lora-sweep" / "pods.jsonl"
+    ledger.write_text(ledger.read_text() + '{"id": "pod-z", "cut short\n[1, 2]\n')
+
+    for command in ("status", "down"):
+        done = lora_sweep(runpod_server, "pods", command, SWEEP, keys=key)
+
+        assert done.exit_code == 0, done.output
+        assert f"warning: {Path('.lora-sweep', 'pods.jsonl')} line 2 is not a pod record: skipped" in done.stdout
+        assert "line 3 is not a pod record" in done.stdout

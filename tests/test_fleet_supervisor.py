@@ -173,6 +173,21 @@ def test_a_crashed_agents_run_is_ended_before_another_agent_starts_on_its_gpu(tm
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("no_leaked_processes")
+def test_a_run_its_agent_left_behind_at_a_stop_is_ended_before_the_supervisor_returns(tmp_path):
+    # The stand-in agent starts a run in its own process group, then exits at once on SIGTERM.
+    env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="3", STANDIN_WANDB_SLEEP="60", STANDIN_WANDB_ORPHAN_S="60")
+    supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0", env=env)
+    [run] = wait_for(lambda: events(tmp_path, "run"), 30, "the run to start")
+
+    supervisor.send_signal(signal.SIGTERM)
+    _, err = supervisor.communicate(timeout=30)
+
+    assert not psutil.pid_exists(run["run_pid"]) or psutil.Process(run["run_pid"]).status() == psutil.STATUS_ZOMBIE
+    assert "[gpu 0] ended 1 process(es) its agent left running" in err
+
+
+@pytest.mark.e2e
 def test_an_agent_that_keeps_crashing_is_given_up_and_the_exit_code_says_so(tmp_path):
     env = supervisor_env(tmp_path, STANDIN_WANDB_EXITS="0", STANDIN_WANDB_EXITS_1="3")
     done = run_supervisor(

@@ -22,8 +22,8 @@ FLEET_BIN = Path(__file__).parent / "fleet_bin"
 SWEEP = "me/lora/8f3k2x1q"
 
 
-def run_agent(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    env = agent_env(STANDIN_RECORD=str(tmp_path / "wandb.jsonl"))
+def run_agent(tmp_path: Path, *args: str, **env_extra: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    env = agent_env(STANDIN_RECORD=str(tmp_path / "wandb.jsonl"), **env_extra)
     env["PATH"] = f"{FLEET_BIN}{os.pathsep}{env['PATH']}"
     env.pop("WANDB_AGENT_KILL_DELAY", None)
     done = subprocess.run(
@@ -63,3 +63,11 @@ def test_an_option_wandb_agents_cannot_take_is_one_line_and_starts_nothing(tmp_p
     assert done.returncode == 1 and starts == []
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("Error: ") and message in line
+
+
+def test_a_local_only_option_from_the_environment_is_noted_and_ignored_not_refused(tmp_path):
+    done, [start] = run_agent(tmp_path, LORA_SWEEP_HEARTBEAT_TIMEOUT="90")
+
+    assert done.returncode == 0, done.stderr
+    assert "note: LORA_SWEEP_HEARTBEAT_TIMEOUT is ignored: it is for local sweeps, not W&B's" in done.stderr
+    assert start["argv"] == ["agent", "--forward-signals", SWEEP]

@@ -26,10 +26,14 @@ class WandbAgentOptions:
     """WANDB_AGENT_KILL_DELAY: wandb reads it as whole seconds."""
 
 
-def wandb_agent_options(params: Mapping, given: frozenset[str]) -> WandbAgentOptions:
+LOCAL_ONLY = frozenset({"heartbeat_timeout_s"})
+"""`lora-sweep agent`'s options that W&B's agents have no counterpart for."""
+
+
+def wandb_agent_options(params: Mapping, typed: frozenset[str]) -> WandbAgentOptions:
     """The one mapping of `lora-sweep agent`'s options to `wandb agent`'s; an option W&B has no
-    counterpart for, given on purpose, is one line rather than silently ignored."""
-    if "heartbeat_timeout_s" in given:
+    counterpart for, typed on the command line, is one line rather than silently ignored."""
+    if "heartbeat_timeout_s" in typed:
         raise AgentOptionError("--heartbeat-timeout is for local sweeps: W&B's server watches its agents' heartbeats")
     kill_grace = params["kill_grace_s"]
     if kill_grace != int(kill_grace):

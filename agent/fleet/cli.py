@@ -141,8 +141,7 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
         wandb = shutil.which("wandb", path=env.get("PATH"))
         if wandb is None:
             raise click.ClickException("`wandb` is not on PATH: install it in this environment (pip install wandb)")
-        given = frozenset(name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT)
-        wandb_options = wandb_agent_options(ctx.params, given)
+        wandb_options = wandb_agent_options(ctx.params, typed_options(ctx))
         argv = wandb_agent_argv(wandb, sweep_id, wandb_options)
         env = wandb_agent_env(env, wandb_options)
     else:
@@ -159,6 +158,17 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
     result = Supervisor(children, options, echo_err, notice=log_dir / f"supervisor-{os.getpid()}.notice").run()
     echo_err(result.summary())
     raise SystemExit(result.exit_code)
+
+
+def typed_options(ctx: click.Context) -> frozenset[str]:
+    """The options typed on the command line; one from the environment that a W&B sweep's agents
+    cannot take is only noted, since the user may have exported it for local sweeps."""
+    from agent.fleet.agents import LOCAL_ONLY
+
+    for param in ctx.command.params:
+        if param.name in LOCAL_ONLY and ctx.get_parameter_source(param.name) == ParameterSource.ENVIRONMENT:
+            echo_err(f"note: {param.envvar} is ignored: it is for local sweeps, not W&B's")
+    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE)
 
 
 # RunPod pods ------------------------------------------------------------------------------------
@@ -194,7 +204,7 @@ def default_package() -> str:
 
     from agent.fleet.package_check import default_package
 
-    return default_package(Path(__file__).resolve().parents[2], version("lora-sweep"), dict(os.environ))
+    return default_package(Path(__file__).resolve().parents[2], version("lora-sweep"), dict(os.environ), echo_err)
 
 
 @pods_group.command("up")
@@ -210,7 +220,8 @@ def default_package() -> str:
     type=click.FloatRange(min=0, min_open=True),
     default=12.0,
     show_default=True,
-    help="Watchdog: a pod stops its agents and removes itself after this long.",
+    help="Watchdog: the last pod stops its agents and removes itself this long after its first boot; "
+    "the others earlier (staggered, up to half earlier).",
 )
 @click.option(
     "--package",

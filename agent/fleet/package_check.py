@@ -11,15 +11,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 PUBLISH_HINT = "pass --package 'lora-sweep @ git+https://github.com/ORG/lora-sweep@TAG' (docs/gpu.md, Package)"
 UNREACHABLE = re.compile(r"connection|name resolution|resolve host|unable to access|timed out", re.IGNORECASE)
 GIT_REQUIREMENT = re.compile(r"\s*[\w.-]+\s*@\s*git\+(?P<url>\S+?)(?:@(?P<ref>[^@/\s]+))?\s*")
 PINNED = re.compile(r"\s*(?P<name>[\w.-]+)\s*==\s*(?P<version>[\w.+!-]+)\s*")
 SHA = re.compile(r"[0-9a-f]{40}")
+MISSING_COMMIT = re.compile(r"not our ref|couldn't find remote ref", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -67,20 +70,43 @@ def check_git_ref(url: str, ref: str, env: Mapping[str, str]) -> PackageCheck:
     shas = {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
     if (ref in shas) if SHA.fullmatch(ref) else shas:
         return PackageCheck(True, f"{ref} resolves in {url}")
-    what = "is the tip of no branch or tag" if SHA.fullmatch(ref) else "is no branch or tag"
-    return PackageCheck(False, f"{ref} {what} of {url}: push it, or {PUBLISH_HINT}")
+    if SHA.fullmatch(ref):  # pip installs any pushed commit, not only the tip of a branch or tag
+        return check_commit(git, url, ref, env)
+    return PackageCheck(False, f"{ref} is no branch or tag of {url}: push it, or {PUBLISH_HINT}")
 
 
-def default_package(package_root: Path, version: str, env: Mapping[str, str]) -> str:
+def check_commit(git: str, url: str, sha: str, env: Mapping[str, str]) -> PackageCheck:
+    """Whether `url` holds commit `sha`: fetched alone into a throwaway bare repository, as GitHub allows."""
+    with tempfile.TemporaryDirectory() as scratch:
+        run([git, "init", "-q", "--bare", scratch], env)
+        done = run([git, "-C", scratch, "fetch", "-q", "--depth=1", url, sha], env)
+    if done.returncode == 0:
+        return PackageCheck(True, f"{sha} is a commit of {url}")
+    if MISSING_COMMIT.search(done.stderr):
+        return PackageCheck(False, f"{sha} is no commit of {url}: push it, or {PUBLISH_HINT}")
+    return PackageCheck(None, f"{sha} could not be checked in {url} ({last_line(done.stderr)})")
+
+
+def default_package(package_root: Path, version: str, env: Mapping[str, str], warn: Callable[[str], None]) -> str:
     """What pods install when --package is not given: this checkout's commit, fetched from its
-    `origin`, when this package runs from a git clone with an https origin; else this version."""
+    `origin`, when this package runs from a git clone with an https origin; else this version.
+    Uncommitted changes are warned about: the pods run the commit, not this working tree."""
     git = shutil.which("git", path=env.get("PATH"))
     if git is not None and (package_root / ".git").exists():
         origin = run([git, "-C", str(package_root), "remote", "get-url", "origin"], env)
         head = run([git, "-C", str(package_root), "rev-parse", "HEAD"], env)
         if origin.returncode == 0 and head.returncode == 0 and origin.stdout.startswith("https://"):
-            return f"lora-sweep @ git+{origin.stdout.strip()}@{head.stdout.strip()}"
+            if run([git, "-C", str(package_root), "status", "--porcelain"], env).stdout.strip():
+                warn(f"warning: {package_root} has uncommitted changes; the pods run its commit {head.stdout[:12]}")
+            return f"lora-sweep @ git+{without_credentials(origin.stdout.strip())}@{head.stdout.strip()}"
     return f"lora-sweep=={version}"
+
+
+def without_credentials(url: str) -> str:
+    """The URL without any `user:password@`: a token in an origin must never reach a pod or a log."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def run(argv: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess:

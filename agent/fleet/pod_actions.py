@@ -39,15 +39,22 @@ def remember(ledger: Path, pod: CreatedPod) -> None:
         lines.write(json.dumps(dataclasses.asdict(pod)) + "\n")
 
 
-def remembered(ledger: Path, sweep_id: str | None) -> list[CreatedPod]:
+def remembered(ledger: Path, sweep_id: str | None, echo: Echo) -> list[CreatedPod]:
+    """The pods `pods up` created from here; a line that is no pod record (hand-edited, cut short)
+    is skipped with a warning rather than failing `pods status` and `pods down`."""
     if not ledger.exists():
         return []
-    pods = [CreatedPod(**json.loads(line)) for line in ledger.read_text(encoding="utf-8").splitlines() if line]
+    pods = []
+    for number, line in enumerate(ledger.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            pods += [CreatedPod(**json.loads(line))] if line.strip() else []
+        except (ValueError, TypeError):  # not JSON, or not this record's fields
+            echo(f"warning: {ledger} line {number} is not a pod record: skipped")
     return [pod for pod in pods if sweep_id in (None, pod.sweep_id)]
 
 
-def forget(ledger: Path, sweep_id: str | None) -> None:
-    kept = [pod for pod in remembered(ledger, None) if sweep_id not in (None, pod.sweep_id)]
+def forget(ledger: Path, sweep_id: str | None, echo: Echo) -> None:
+    kept = [pod for pod in remembered(ledger, None, echo) if sweep_id not in (None, pod.sweep_id)]
     if ledger.exists():
         ledger.write_text("".join(json.dumps(dataclasses.asdict(pod)) + "\n" for pod in kept), encoding="utf-8")
 
@@ -140,7 +147,7 @@ def pods_status(api: RunPod, sweep_id: str | None, echo: Echo, ledger: Path = LE
     # Only named fields are shown: a listed pod also carries its env, secrets included.
     pods = our_pods(api, sweep_id)
     listed = {pod["id"] for pod in pods}
-    for gone in remembered(ledger, sweep_id):
+    for gone in remembered(ledger, sweep_id, echo):
         if gone.id not in listed:
             echo(describe_gone(gone))
     if not pods:
@@ -172,7 +179,7 @@ def pods_down(api: RunPod, sweep_id: str | None, echo: Echo, ledger: Path = LEDG
     for pod in pods:
         api.terminate_pod(pod["id"])
         echo(f"removed pod {pod['id']} {pod['name']}")
-    forget(ledger, sweep_id)
+    forget(ledger, sweep_id, echo)
     if not pods:
         echo(f"no lora-sweep pods{f' for {sweep_id}' if sweep_id else ''} to remove")
     return len(pods)

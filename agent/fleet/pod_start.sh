@@ -36,7 +36,7 @@ MAX_BOOTS=3  # a pod that keeps being restarted without ending is ended, not wor
 REASON="the start script ended early"
 CHILD_PID=""
 WATCHDOG_PID=""
-FORCE_REMOVE=""
+WORK_OVER=""  # set when the pod was stopped or reached its deadline: removed whatever the exit status
 
 log() {
   local line
@@ -88,14 +88,15 @@ finish() {
   local status=$?
   trap - EXIT
   trap '' INT TERM USR1
-  if [ -n "$WATCHDOG_PID" ]; then kill "$WATCHDOG_PID" 2>/dev/null; fi
+  if [ -n "$WATCHDOG_PID" ]; then kill "$WATCHDOG_PID" 2>/dev/null && wait "$WATCHDOG_PID"; fi
   if [ -d "$STATE_DIR" ]; then echo "exit $status: $REASON" >"$STATE_DIR/ended"; fi
   if [ -z "$POD_ID" ]; then
     log "ended: $REASON (exit $status); RUNPOD_POD_ID is unset, nothing to remove"
     exit "$status"
   fi
-  # A failure keeps the pod, stopped, so its log stays readable; everything else removes it.
-  if [ -z "$FORCE_REMOVE" ] && [ "$status" -ne 0 ] && [ "$status" -lt 128 ]; then
+  # A failure keeps the pod, stopped, so its log stays readable; everything else removes it. An
+  # agent killed by a signal (the OOM killer: 137) is a failure too: only stop_child marks a stop.
+  if [ -z "$WORK_OVER" ] && [ "$status" -ne 0 ]; then
     log "ended: $REASON (exit $status); stopping pod $POD_ID (kept for its log: lora-sweep pods down removes it)"
     if end_pod stop; then exit "$status"; fi
   else
@@ -107,19 +108,33 @@ finish() {
   exit "$status"
 }
 
+# In the background, detached from the output: sleep $1 seconds, then run the rest. A TERM to it ($!)
+# ends its sleep too, so a cancelled one neither outlives the script nor acts late (on a reused PID).
+after() {  # $1: seconds, then the command
+  local seconds=$1
+  shift
+  (
+    sleeper=""
+    trap 'if [ -n "$sleeper" ]; then kill "$sleeper"; fi; exit 0' TERM
+    sleep "$seconds" &
+    sleeper=$!
+    wait "$sleeper"
+    "$@"
+  ) >/dev/null 2>&1 &
+}
+
 # Stop the agents: a reclaim (SIGTERM) leaves seconds, the watchdog (USR1) a minute.
 stop_child() {  # $1: what happened, $2: grace in seconds, $3: exit status
   REASON=$1
+  WORK_OVER=1
   log "$1: stopping the agents (grace ${2}s)"
   if [ -n "$CHILD_PID" ] && kill -0 "$CHILD_PID" 2>/dev/null; then
     kill -TERM "$CHILD_PID" 2>/dev/null
-    (
-      sleep "$2"
-      kill -KILL "$CHILD_PID" 2>/dev/null
-    ) >/dev/null 2>&1 &
+    after "$2" kill -KILL "$CHILD_PID"
     local killer=$!
     wait "$CHILD_PID"
     kill "$killer" 2>/dev/null
+    wait "$killer"
   fi
   exit "$3"
 }
@@ -170,14 +185,7 @@ start_watchdog() {
   left=$(($(cat "$STATE_DIR/deadline") - $(date +%s)))
   if [ "$left" -lt 0 ]; then left=0; fi
   log "deadline in ${left}s"
-  # Detached from the output, and its sleep ended with it, so nothing holds the pod's log open.
-  (
-    sleep "$left" &
-    sleeper=$!
-    trap 'kill $sleeper; exit 0' TERM
-    wait $sleeper
-    kill -USR1 $$
-  ) >/dev/null 2>&1 &
+  after "$left" kill -USR1 $$
   WATCHDOG_PID=$!
 }
 
@@ -186,7 +194,7 @@ if ! mkdir -p "$STATE_DIR" "$RUN_DIR" || ! cd "$RUN_DIR"; then
   exit 2
 fi
 if ! count_boot; then
-  FORCE_REMOVE=1
+  WORK_OVER=1
   exit 4
 fi
 if [ -z "${LORA_SWEEP_ID:-}" ] || [ -z "${LORA_SWEEP_PACKAGE:-}" ]; then

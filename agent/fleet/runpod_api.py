@@ -87,7 +87,10 @@ class RunPod:
         try:
             answer = self._call(run_graphql_query, query, api_key=self.secrets.runpod_api_key)
         except RunPodError as error:
-            # RunPod has said it is removing interruptible pods from its API: say so plainly.
+            # RunPod has said it is removing interruptible pods from its API: when its GraphQL answer
+            # is about that mutation, say so plainly; any other failure (the network) is itself.
+            if "podRentInterruptable" not in str(error):
+                raise
             raise RunPodError(f"RunPod refused an interruptible pod ({error}): run without --interruptible") from None
         return answer["data"]["podRentInterruptable"]
 

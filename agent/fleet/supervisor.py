@@ -8,11 +8,14 @@ signal it says so in its shutdown notice, so a run can tell a preemption from it
 `wandb agent` starts its run in a process group of its own, with no parent-death signal: a crashed
 agent leaves its run running on the GPU. Every child carries its slot's mark (`SLOT_ENV`) in its
 environment, which whatever it starts inherits; when an agent crashes, every process with its mark
-is ended before anything else starts on that GPU.
+is ended before anything else starts on that GPU, and when supervision ends, every marked process
+still alive after a short grace is ended.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -23,11 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 from agent.local.processes import end_marked, start_child
 from agent.trial import shutdown_notice
 
 POLL_S = 0.1
 SLOT_ENV = "LORA_SWEEP_AGENT_SLOT"
+LEFTOVER_GRACE_S = 5.0
+"""At the end, how long runs that outlived their agents get to finish saving before they are ended."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,7 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._kill_leftovers()
+            self._end_runs_left_behind()
             self.notice.unlink(missing_ok=True)
         outcomes = tuple(ChildOutcome(s.child.label, s.returncode, s.restarts) for s in self.slots)
         return SupervisionResult(outcomes, self.signal_received)
@@ -266,9 +274,32 @@ class Supervisor:
         with self.echo_lock:
             self.echo(f"[{slot.child.label if slot else 'supervisor'}] {message}")
 
+    def _end_runs_left_behind(self) -> None:
+        """A `wandb agent` that exits before its run (after a forwarded stop) leaves the run on the GPU:
+        once every agent is done, runs still marked get a short grace to finish saving, then are ended.
+        A normal exit, with nothing marked alive, waits for nothing."""
+        marks = {slot.mark for slot in self.slots}
+        deadline = time.monotonic() + LEFTOVER_GRACE_S
+        while (alive := marked_alive(marks)) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        for slot in self.slots:
+            if slot.mark in alive:
+                ended = end_marked(SLOT_ENV, slot.mark)
+                self._say(slot, f"ended {ended} process(es) its agent left running")
+
     def _kill_leftovers(self) -> None:
         """Only reached with children alive when the loop itself failed: never leave them orphaned."""
         for slot in self.slots:
             if slot.process is not None and slot.process.poll() is None:
                 slot.process.kill()
                 slot.process.wait()
+
+
+def marked_alive(marks: set[str]) -> set[str]:
+    """Which of the slot marks a live process of ours still carries (a zombie's environment cannot be read)."""
+    found = set()
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):  # gone meanwhile, a zombie, or not ours to read
+            if process.pid != os.getpid() and process.environ().get(SLOT_ENV) in marks:
+                found.add(process.environ()[SLOT_ENV])
+    return found

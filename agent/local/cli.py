@@ -24,8 +24,9 @@ STORE_OPTION = click.option(
     help="SQLite file of local sweeps [env LORA_SWEEP_STORE; default ./.lora-sweep/sweeps.db].",
 )
 
-# The local agent's options, defined once: `lora-sweep agent` takes them, and hands them on to the
-# agents it supervises (`agent_flags`). Each parameter is named after its `AgentOptions` field.
+# The local agent's options, defined once: `lora-sweep agent` takes them, and hands every one of them
+# on to the agents it supervises (`agent_flags`). Those named after an `AgentOptions` field build it;
+# --gpu-hourly-usd reaches the runs as their environment (`price_env`).
 AGENT_OPTIONS = (
     click.option("--count", type=click.IntRange(min=1), help="Run at most this many runs, then exit."),
     click.option(
@@ -84,7 +85,7 @@ def agent_options_from(params: dict) -> agent_defaults.AgentOptions:
 def agent_flags(ctx: click.Context) -> tuple[str, ...]:
     """The local agent's options as this command got them, as flags for a child agent. Built from the
     command's own parameters, so an option added to AGENT_OPTIONS reaches the children unedited."""
-    names = {field.name for field in fields(agent_defaults.AgentOptions)}
+    names = {param.name for param in agent_options(click.Command("agent-options")).params}
     return tuple(
         f"{param.opts[0]}={ctx.params[param.name]}"
         for param in ctx.command.params
