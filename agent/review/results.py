@@ -93,6 +93,11 @@ class SweepResults:
         costs = [run.cost_usd for run in self.runs if run.cost_usd is not None]
         return sum(costs) if costs else None
 
+    @property
+    def priced(self) -> bool:
+        """Some finished run logged a cost: the review then draws and judges what the cost buys."""
+        return any(run.cost_usd is not None for run in self.finished)
+
     def score(self, run: RunResult) -> float:
         """The objective oriented so that higher is better, whatever the metric's goal."""
         return run.objective if self.maximize else -run.objective

@@ -19,6 +19,7 @@ from statistics import variance
 
 import numpy as np
 
+from agent.records import COST_KEY
 from agent.review.formatting import format_usd, format_value
 from agent.review.results import Parameter, RunResult, SweepResults
 
@@ -190,9 +191,17 @@ def find_cheapest_near_best(results: SweepResults, tolerance: float) -> RunResul
 
 def judge_costs(results: SweepResults, tolerance: float) -> list[str]:
     """Per swept parameter: does a costlier value buy more than `tolerance` over the cheapest one?"""
-    if not any(run.cost_usd is not None for run in results.finished):
+    if not results.priced:
         return []
-    return [judge_cost(results, parameter, tolerance) for parameter in results.swept]
+    verdicts = [judge_cost(results, parameter, tolerance) for parameter in results.swept]
+    winner = results.finished[0]
+    if winner.cost_usd is None:
+        priced = sum(run.cost_usd is not None for run in results.finished)
+        note = (
+            f"the winner ({winner.run_id}) logged no {COST_KEY}: these compare only the {priced} finished runs that did"
+        )
+        verdicts.insert(0, note)
+    return verdicts
 
 
 def judge_cost(results: SweepResults, parameter: Parameter, tolerance: float) -> str:
