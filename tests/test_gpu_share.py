@@ -99,8 +99,23 @@ def test_the_failed_allocation_is_read_from_pytorchs_message():
     assert requested_bytes("something else") == 0
 
 
+@pytest.fixture
+def restored_environment():
+    """The program in-process sets WANDB_PROJECT and WANDB_SERVICE in os.environ and starts W&B's
+    service: later tests' children would join this process's wandb-core. Undo both."""
+    import os
+
+    environ = dict(os.environ)
+    yield
+    import wandb
+
+    wandb.teardown()
+    os.environ.clear()
+    os.environ.update(environ)
+
+
 def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_failed_attempt(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, restored_environment
 ):
     """The real program, W&B offline, under LORA_SWEEP_GPU_SHARE=1/4. Two stand-ins, both for CUDA: the
     memory seam, and fine-tuning raising the allocator's own error as a capped GPU would."""
