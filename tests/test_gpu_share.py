@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import pytest
 import torch
+from helpers import inspect_summary, wandb_run_dir
 
 from agent.trial.config import ConfigError
 from agent.trial.gpu_share import (
@@ -146,3 +147,4 @@ def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_faile
     (attempts_file,) = (tmp_path / "outputs").glob("*/checkpoints/attempts.json")
     (attempt,) = read_attempts(attempts_file.parent)
     assert attempt["outcome"] == "failed" and attempt["reason"].startswith("GpuShareExceeded: out of GPU memory")
+    assert inspect_summary(wandb_run_dir(tmp_path))["summary"]["gpu/share"] == 0.25  # the review's GPU-hours read it
