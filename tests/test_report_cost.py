@@ -118,3 +118,14 @@ def test_a_cheaper_run_near_a_winner_without_a_cost_is_named():
     sweep = SweepRecord(priced.sweep_id, priced.config, [run_without_cost(priced.runs[0]), priced.runs[1]])
     summary = pages.format_summary(assess(sweep))
     assert summary.endswith("(it logged no cost/usd). Cheapest within 0.3 eval/rougeL of it: run1 with 13.90 for $0.1")
+
+
+def test_a_parameter_with_many_values_is_judged_on_whether_the_cost_follows_it():
+    # Seven ranks, one run each, the cost a step higher at each doubling: a straight line on the log
+    # axis the rank is judged on (its grid spans decades).
+    ranks = [2, 4, 8, 16, 32, 64, 128]
+    findings = assess(rank_sweep([(rank, 10.0 + index / 10, 100 * (index + 1)) for index, rank in enumerate(ranks)]))
+    (rank, _) = findings.cost_verdicts
+    assert rank == "lora_r: higher values cost more (correlation +1.00); weigh that against its verdict on eval/rougeL"
+    flat = assess(rank_sweep([(rank, 10.0 + index / 10, 100) for index, rank in enumerate(ranks)]))
+    assert flat.cost_verdicts[0] == "lora_r: the cost does not vary with it"
