@@ -260,6 +260,19 @@ def test_a_sweep_id_starting_with_v_gets_a_link_that_opens_its_view(monkeypatch)
     assert internal.get_view_dict("team", "lora", "sweep-v1abc234")["id"] == server.views[saved]["id"]
 
 
+def test_a_report_of_a_sweep_with_nothing_finished_saves_nothing_and_says_so_in_one_line(monkeypatch):
+    runs = twelve_runs()
+    for run in runs:
+        run.state = "running"
+    server = FakeServer("team", "lora", "sw33p", SWEEP_CONFIG, runs)
+    serve(monkeypatch, server)
+    result = CliRunner().invoke(main, ["dashboard", "team/lora/sw33p", "--report"])
+    assert result.exit_code == 1 and server.mutations == [] and server.views == {}
+    assert result.stderr == (
+        "Error: sweep team/lora/sw33p has no finished run with eval/rougeL yet (12 running); nothing to review\n"
+    )
+
+
 def test_dashboard_errors_are_one_line(monkeypatch):
     serve(monkeypatch, FakeServer("team", "lora", "sw33p", SWEEP_CONFIG, twelve_runs(), failing_runs_page=0))
     unknown = CliRunner().invoke(main, ["dashboard", "team/lora/nope"])

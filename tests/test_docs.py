@@ -1,7 +1,9 @@
 """The docs stay true to the code: the reference sections are what `make docs` writes from it, and
-every command is in the README."""
+every command is in the README, and every test a doc cites exists."""
 
+import ast
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,21 @@ def test_every_command_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     for name in COMMANDS:
         assert f"`{name}`" in readme, name
+
+
+CITED_TEST = re.compile(r"tests/(?P<file>\w+\.py)(?:::(?P<name>\w+))?")
+
+
+@pytest.mark.parametrize("doc", sorted((ROOT / "docs").glob("*.md")), ids=lambda path: path.name)
+def test_every_test_a_doc_cites_exists(doc):
+    missing = []
+    for match in CITED_TEST.finditer(doc.read_text()):
+        path, name = ROOT / "tests" / match["file"], match["name"]
+        if not path.exists() or (name and name not in functions_in(path)):
+            missing.append(match[0])
+    assert not missing, f"docs/{doc.name} cites tests that do not exist: {missing}"
+
+
+def functions_in(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}

@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import pytest
 import torch
+from helpers import inspect_summary, wandb_run_dir
 
 from agent.trial.config import ConfigError
 from agent.trial.gpu_share import (
@@ -99,8 +100,23 @@ def test_the_failed_allocation_is_read_from_pytorchs_message():
     assert requested_bytes("something else") == 0
 
 
+@pytest.fixture
+def restored_environment():
+    """The program in-process sets WANDB_PROJECT and WANDB_SERVICE in os.environ and starts W&B's
+    service: later tests' children would join this process's wandb-core. Undo both."""
+    import os
+
+    environ = dict(os.environ)
+    yield
+    import wandb
+
+    wandb.teardown()
+    os.environ.clear()
+    os.environ.update(environ)
+
+
 def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_failed_attempt(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, restored_environment
 ):
     """The real program, W&B offline, under LORA_SWEEP_GPU_SHARE=1/4. Two stand-ins, both for CUDA: the
     memory seam, and fine-tuning raising the allocator's own error as a capped GPU would."""
@@ -131,3 +147,4 @@ def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_faile
     (attempts_file,) = (tmp_path / "outputs").glob("*/checkpoints/attempts.json")
     (attempt,) = read_attempts(attempts_file.parent)
     assert attempt["outcome"] == "failed" and attempt["reason"].startswith("GpuShareExceeded: out of GPU memory")
+    assert inspect_summary(wandb_run_dir(tmp_path))["summary"]["gpu/share"] == 0.25  # the review's GPU-hours read it

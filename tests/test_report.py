@@ -101,6 +101,14 @@ def test_gpu_hours_come_from_runtime_on_gpu_runs_only():
     assert {run.run_id: run.gpu_hours for run in results.runs} == {"g": 2.0, "c": None}
 
 
+def test_gpu_hours_count_the_runs_share_of_its_gpu():
+    summary = {"eval/rougeL": 1.0, "_runtime": 7200.0, "gpu/peak_allocated_gb": 5.5}
+    shared = RunRecord("s", "finished", {}, {**summary, "gpu/share": 0.25})  # --agents-per-gpu 4
+    whole = RunRecord("w", "finished", {}, summary)  # no share logged: a whole GPU
+    results = collect_results(SweepRecord("s", {}, [shared, whole]))
+    assert {run.run_id: run.gpu_hours for run in results.runs} == {"s": 0.5, "w": 2.0}
+
+
 def test_log_distributions_and_decade_spanning_grids_get_a_log_axis():
     sweep = make_sweep(
         [

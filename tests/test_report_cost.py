@@ -9,6 +9,7 @@ import pytest
 from helpers import plotly_data
 
 from agent.records import RunRecord, SweepRecord
+from agent.review import pages
 from agent.review.findings import assess
 from agent.review.report import write_review
 from agent.review.verdict import MIN_GAIN
@@ -87,3 +88,44 @@ def test_the_cost_figure_plots_each_finished_run_and_marks_the_winner_and_the_ch
     assert (tmp_path / "cost.png").stat().st_size > 1000
     summary = (tmp_path / "summary.md").read_text()
     assert "## What the cost buys" in summary and "![objective vs cost per run](cost.png)" in summary
+
+
+def test_a_winner_without_a_cost_still_gets_the_cost_figure_and_verdicts_and_says_it_has_none(tmp_path):
+    # The winner logged no cost/usd (no price when it ran); two weaker runs, far below it, did.
+    priced = rank_sweep([(4, 14.0, 100), (8, 12.0, 100), (32, 10.0, 400)])
+    sweep = SweepRecord(priced.sweep_id, priced.config, [run_without_cost(priced.runs[0]), *priced.runs[1:]])
+    review = write_review(sweep, tmp_path)
+    findings = review.findings
+    assert findings.cheapest is None  # no run within the tolerance of the winner has a cost
+    assert (
+        findings.cost_verdicts[0]
+        == "the winner (run0) logged no cost/usd: these compare only the 2 finished runs that did"
+    )
+    assert findings.cost_verdicts[1].startswith("lora_r: 8 is the cheapest")
+    summary = pages.format_summary(findings)
+    assert summary.endswith(
+        "Winner: run0 with eval/rougeL = 14.00 (it logged no cost/usd, nor did any run within 0.3 eval/rougeL of it)"
+    )
+    assert "cost.png" in review.files
+    page = (tmp_path / "report.html").read_text()
+    assert "No run logged cost/usd" not in page and "What the cost buys" in page
+    plain, marked = plotly_data(page, "figure-cost")  # the priced runs; nothing to mark
+    assert plain["x"] == pytest.approx([0.1, 0.4]) and plain["y"] == [12.0, 10.0] and marked["x"] == []
+
+
+def test_a_cheaper_run_near_a_winner_without_a_cost_is_named():
+    priced = rank_sweep([(32, 14.0, 400), (8, 13.9, 100)])
+    sweep = SweepRecord(priced.sweep_id, priced.config, [run_without_cost(priced.runs[0]), priced.runs[1]])
+    summary = pages.format_summary(assess(sweep))
+    assert summary.endswith("(it logged no cost/usd). Cheapest within 0.3 eval/rougeL of it: run1 with 13.90 for $0.1")
+
+
+def test_a_parameter_with_many_values_is_judged_on_whether_the_cost_follows_it():
+    # Seven ranks, one run each, the cost a step higher at each doubling: a straight line on the log
+    # axis the rank is judged on (its grid spans decades).
+    ranks = [2, 4, 8, 16, 32, 64, 128]
+    findings = assess(rank_sweep([(rank, 10.0 + index / 10, 100 * (index + 1)) for index, rank in enumerate(ranks)]))
+    (rank, _) = findings.cost_verdicts
+    assert rank == "lora_r: higher values cost more (correlation +1.00); weigh that against its verdict on eval/rougeL"
+    flat = assess(rank_sweep([(rank, 10.0 + index / 10, 100) for index, rank in enumerate(ranks)]))
+    assert flat.cost_verdicts[0] == "lora_r: the cost does not vary with it"

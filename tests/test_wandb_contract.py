@@ -230,9 +230,13 @@ def test_the_local_launch_gives_a_program_what_wandb_agent_gives_it(fake_server,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(wandb_agent.Agent, "POLL_INTERVAL", 0.2)  # not the transport: the pause between beats
 
+    # `wandb agent` sets WANDB_RUN_ID, WANDB_SWEEP_ID and WANDB_SWEEP_PARAM_PATH in os.environ: our
+    # launch starts from the environment before it, so that it must set them itself.
+    before = dict(os.environ)
+    assert not {"WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH"} & before.keys()
     result = CliRunner().invoke(cli, ["agent", SWEEP_ID])
     assert result.exit_code == 0, (result.output, result.exception)
-    plan = prepare_launch(config, SWEEP_ID, RUN_ID, params, base_env=dict(os.environ))
+    plan = prepare_launch(config, SWEEP_ID, RUN_ID, params, base_env=before)
     subprocess.run(plan.argv, env=plan.env, check=True, timeout=60, cwd=tmp_path)
 
     under_wandb, under_ours = [json.loads(line) for line in log.read_text().splitlines()]

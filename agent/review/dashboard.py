@@ -248,9 +248,10 @@ def publish(path: str, with_report: bool) -> list[str]:
     try:
         sweep = fetch_wandb_sweep(path, with_runs=with_report)
         view = describe(sweep)
+        # Judged before anything is saved: a sweep with nothing to review saves nothing and says so.
+        findings = assess(sweep) if with_report else None
         urls = [save_workspace(build_workspace(view), view)]
-        if with_report:
-            findings = assess(sweep)
+        if findings:
             report = build_report(view, pages.format_summary(findings), findings)
             urls.append(save_report(report, view))
         return urls

@@ -125,7 +125,7 @@ def define_figures(findings: Findings) -> dict[str, Chart]:
         charts["importance"] = define_importance(importance, results.metric)
     if any(run.loss for run in results.runs):
         charts["loss"] = define_curves(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps")
-    if findings.cheapest is not None:
+    if results.priced:
         charts["cost"] = define_cost(findings)
     if any(run.memory for run in results.runs):
         title = f"CUDA memory allocated by each run ({MEMORY_KEYS[0]}) vs training steps"

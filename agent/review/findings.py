@@ -40,7 +40,9 @@ class Findings:
     tolerance: float
     """The smallest difference in the objective that counts (MIN_GAIN, or the noise when larger)."""
     cheapest: RunResult | None = None
-    """The cheapest finished run within `tolerance` of the winner; None when no run logged a cost."""
+    """The cheapest finished run within `tolerance` of the winner (the winner itself when nothing
+    cheaper comes close); None when no run that close logged a cost, the winner included. Whether the
+    sweep has any cost at all is `results.priced`."""
     cost_verdicts: list[str] = field(default_factory=list)
 
 

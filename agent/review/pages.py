@@ -11,10 +11,11 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from agent.records import COST_KEY
 from agent.review.findings import Findings
 from agent.review.formatting import format_duration, format_number, format_param, format_usd
 from agent.review.importance import Importance
-from agent.review.results import FINAL_ROUGE_KEYS, SweepResults
+from agent.review.results import FINAL_ROUGE_KEYS, RunResult, SweepResults
 
 
 def results_table(results: SweepResults) -> tuple[list[str], list[list[str]]]:
@@ -79,17 +80,23 @@ def format_summary(review: Findings) -> str:
 
 
 def format_cheapest(review: Findings) -> str:
-    """The cheapest run within the tolerance of the winner, as the end of the summary's sentence."""
-    cheapest, metric = review.cheapest, review.results.metric
-    if cheapest is None:
+    """The cheapest run within the tolerance of the winner, as the end of the summary's sentence;
+    says so plainly when the winner itself logged no cost."""
+    results, cheapest = review.results, review.cheapest
+    if not results.priced:
         return ""
-    if cheapest is review.results.finished[0]:
-        return f" ({format_usd(cheapest.cost_usd)}); no cheaper run comes within {review.tolerance:.2g} {metric} of it"
-    return (
-        f". Cheapest within {review.tolerance:.2g} {metric} of it: {cheapest.run_id} with "
-        f"{cheapest.objective:.2f} for {format_usd(cheapest.cost_usd)} "
-        f"(the winner cost {format_usd(review.results.finished[0].cost_usd)})"
-    )
+    winner, near = results.finished[0], f"{review.tolerance:.2g} {results.metric}"
+    if winner.cost_usd is None:
+        if cheapest is None:
+            return f" (it logged no {COST_KEY}, nor did any run within {near} of it)"
+        return f" (it logged no {COST_KEY}). Cheapest within {near} of it: {describe_cost(cheapest)}"
+    if cheapest is winner:
+        return f" ({format_usd(winner.cost_usd)}); no cheaper run comes within {near} of it"
+    return f". Cheapest within {near} of it: {describe_cost(cheapest)} (the winner cost {format_usd(winner.cost_usd)})"
+
+
+def describe_cost(run: RunResult) -> str:
+    return f"{run.run_id} with {run.objective:.2f} for {format_usd(run.cost_usd)}"
 
 
 def format_terminal(review: Findings) -> str:

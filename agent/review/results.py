@@ -25,6 +25,8 @@ from agent.records import (
 )
 
 FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
+SHARE_KEY = "gpu/share"
+"""The fraction of a GPU the run had (1/N with --agents-per-gpu N), in its summary; absent: a whole GPU."""
 LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
 
 
@@ -58,6 +60,8 @@ class RunResult:
     """(step, train/loss) for every logged training loss."""
     memory: list[tuple[float, float]] = field(default_factory=list)
     """(step, GB) of CUDA memory allocated by the run, logged with each training loss on a GPU."""
+    gpu_share: float = 1.0
+    """The fraction of its GPU the run had: 1/N when N agents shared it."""
 
     @property
     def finished(self) -> bool:
@@ -65,11 +69,11 @@ class RunResult:
 
     @property
     def gpu_hours(self) -> float | None:
-        # One agent per GPU, so a run holds one GPU for its runtime; runs without GPU memory
-        # figures ran on CPU and used no GPU time.
+        # A run holds its share of a GPU for its runtime, as it pays for it in cost/usd; runs
+        # without GPU memory figures ran on CPU and used no GPU time.
         if self.runtime_s is None or self.peak_memory_gb is None:
             return None
-        return self.runtime_s / 3600
+        return self.runtime_s / 3600 * self.gpu_share
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,11 @@ class SweepResults:
         """What the sweep cost, failed and stopped runs included; None when no run logged a cost."""
         costs = [run.cost_usd for run in self.runs if run.cost_usd is not None]
         return sum(costs) if costs else None
+
+    @property
+    def priced(self) -> bool:
+        """Some finished run logged a cost: the review then draws and judges what the cost buys."""
+        return any(run.cost_usd is not None for run in self.finished)
 
     def score(self, run: RunResult) -> float:
         """The objective oriented so that higher is better, whatever the metric's goal."""
@@ -131,6 +140,7 @@ def collect_run(run: RunRecord, specs: dict, sweep: SweepRecord) -> RunResult:
         curve=series_of(run.history, sweep.objective.name),
         loss=series_of(run.history, LOSS_KEY),
         memory=series_of(run.history, MEMORY_KEYS[0]),
+        gpu_share=number_in(run.summary, SHARE_KEY) or 1.0,
     )
 
 

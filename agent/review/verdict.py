@@ -19,6 +19,7 @@ from statistics import variance
 
 import numpy as np
 
+from agent.records import COST_KEY
 from agent.review.formatting import format_usd, format_value
 from agent.review.results import Parameter, RunResult, SweepResults
 
@@ -140,17 +141,25 @@ def judge_ordered(name: str, metric: str, best: dict, tolerance: float) -> str:
     return f"{name}: beyond {format_value(enough)} gains less than {tolerance:.2g} {metric}"
 
 
-def judge_trend(results: SweepResults, parameter: Parameter, tolerance: float) -> str:
-    runs = results.finished
+def correlate(parameter: Parameter, runs: list[RunResult], series: list[float]) -> float | None:
+    """Pearson correlation of the parameter (on a log axis where it is drawn on one) with `series`,
+    one value per run; None when either does not vary."""
     values = np.array([float(run.params[parameter.name]) for run in runs])
     axis = np.log10(values) if parameter.log_scale else values
-    scores = np.array([results.score(run) for run in runs])
-    if np.ptp(axis) == 0 or np.ptp(scores) == 0:
+    if np.ptp(axis) == 0 or np.ptp(series) == 0:
+        return None
+    return float(np.corrcoef(axis, series)[0, 1])
+
+
+def judge_trend(results: SweepResults, parameter: Parameter, tolerance: float) -> str:
+    runs = results.finished
+    correlation = correlate(parameter, runs, [results.score(run) for run in runs])
+    if correlation is None:
         return f"{parameter.name}: no variation to judge"
-    correlation = float(np.corrcoef(axis, scores)[0, 1])
     scale = " on a log scale" if parameter.log_scale else ""
+    values = [float(run.params[parameter.name]) for run in runs]
     winner = format_value(runs[0].params[parameter.name])
-    span = f"range tried {format_value(values.min())}-{format_value(values.max())}"
+    span = f"range tried {format_value(min(values))}-{format_value(max(values))}"
     if abs(correlation) < CLEAR_TREND:
         return (
             f"{parameter.name}: no clear trend (correlation {correlation:+.2f}{scale}); "
@@ -190,9 +199,17 @@ def find_cheapest_near_best(results: SweepResults, tolerance: float) -> RunResul
 
 def judge_costs(results: SweepResults, tolerance: float) -> list[str]:
     """Per swept parameter: does a costlier value buy more than `tolerance` over the cheapest one?"""
-    if not any(run.cost_usd is not None for run in results.finished):
+    if not results.priced:
         return []
-    return [judge_cost(results, parameter, tolerance) for parameter in results.swept]
+    verdicts = [judge_cost(results, parameter, tolerance) for parameter in results.swept]
+    winner = results.finished[0]
+    if winner.cost_usd is None:
+        priced = sum(run.cost_usd is not None for run in results.finished)
+        note = (
+            f"the winner ({winner.run_id}) logged no {COST_KEY}: these compare only the {priced} finished runs that did"
+        )
+        verdicts.insert(0, note)
+    return verdicts
 
 
 def judge_cost(results: SweepResults, parameter: Parameter, tolerance: float) -> str:
@@ -229,12 +246,9 @@ def judge_cost(results: SweepResults, parameter: Parameter, tolerance: float) ->
 
 def judge_cost_trend(results: SweepResults, parameter: Parameter, runs: list[RunResult]) -> str:
     """Many values, one run each: does the cost follow the parameter?"""
-    values = np.array([float(run.params[parameter.name]) for run in runs])
-    axis = np.log10(values) if parameter.log_scale else values
-    costs = np.array([run.cost_usd for run in runs])
-    if np.ptp(axis) == 0 or np.ptp(costs) == 0:
+    correlation = correlate(parameter, runs, [run.cost_usd for run in runs])
+    if correlation is None:
         return f"{parameter.name}: the cost does not vary with it"
-    correlation = float(np.corrcoef(axis, costs)[0, 1])
     if abs(correlation) < CLEAR_TREND:
         return f"{parameter.name}: the cost does not follow it (correlation {correlation:+.2f})"
     direction = "higher" if correlation > 0 else "lower"

@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
         os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
     run = wandb.init(config=config.to_params())
     cost = GpuCost.begin(run, hourly_usd, share)
+    if share:  # the review counts this run's GPU-hours at its share of the GPU (agent.review.results)
+        run.summary["gpu/share"] = float(share.fraction)
     try:
         stop.boundary("run")
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
