@@ -20,6 +20,8 @@ OBJECTIVE = "eval/rougeL"
 """The trial program's objective (ROUGE-L x100 on the fixed validation subset); sweeps name it."""
 COST_KEY = "cost/usd"
 """The run's GPU time x the price of a GPU-hour, in its summary (only when a price was given)."""
+SHARE_KEY = "gpu/share"
+"""The share of its GPU a run held (1/N with --agents-per-gpu N), in its summary when it shared one."""
 GPU_HOURLY_USD_ENV = "LORA_SWEEP_GPU_HOURLY_USD"
 """The price of one hour of a whole GPU, in US dollars: `pods up` sets it (RunPod's price),
 `lora-sweep agent --gpu-hourly-usd` sets it, or the user does. A run that shares its GPU

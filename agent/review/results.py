@@ -14,6 +14,7 @@ from agent.records import (
     LOSS_KEY,
     MEMORY_KEYS,
     PEAK_MEMORY_KEY,
+    SHARE_KEY,
     STEP_KEY,
     RunRecord,
     SweepRecord,
@@ -25,8 +26,6 @@ from agent.records import (
 )
 
 FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
-SHARE_KEY = "gpu/share"
-"""The fraction of a GPU the run had (1/N with --agents-per-gpu N), in its summary; absent: a whole GPU."""
 LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
 
 

@@ -30,6 +30,7 @@ from agent.records import (
     OBJECTIVE,
     PEAK_MEMORY_KEY,
     PREEMPTED_EXIT_CODE,
+    SHARE_KEY,
     STEP_KEY,
     RunState,
 )
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
     run = wandb.init(config=config.to_params())
     cost = GpuCost.begin(run, hourly_usd, share)
     if share:  # the review counts this run's GPU-hours at its share of the GPU (agent.review.results)
-        run.summary["gpu/share"] = float(share.fraction)
+        run.summary[SHARE_KEY] = float(share.fraction)
     try:
         stop.boundary("run")
         # Under a sweep, wandb.config holds the agent's values (locked); they win over flags.
