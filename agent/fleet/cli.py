@@ -291,7 +291,7 @@ def pods_up_command(
           --gpus-per-pod 2 --interruptible --max-hours 6 --dry-run
     """
     from agent.fleet.package_check import check_package
-    from agent.fleet.pod_actions import pods_up
+    from agent.fleet.pod_actions import check_before_renting, pods_up
     from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodPlan, pod_specs, secret_references
     from agent.fleet.sweep_bound import check_bounded
 
@@ -318,11 +318,11 @@ def pods_up_command(
         agents_per_gpu=agents_per_gpu,
     )
     specs = pod_specs(plan, secrets)
-    package_check = check_package(plan.package, dict(os.environ))
+    # Nothing is rented before both checks pass; the package's comes first, as the likelier fix.
+    check_before_renting(check_package(plan.package, dict(os.environ)), dry_run, click.echo)
     max_hours_given = click.get_current_context().get_parameter_source("max_hours") != ParameterSource.DEFAULT
-    if package_check.installable is not False:  # the package's line comes first: it is the likelier fix
-        click.echo(check_bounded(sweep_id, max_hours_given, dry_run))
-    pods_up(api, plan, specs, secrets, package_check, dry_run, echo=click.echo)
+    click.echo(check_bounded(sweep_id, max_hours_given, dry_run))
+    pods_up(api, plan, specs, secrets, dry_run, echo=click.echo)
 
 
 @pods_group.command("status")

@@ -102,13 +102,12 @@ def pods_up(
     plan: PodPlan,
     specs: list[PodSpec],
     secrets: Secrets,
-    package: PackageCheck,
     dry_run: bool,
     echo: Echo,
     ledger: Path = LEDGER,
 ) -> int:
-    """Create the pods (or, for a dry run, print them); returns how many were created."""
-    check_before_renting(package, dry_run, echo)
+    """Create the pods (or, for a dry run, print them); returns how many were created. The checks
+    before renting (`check_before_renting`, the sweep's bound) come first, at the command."""
     if dry_run:
         try:
             price = api.gpu_price(plan.gpu_type, plan.gpus_per_pod)
