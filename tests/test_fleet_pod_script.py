@@ -115,11 +115,18 @@ def test_the_pods_start_command_installs_runs_an_agent_per_gpu_and_removes_the_p
         assert "wandb-key" not in text  # the key reached the agents' environment, and nothing else
 
 
-def test_a_failed_install_stops_the_pod_without_starting_agents_and_says_why(tmp_path):
-    done = run_script(pod_env(tmp_path, LORA_SWEEP_PACKAGE="lora-sweep==9.9"))
+@pytest.mark.parametrize(
+    "setting, failed",
+    [
+        ({"LORA_SWEEP_PACKAGE": "lora-sweep==9.9"}, "lora-sweep==9.9"),  # no such version on the index
+        ({"LORA_SWEEP_TORCH_INDEX": TORCH_INDEX + "-typo"}, "lora-sweep==0.1.0 (or torch)"),  # no such index
+    ],
+)
+def test_a_failed_install_stops_the_pod_without_starting_agents_and_says_why(tmp_path, setting, failed):
+    done = run_script(pod_env(tmp_path, **setting))
 
     assert done.returncode == 3
-    assert "ended: setup failed: pip could not install lora-sweep==9.9" in done.stdout.splitlines()[-2]
+    assert f"ended: setup failed: pip could not install {failed}" in done.stdout.splitlines()[-2]
     assert events(tmp_path, "start") == []
     assert_ended_once_at_the_end(tmp_path, "stop")  # kept, stopped, so RunPod keeps its log
     assert ended(tmp_path).startswith("exit 3: setup failed")
