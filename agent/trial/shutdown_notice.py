@@ -20,6 +20,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 from agent.trial.checkpoint import write_atomically
 
 NOTICE_ENV = "LORA_SWEEP_SHUTDOWN_NOTICE"
@@ -63,21 +65,13 @@ def sigterm_is_preemption(environ: Mapping[str, str]) -> bool:
     return SHUTDOWN in rest or not supervisor_alive
 
 
-# psutil is imported where it is used: the entry point loads this module (through StopRequest) before
-# it checks that its python has the project's packages, and must say so in one line, not a traceback.
-
-
 def _identity() -> str:
-    import psutil
-
     return f"{os.getpid()} {psutil.Process().create_time()!r}"
 
 
 def _alive(pid: int, started: float) -> bool:
     """Running, not a zombie (a killed supervisor stays one until its parent reaps it), and the
     process that wrote the notice, not a later one given its pid."""
-    import psutil
-
     try:
         process = psutil.Process(pid)
         same = abs(process.create_time() - started) < 0.01  # the clock's tick; a reused pid starts later

@@ -24,8 +24,6 @@ import threading
 import time
 from collections.abc import Mapping
 
-from agent.trial.shutdown_notice import shutdown_sent_at, sigterm_is_preemption
-
 PREEMPT, STOP = "preempt", "stop"
 
 SIGTERM_AT_ENV = "LORA_SWEEP_SIGTERM_AT"
@@ -62,6 +60,10 @@ class StopRequest:
 
     def _classify(self) -> None:
         """Turn the signals that arrived into the request: a preemption outranks a stop."""
+        # Imported here, in the program's own flow: the entry point installs this request before it
+        # checks that its python has the project's packages (psutil among them).
+        from agent.trial.shutdown_notice import sigterm_is_preemption
+
         while self.arrived:  # the handler only appends; this runs in the program's own flow
             signum, at, wall = self.arrived.pop(0)
             kind = PREEMPT if signum == signal.SIGTERM and sigterm_is_preemption(self.environ) else STOP
@@ -112,5 +114,7 @@ class StopRequest:
     def _in_flight_s(self, kind: str, arrived_wall: float) -> float:
         """How long before this signal arrived the supervisor got the one it passes on (0 when the
         notice does not say)."""
+        from agent.trial.shutdown_notice import shutdown_sent_at
+
         sent_at = shutdown_sent_at(self.environ) if kind == PREEMPT else None
         return min(max(arrived_wall - sent_at, 0.0), 3600.0) if sent_at is not None else 0.0
