@@ -40,12 +40,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gpu_trials import LLAMA_3_2_1B, TINY_SHAPE  # noqa: E402  (the same shapes as the earlier GPU figures)
+from gpu_trials import LLAMA_3_2_1B, TINY_SHAPE, build_random_base  # noqa: E402  (the same shapes as the earlier GPU figures)
 
-from agent.trial.config import SAMSUM_SHAPED_DATASET, TINY_MODEL, TrialConfig  # noqa: E402
+from agent.trial.config import SAMSUM_SHAPED_DATASET, TrialConfig  # noqa: E402
 from agent.trial.data import build_collator, load_dialogues, tokenize_train  # noqa: E402
 from agent.trial.evaluation import Evaluator  # noqa: E402
-from agent.trial.model import add_lora, load_base_model, load_tokenizer, resolve_model_path  # noqa: E402
+from agent.trial.model import add_lora, load_base_model, load_tokenizer  # noqa: E402
 from agent.trial.program import build_training_arguments  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -102,26 +102,6 @@ def quiet_progress_bars() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-
-
-def build_random_base(shape: dict, out_dir: Path) -> Path:
-    """A Llama-architecture model of `shape` with random bf16 weights, and the tiny model's tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(TINY_MODEL))
-    config = LlamaConfig(
-        **shape,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        dtype="bfloat16",
-    )
-    torch.manual_seed(0)
-    with torch.device("cuda" if CUDA else "cpu"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
 
 
 def describe_machine(cli: argparse.Namespace) -> str:

@@ -79,7 +79,7 @@ def build_random_base(shape: dict, out_dir: Path) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        torch_dtype="bfloat16",
+        dtype="bfloat16",
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
