@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.fleet.package_check import PackageCheck
-from agent.fleet.pods import WORKDIR, PodError, PodPlan, PodSpec, Secrets, is_pod_of, priced
+from agent.fleet.pods import WORKDIR, PodError, PodPlan, PodSpec, Secrets, is_pod_of, pod_hours, priced
 from agent.fleet.runpod_api import GpuPrice, RunPod, RunPodError
 
 Echo = Callable[[str], None]
@@ -74,7 +74,7 @@ def describe_gone(pod: CreatedPod) -> str:
     )
 
 
-def describe_cost(plan: PodPlan, specs: list[PodSpec], price: GpuPrice) -> str:
+def describe_cost(plan: PodPlan, price: GpuPrice) -> str:
     per_gpu = price.per_gpu(plan.interruptible)
     kind = "interruptible, lowest bid" if plan.interruptible else "on demand"
     if per_gpu is None:
@@ -82,7 +82,7 @@ def describe_cost(plan: PodPlan, specs: list[PodSpec], price: GpuPrice) -> str:
     per_pod = per_gpu * plan.gpus_per_pod
     total = per_pod * plan.count
     # Each pod stops at its own deadline (staggered), so the bound is the sum of theirs.
-    bound = per_pod * sum(float(spec.env["LORA_SWEEP_MAX_HOURS"]) for spec in specs)
+    bound = per_pod * sum(pod_hours(plan, index) for index in range(1, plan.count + 1))
     return (
         f"cost: ${per_gpu:.3f}/h per {price.display_name} ({kind}), ${per_pod:.3f}/h per pod, "
         f"${total:.3f}/h for {plan.count} pod(s); at most ${bound:.2f}, when every pod runs to its deadline"
@@ -114,7 +114,7 @@ def pods_up(
         except RunPodError as error:
             price, cost = None, f"cost: price unavailable ({error})"
         else:
-            specs, cost = priced(specs, price.per_gpu(plan.interruptible)), describe_cost(plan, specs, price)
+            specs, cost = priced(specs, price.per_gpu(plan.interruptible)), describe_cost(plan, price)
         for spec in specs:
             echo(json.dumps(spec.shown(secrets), indent=2))
         echo(cost)
@@ -134,7 +134,7 @@ def pods_up(
         now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         remember(ledger, CreatedPod(pod["id"], spec.name, plan.sweep_id, now, plan.network_volume))
         echo(f"created pod {pod['id']} {spec.name}")
-    echo(describe_cost(plan, specs, price))
+    echo(describe_cost(plan, price))
     return len(created)
 
 
