@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,12 @@ def run_supervisor(tmp_path: Path, *args: str, env: dict | None = None) -> subpr
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+def launches(stderr: str) -> list[tuple[str, float]]:
+    """When the supervisor launched each agent, by its own clock: (label, seconds since it began)."""
+    found = re.findall(r"^\[(gpu [^\]]+)\] started at \+([\d.]+)s \(pid \d+\)", stderr, re.MULTILINE)
+    return [(label, float(at)) for label, at in found]
+
+
 def events(tmp_path: Path, event: str) -> list[dict]:
     record = tmp_path / "wandb.jsonl"
     lines = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
@@ -71,7 +78,10 @@ def test_a_wandb_sweep_gets_one_forwarding_wandb_agent_per_gpu_staggered(tmp_pat
         assert Path(start["argv"][0]).name == "agent"
         assert start["argv"] == ["agent", "--forward-signals", "--count", "2", SWEEP]
         assert start["env"]["CUDA_VISIBLE_DEVICES"] == start["gpu"]
-    assert starts[1]["time"] - starts[0]["time"] >= 0.4  # 0.5 s apart, less the jitter of interpreter start-up
+    # The supervisor's own record: it launches the second agent no sooner than 0.5 s after it began.
+    [(first, first_at), (second, second_at)] = launches(done.stderr)
+    assert (first, second) == ("gpu 0", "gpu 3")
+    assert second_at >= 0.5 and second_at - first_at > 0
     assert "[gpu 0] stand-in wandb agent on GPU '0', start 1" in done.stderr
     assert "[gpu 3] stand-in wandb agent on GPU '3', start 1" in done.stderr
     assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok, gpu 3 ok: ok"
@@ -128,27 +138,49 @@ def test_a_sigterm_the_supervisor_did_not_forward_is_a_controllers_stop(tmp_path
 
 
 @pytest.mark.e2e
-def test_a_killed_supervisor_leaves_no_agent_running(tmp_path):
-    env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60")
+def test_a_killed_supervisor_leaves_no_agent_running_and_signals_each_once(tmp_path):
+    # Each agent takes a second to stop, as one whose run saves a checkpoint would: a parent-death
+    # signal sent again meanwhile would be recorded. The kernel sends one each time a dying parent's
+    # thread hands the child on to another of its threads; the supervisor has one.
+    env = supervisor_env(tmp_path, STANDIN_WANDB_SLEEP="60", STANDIN_WANDB_STOP_S="1")
     supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", env=env)
-    wait_for(lambda: len(events(tmp_path, "start")) == 2, 30, "both agents to start")
+    starts = wait_for(lambda: len(events(tmp_path, "start")) == 2 and events(tmp_path, "start"), 30, "both agents")
+    threads = psutil.Process(supervisor.pid).num_threads()
 
     supervisor.kill()  # SIGKILL: no handler of ours runs
     supervisor.communicate(timeout=30)
+    for start in starts:
+        wait_for(lambda pid=start["pid"]: not psutil.pid_exists(pid), 10, f"agent {start['pid']} to exit")
 
-    # Each agent's first signal. The kernel may send the parent-death signal more than once: a child of
-    # a thread is handed to the process's other threads as they die, and each hand-over signals it.
-    def first_signals():
-        first = {}
-        for event in events(tmp_path, "signal"):
-            first.setdefault(event["pid"], event)
-        return len(first) == 2 and list(first.values())
-
-    got = wait_for(first_signals, 10, "both agents")
+    assert threads == 1
+    got = events(tmp_path, "signal")
     assert sorted((event["gpu"], event["signal"]) for event in got) == [("0", "SIGTERM"), ("1", "SIGTERM")]
     assert all(event["preemption"] for event in got)  # no supervisor left to ask: taken for a preemption
-    for start in events(tmp_path, "start"):
-        wait_for(lambda pid=start["pid"]: not psutil.pid_exists(pid), 10, f"agent {start['pid']} to exit")
+
+
+WANDB_BIN = Path(__file__).parent / "wandb_bin"
+SLOW_STOP = Path(__file__).parent / "programs" / "slow_stop.py"
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("no_leaked_processes")
+def test_a_killed_supervisor_lets_each_real_wandb_agent_stop_its_run_once_with_grace(tmp_path):
+    # wandb's own `wandb agent --forward-signals` (W&B's server answered at its transport) takes a
+    # second SIGTERM for "terminate the runs" and a third for "kill them": a run that got more than
+    # one, or was killed, would lose the checkpoint it was saving for its requeue.
+    env = supervisor_env(tmp_path, STANDIN_SWEEP_PROGRAM=str(SLOW_STOP), STANDIN_SWEEP_ARGS=json.dumps({"stop_s": 1}))
+    env["PATH"] = os.pathsep.join([str(WANDB_BIN), env["PATH"]])
+    supervisor = start_supervisor(tmp_path, SWEEP, "--gpus", "0,1", "--stagger", "0", env=env)
+    runs = wait_for(lambda: len(events(tmp_path, "run_start")) == 2 and events(tmp_path, "run_start"), 120, "runs")
+
+    supervisor.kill()
+    supervisor.communicate(timeout=30)
+    for run in runs:
+        wait_for(lambda pid=run["pid"]: not psutil.pid_exists(pid), 30, f"run {run['pid']} to exit")
+
+    sigterms = sorted(event["pid"] for event in events(tmp_path, "run_sigterm"))
+    assert sigterms == sorted(run["pid"] for run in runs)  # one each
+    assert sorted(event["pid"] for event in events(tmp_path, "run_exit")) == sigterms  # each stopped itself
 
 
 @pytest.mark.e2e
@@ -157,10 +189,10 @@ def test_a_crashed_agent_is_restarted_with_growing_backoff(tmp_path):
     done = run_supervisor(tmp_path, SWEEP, "--gpus", "0", "--restart-backoff", "0.3", env=env)
 
     assert done.returncode == 0, done.stderr
-    starts = [event["time"] for event in events(tmp_path, "start")]
-    exits = [event["time"] for event in events(tmp_path, "exit")]
-    assert len(starts) == 3
-    assert starts[1] - exits[0] >= 0.3 and starts[2] - exits[1] >= 0.6  # the wait doubles
+    assert len(events(tmp_path, "start")) == 3
+    # By the supervisor's clock, each launch comes at least the backoff after the one before, and the wait doubles.
+    starts = [at for _, at in launches(done.stderr)]
+    assert len(starts) == 3 and starts[1] - starts[0] >= 0.3 and starts[2] - starts[1] >= 0.6
     assert "[gpu 0] exited with 3; restart 1/3 in 0.3s" in done.stderr
     assert "[gpu 0] exited with 3; restart 2/3 in 0.6s" in done.stderr
     assert done.stderr.strip().splitlines()[-1] == "agents: gpu 0 ok after 2 restart(s): ok"

@@ -5,6 +5,12 @@ us, and never twice (a second SIGINT makes `wandb agent` kill its run without gr
 SIGTERM if the supervisor dies, however it dies, so no agent outlives it. Before forwarding a
 signal it says so in its shutdown notice, so a run can tell a preemption from its controller's stop.
 
+The supervisor is one thread: its loop copies the agents' output too. The kernel sends the
+parent-death signal again each time a dying parent's thread hands the child on to another of its
+threads, and `wandb agent` takes a second SIGTERM for "terminate the runs" and a third for "kill
+them". With one thread, a killed supervisor's agents get one SIGTERM each, and their runs keep the
+grace to checkpoint and be requeued.
+
 `wandb agent` starts its run in a process group of its own, with no parent-death signal: a crashed
 agent leaves its run running on the GPU. Every child carries its slot's mark (`SLOT_ENV`) in its
 environment, which whatever it starts inherits; when an agent crashes, every process with its mark
@@ -14,11 +20,12 @@ still alive after a short grace is ended.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,6 +39,8 @@ from agent.local.processes import end_marked, start_child
 from agent.trial import shutdown_notice
 
 POLL_S = 0.1
+OUTPUT_DRAIN_S = 5.0
+"""How long an exited agent's last output may take to arrive (a run it started can hold the pipe)."""
 SLOT_ENV = "LORA_SWEEP_AGENT_SLOT"
 LEFTOVER_GRACE_S = 5.0
 """At the end, how long runs that outlived their agents get to finish saving before they are ended."""
@@ -100,23 +109,82 @@ class SupervisionResult:
 
 
 class AgentLog:
-    """An agent's log file. Its reader thread and the supervisor's loop both write it, and a reader
-    that outlived its join (a grandchild held the pipe) may write after it was closed: one lock
-    keeps each line whole, and a line that comes after close is dropped."""
+    """An agent's log file. What a run its agent left behind writes to the agent's pipe after the
+    log was closed is dropped."""
 
     def __init__(self, path: Path):
         self._file = open(path, "a", encoding="utf-8")  # closed by close()
-        self._lock = threading.Lock()
 
     def write(self, text: str) -> None:
-        with self._lock:
-            if not self._file.closed:
-                self._file.write(text)
-                self._file.flush()
+        if not self._file.closed:
+            self._file.write(text)
+            self._file.flush()
 
     def close(self) -> None:
-        with self._lock:
-            self._file.close()
+        self._file.close()
+
+
+@dataclass
+class _Output:
+    """One agent process's output pipe, read without blocking and cut into whole lines."""
+
+    label: str
+    log: AgentLog
+    stream: IO[bytes]
+    decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+    partial: str = ""
+
+    def read(self) -> tuple[list[str], bool]:
+        """The whole lines that arrived, and whether the pipe ended (its unfinished last line then comes too)."""
+        data = os.read(self.stream.fileno(), 65536)
+        *lines, self.partial = (self.partial + self.decoder.decode(data, final=not data)).split("\n")
+        if not data and self.partial:
+            lines.append(self.partial)
+        return lines, not data
+
+
+class _Outputs:
+    """Every agent's output pipe, copied to its log and, labelled, to the console by the supervisor's loop."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.echo = echo
+        self.selector = selectors.DefaultSelector()
+
+    def add(self, label: str, log: AgentLog, stream: IO[bytes]) -> None:
+        os.set_blocking(stream.fileno(), False)
+        self.selector.register(stream, selectors.EVENT_READ, _Output(label, log, stream))
+
+    def pump(self, timeout_s: float) -> None:
+        """Copy what arrives within `timeout_s` (returns at the first arrival) and close pipes that ended."""
+        for key, _ in self.selector.select(timeout_s):
+            self._copy(key.data)
+
+    def drain(self, stream: IO[bytes], timeout_s: float) -> None:
+        """Copy an exited agent's output until its pipe ends, for at most `timeout_s`. A run it left
+        behind may hold the pipe open: what it writes later is copied by the loop meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while not stream.closed and (left := deadline - time.monotonic()) > 0:
+            self.pump(min(left, POLL_S))
+
+    def close(self) -> None:
+        for key in list(self.selector.get_map().values()):
+            self._close(key.data)
+        self.selector.close()
+
+    def _copy(self, output: _Output) -> None:
+        try:
+            lines, ended = output.read()
+        except BlockingIOError:  # woken, but another read took it first
+            return
+        for line in lines:
+            output.log.write(line + "\n")
+            self.echo(f"[{output.label}] {line.rstrip()}")
+        if ended:
+            self._close(output)
+
+    def _close(self, output: _Output) -> None:
+        self.selector.unregister(output.stream)
+        output.stream.close()
 
 
 @dataclass
@@ -126,7 +194,6 @@ class _Slot:
     child: AgentChild
     start_at: float
     process: subprocess.Popen | None = None
-    reader: threading.Thread | None = None
     restarts: int = 0
     returncode: int | None = None
     done: bool = False
@@ -141,12 +208,12 @@ class Supervisor:
     def __init__(
         self, children: list[AgentChild], options: SupervisorOptions, echo: Callable[[str], None], notice: Path
     ):
-        now = time.monotonic()
-        self.slots = [_Slot(child, start_at=now + i * options.stagger_s) for i, child in enumerate(children)]
+        self.began = time.monotonic()
+        self.slots = [_Slot(child, start_at=self.began + i * options.stagger_s) for i, child in enumerate(children)]
         self.options = options
         self.echo = echo
         self.notice = notice
-        self.echo_lock = threading.Lock()
+        self.outputs = _Outputs(echo)
         self.pending_signals: list[tuple[int, float]] = []
         """Signals received and when (Unix time), forwarded by the supervising loop."""
         self.signal_received: int | None = None
@@ -160,12 +227,13 @@ class Supervisor:
                 self._forward_signals()
                 for slot in self.slots:
                     self._step(slot)
-                time.sleep(POLL_S)
+                self.outputs.pump(POLL_S)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._kill_leftovers()
             self._end_runs_left_behind()
+            self.outputs.close()
             self.notice.unlink(missing_ok=True)
         outcomes = tuple(ChildOutcome(s.child.label, s.returncode, s.restarts) for s in self.slots)
         return SupervisionResult(outcomes, self.signal_received)
@@ -236,8 +304,6 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
             )
         except OSError as error:
             # A program that cannot start will not start on retry either.
@@ -245,21 +311,14 @@ class Supervisor:
             slot.returncode = 127
             self._mark_done(slot)
             return
-        self._say(slot, f"started (pid {slot.process.pid}): {' '.join(child.argv)}")
-        slot.reader = threading.Thread(target=self._pump, args=(slot, slot.process.stdout, slot.log), daemon=True)
-        slot.reader.start()
-
-    def _pump(self, slot: _Slot, stream: IO[str], log: AgentLog) -> None:
-        """Copy a child's output to its log file and, prefixed with its label, to the console."""
-        for line in stream:
-            log.write(line)
-            with self.echo_lock:
-                self.echo(f"[{slot.child.label}] {line.rstrip()}")
+        # When, counted from the start of supervision: the stagger and the backoff as they were kept.
+        started_at = time.monotonic() - self.began
+        self._say(slot, f"started at +{started_at:.2f}s (pid {slot.process.pid}): {' '.join(child.argv)}")
+        self.outputs.add(child.label, slot.log, slot.process.stdout)
 
     def _finish_process(self, slot: _Slot, returncode: int) -> None:
-        # Output left by a grandchild that still holds the pipe is not waited for past a few seconds.
-        if slot.reader is not None:
-            slot.reader.join(timeout=5)
+        # Its last lines come before the word that it exited.
+        self.outputs.drain(slot.process.stdout, OUTPUT_DRAIN_S)
         slot.returncode = returncode
         slot.process = None
 
@@ -271,8 +330,7 @@ class Supervisor:
     def _say(self, slot: _Slot | None, message: str) -> None:
         if slot is not None and slot.log is not None:
             slot.log.write(f"[supervisor] {message}\n")
-        with self.echo_lock:
-            self.echo(f"[{slot.child.label if slot else 'supervisor'}] {message}")
+        self.echo(f"[{slot.child.label if slot else 'supervisor'}] {message}")
 
     def _end_runs_left_behind(self) -> None:
         """A `wandb agent` that exits before its run (after a forwarded stop) leaves the run on the GPU:
@@ -281,7 +339,7 @@ class Supervisor:
         marks = {slot.mark for slot in self.slots}
         deadline = time.monotonic() + LEFTOVER_GRACE_S
         while (alive := marked_alive(marks)) and time.monotonic() < deadline:
-            time.sleep(POLL_S)
+            self.outputs.pump(POLL_S)
         for slot in self.slots:
             if slot.mark in alive:
                 ended = end_marked(SLOT_ENV, slot.mark)
