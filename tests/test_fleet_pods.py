@@ -513,3 +513,43 @@ def test_a_malformed_line_in_the_list_of_created_pods_is_skipped_with_a_warning(
         assert done.exit_code == 0, done.output
         assert f"warning: {Path('.lora-sweep', 'pods.jsonl')} line 2 is not a pod record: skipped" in done.stdout
         assert "line 3 is not a pod record" in done.stdout
+
+
+@pytest.mark.e2e
+def test_status_reads_why_a_removed_pod_ended_from_its_network_volume(runpod_server, tmp_path):
+    # The whole path: `pods up` with a network volume, the pod's own start script ending on it (the
+    # volume is a folder here), RunPod removing the pod, then `pods status` reading the script's
+    # `ended` file through RunPod's S3-compatible API (a strict stand-in on loopback).
+    from runpod_s3 import ACCESS_KEY, SECRET_KEY, FakeVolumeS3
+    from test_fleet_pod_script import SCRIPT, pod_env
+
+    key = {"RUNPOD_API_KEY": KEYS["RUNPOD_API_KEY"]}
+    one_pod = ("pods", "up", SWEEP, "--count", "1", "--gpu-type", GPU["id"], "--package", "lora-sweep==0.1.0")
+    assert lora_sweep(runpod_server, *one_pod, "--max-hours", "1", "--network-volume", "vol-7").exit_code == 0
+    [pod_id] = [json.loads(line)["id"] for line in Path(".lora-sweep", "pods.jsonl").read_text().splitlines()]
+    volume = tmp_path / "vol-7"  # what the pod mounts at /workspace
+    pod = tmp_path / "pod"
+    pod.mkdir()
+    env = pod_env(pod, RUNPOD_POD_ID=pod_id, LORA_SWEEP_WORKDIR=str(volume), LORA_SWEEP_RUN_DIR=str(volume))
+    subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, timeout=120, check=True)
+
+    FakeVolumeS3.volumes = {"vol-7": ("EU-RO-1", volume)}  # FakeRunPod puts vol-7 in EU-RO-1
+    FakeVolumeS3.requests = []
+    with serving(FakeVolumeS3) as s3:
+        endpoint = f"http://127.0.0.1:{s3.server_address[1]}"
+        status = {"RUNPOD_S3_ENDPOINT_URL": endpoint, "RUNPOD_S3_ACCESS_KEY": ACCESS_KEY}
+        read = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key, **status, RUNPOD_S3_SECRET_KEY=SECRET_KEY)
+        refused = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key, **status, RUNPOD_S3_SECRET_KEY="rps_x")
+        without = lora_sweep(runpod_server, "pods", "status", SWEEP, keys=key)
+
+    [gone] = [line for line in read.stdout.splitlines() if line.startswith("gone: ")]
+    assert read.exit_code == 0, read.output
+    assert f"gone: {pod_id} " in gone
+    assert "removed itself: its start script ended with 'exit 0: the sweep has no more runs for this pod'" in gone
+    assert f"/workspace/.lora-sweep/pods/{pod_id}/ (pod.log, ended) on network volume vol-7" in gone
+    assert FakeVolumeS3.requests[0] == f"/vol-7/.lora-sweep/pods/{pod_id}/ended"  # the bucket is the volume
+    [gone] = [line for line in refused.stdout.splitlines() if line.startswith("gone: ")]
+    assert refused.exit_code == 0 and "could not be read: RunPod's S3 API:" in gone and "SignatureDoesNotMatch" in gone
+    assert "rps_x" not in refused.output
+    [gone] = [line for line in without.stdout.splitlines() if line.startswith("gone: ")]
+    assert "`pods status` reads given an S3 API key in RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY" in gone

@@ -331,7 +331,8 @@ def pods_status_command(sweep_id) -> None:
     """List the pods of SWEEP_ID (or of every sweep): status, GPUs, cost per hour, uptime.
 
     Pods that `pods up` created from this folder and RunPod no longer lists are named too, with
-    what that means and where their reason is kept (docs/gpu.md, What is kept, and where).
+    why they ended: read from the pod's network volume through RunPod's S3 API, given an S3 API
+    key in RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY (docs/gpu.md, What is kept, and where).
 
     \b
     Example:
@@ -340,7 +341,7 @@ def pods_status_command(sweep_id) -> None:
     from agent.fleet.pod_actions import pods_status
 
     api, _ = runpod(for_pods=False)
-    pods_status(api, sweep_id, echo=click.echo)
+    pods_status(api, sweep_id, echo=click.echo, env=os.environ)
 
 
 @pods_group.command("down")

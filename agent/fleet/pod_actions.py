@@ -8,18 +8,22 @@ are gone and what that means, and `pods down` forgets them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.fleet.package_check import PackageCheck
 from agent.fleet.pods import WORKDIR, PodError, PodPlan, PodSpec, Secrets, is_pod_of, pod_hours, priced
 from agent.fleet.runpod_api import GpuPrice, RunPod, RunPodError
+from agent.fleet.volume_files import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, S3Keys, VolumeFiles, VolumeReadError
 
 Echo = Callable[[str], None]
 LEDGER = Path(".lora-sweep", "pods.jsonl")
+POD_STATE = ".lora-sweep/pods"
+"""Where, under its workdir, each pod's start script keeps its state: `<pod id>/ended`, `pod.log`."""
 
 
 @dataclass(frozen=True)
@@ -59,19 +63,43 @@ def forget(ledger: Path, sweep_id: str | None, echo: Echo) -> None:
         ledger.write_text("".join(json.dumps(dataclasses.asdict(pod)) + "\n" for pod in kept), encoding="utf-8")
 
 
-def describe_gone(pod: CreatedPod) -> str:
+@dataclass(frozen=True)
+class PodAccount:
+    """What a removed pod left of itself: why it ended, in its own words (None: not read), and where
+    its account is kept, if anywhere."""
+
+    ended: str | None
+    where: str
+
+
+def describe_gone(pod: CreatedPod, account: PodAccount) -> str:
     """What can be said of a pod RunPod no longer lists: it removed itself (a failed pod stops
-    instead, and stays listed), and where its own account of why is kept, if anywhere."""
-    where = (
-        f"its reason and log are in {WORKDIR}/.lora-sweep/pods/{pod.id}/ (ended, pod.log) on network volume "
-        f"{pod.network_volume}"
-        if pod.network_volume
-        else "it had no network volume, so nothing of it is kept but its runs in W&B"
+    instead, and stays listed), why, and where its own account is kept."""
+    why = account.ended or (
+        "its work was over (the sweep had no more runs for it, it was reclaimed or stopped, or its deadline came) "
+        "or it kept being restarted"
     )
-    return (
-        f"gone: {pod.id} {pod.name} (created {pod.created_at}) removed itself: its work was over (the sweep had no "
-        f"more runs for it, it was reclaimed or stopped, or its deadline came) or it kept being restarted; {where}"
-    )
+    return f"gone: {pod.id} {pod.name} (created {pod.created_at}) removed itself: {why}; {account.where}"
+
+
+def pod_account(pod: CreatedPod, keys: S3Keys | None, data_center: Callable[[str], str | None]) -> PodAccount:
+    """A removed pod's `ended` file, read from its network volume with an S3 API key."""
+    if not pod.network_volume:
+        return PodAccount(None, "it had no network volume, so nothing of it is kept but its runs in W&B")
+    where = f"its log is in {WORKDIR}/{POD_STATE}/{pod.id}/ (pod.log, ended) on network volume {pod.network_volume}"
+    if keys is None:
+        return PodAccount(
+            None,
+            f"{where}, which `pods status` reads given an S3 API key in {S3_ACCESS_KEY_ENV} and {S3_SECRET_KEY_ENV}",
+        )
+    try:
+        files = VolumeFiles(keys, pod.network_volume, data_center(pod.network_volume) or "")
+        ended = files.read_text(f"{POD_STATE}/{pod.id}/ended")
+    except (RunPodError, VolumeReadError) as error:
+        return PodAccount(None, f"{where}, which could not be read: {error}")
+    if ended is None:
+        return PodAccount(None, f"{where}, which holds no `ended` for it: its start script never got to write one")
+    return PodAccount(f"its start script ended with '{' '.join(ended.split())}'", where)
 
 
 def describe_cost(plan: PodPlan, price: GpuPrice) -> str:
@@ -142,13 +170,14 @@ def our_pods(api: RunPod, sweep_id: str | None) -> list[dict]:
     return [pod for pod in api.list_pods() if is_pod_of(pod, sweep_id)]
 
 
-def pods_status(api: RunPod, sweep_id: str | None, echo: Echo, ledger: Path = LEDGER) -> None:
+def pods_status(api: RunPod, sweep_id: str | None, echo: Echo, env: Mapping[str, str], ledger: Path = LEDGER) -> None:
     # Only named fields are shown: a listed pod also carries its env, secrets included.
     pods = our_pods(api, sweep_id)
     listed = {pod["id"] for pod in pods}
+    keys, data_center = S3Keys.from_env(env), functools.cache(api.network_volume_data_center)
     for gone in remembered(ledger, sweep_id, echo):
         if gone.id not in listed:
-            echo(describe_gone(gone))
+            echo(describe_gone(gone, pod_account(gone, keys, data_center)))
     if not pods:
         echo(f"no lora-sweep pods{f' for {sweep_id}' if sweep_id else ''} on RunPod")
         return

@@ -80,7 +80,7 @@ class RunPod:
     def _create_interruptible(self, spec: PodSpec, bid_per_gpu: float | None) -> dict:
         if bid_per_gpu is None:
             raise RunPodError(f"RunPod offers no interruptible {spec.gpu_type_id} now: try without --interruptible")
-        data_center = self._network_volume_data_center(spec.network_volume_id)
+        data_center = self.network_volume_data_center(spec.network_volume_id)
         query = interruptible_pod_mutation(spec, bid_per_gpu, data_center)
         from runpod.api.graphql import run_graphql_query
 
@@ -94,7 +94,7 @@ class RunPod:
             raise RunPodError(f"RunPod refused an interruptible pod ({error}): run without --interruptible") from None
         return answer["data"]["podRentInterruptable"]
 
-    def _network_volume_data_center(self, volume_id: str | None) -> str | None:
+    def network_volume_data_center(self, volume_id: str | None) -> str | None:
         # A network volume lives in one data center and the pod must be placed there; the SDK
         # looks this up the same way for on-demand pods.
         if volume_id is None:
