@@ -171,6 +171,14 @@ def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.1):
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def exited(pid: int) -> bool:
+    """Whether the process is gone (a zombie waiting for its parent counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def marked_processes() -> list[str]:
     """Command lines of live processes that carry this session's mark (zombies excluded)."""
     found = []

@@ -8,12 +8,21 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line, create_sweep, record_args_sweep, run_cli, runs_of, start_agent, wait_for
+from helpers import (
+    assert_one_line,
+    create_sweep,
+    exited,
+    logged_points,
+    record_args_sweep,
+    run_cli,
+    runs_of,
+    start_agent,
+    wait_for,
+)
 
 from agent.local import controller
 from agent.local.store import APPLICATION_ID, SCHEMA_VERSION, Store
@@ -198,13 +207,14 @@ def test_a_store_deleted_while_an_agent_runs_is_loud(tmp_path):
     store = tmp_path / "sweeps.db"
     sweep_id = create_sweep(store, record_args_sweep(tmp_path / "log", [1, 2], sleep=60))
     agent = start_agent(sweep_id, store, tmp_path)
-    wait_for(lambda: [r for r in runs_of(store, sweep_id) if r.pid], 60, "the run to start")
-    started = time.monotonic()
+    [run] = wait_for(lambda: [r for r in runs_of(store, sweep_id) if r.pid], 60, "the run to start")
     for path in tmp_path.glob("sweeps.db*"):
         path.unlink()
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 1
-    assert time.monotonic() - started < 20  # found at the next heartbeat, the program stopped
+    # Found at the next heartbeat, and the program stopped: gone, never woken from its 60 s sleep to log "done".
+    wait_for(lambda: exited(run.pid), 10, "the program to end")
+    assert logged_points(tmp_path / "log", "start") == [1] and logged_points(tmp_path / "log") == []
     assert err.strip().splitlines()[-1] == f"Error: the store {store} was deleted or replaced while this agent ran:" + (
         " its runs cannot be recorded"
     )
