@@ -5,7 +5,9 @@ program is tests/programs/record_args.py: no W&B import, it appends each start a
 in one O_APPEND write, so the log says exactly which points ran to their end, and how often.
 
   a. a grid of --points worked by --agents; --kills of them SIGKILLed mid-run, at different moments,
-     each replaced by a new agent, and one frozen (SIGSTOP) past the heartbeat timeout, then continued;
+     each replaced by a new agent; then the store's write lock held past the heartbeat timeout (as by
+     an agent frozen inside a transaction) and meanwhile one agent frozen (SIGSTOP) past the timeout,
+     then continued;
   b. a random sweep with run_cap --run-cap worked by --random-agents;
   c. --crowd agents on one store, a grid of --points.
 
@@ -33,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -51,7 +54,7 @@ COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 HEARTBEAT_TIMEOUT_S = MIN_HEARTBEAT_TIMEOUT_S
 MIN_FREEZE_S = HEARTBEAT_TIMEOUT_S + 2.0
 """A frozen agent stays stopped at least this long, and until its run was taken over..."""
-MAX_FREEZE_S = 20.0
+MAX_FREEZE_S = 24.0
 """...but no longer than this: frozen inside a write transaction it holds the store's lock, and
 the others wait at most 30 s for it (the store's busy timeout)."""
 MARK_VAR = "LORA_SWEEP_SOAK_MARK"
@@ -287,7 +290,7 @@ def kill_one(fleet: Fleet, sweep: Sweep, faults: Faults) -> bool:
     agent.fault = "killed"
     # What it held once it is dead: it can change nothing after this, and each such run must come back.
     held = runs_held(sweep, agent.process.pid)
-    faults.reruns.update(held)
+    faults.reruns.update(list(held))
     done = finished_count(sweep)
     faults.lines.append(f"SIGKILL agent {agent.process.pid} at {done} finished, holding {sorted(held) or 'nothing'}")
     fleet.start()
@@ -333,18 +336,49 @@ def runs_taken_from(agent: Agent) -> list[str]:
     return [w[2] for w in words if len(w) > 3 and w[:2] == ["agent:", "run"] and w[3] == "taken"]
 
 
+@dataclass
+class LockHold:
+    """The store's write lock held past the heartbeat timeout, from a thread of this script, as an
+    agent frozen inside a write transaction holds it: no agent can beat meanwhile, yet none of their
+    runs is dead."""
+
+    store: Path
+    seconds: float = MIN_FREEZE_S
+    taken: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._hold, daemon=True)
+        thread.start()
+        if not self.taken.wait(timeout=60):
+            raise TimeoutError(f"could not take the write lock of {self.store}")
+        return thread
+
+    def _hold(self) -> None:
+        db = sqlite3.connect(self.store, timeout=30.0, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            self.taken.set()
+            time.sleep(self.seconds)
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+
 def run_with_faults(
     fleet: Fleet, sweep: Sweep, points: int, agents: int, kills: int, deadline: float
 ) -> tuple[Faults, bool]:
-    """Start the agents, then at evenly spaced moments of progress freeze one and kill `kills`
-    (each replaced at once), until every agent has exited; False when the deadline came first."""
+    """Start the agents, then at evenly spaced moments of progress kill `kills` of them (each
+    replaced at once), hold the write lock and freeze one, until every agent has exited; False
+    when the deadline came first or a fault could not be done."""
     faults = Faults()
     for _ in range(agents):
         fleet.start()
-    # The freeze first, then the kills, each when its share of the grid has finished.
-    events = ["freeze"] + ["kill"] * kills
-    due_at = [points * (i + 1) // (len(events) + 1) for i in range(len(events))]
-    freeze = None
+    # Each when its share of the grid has finished: the kills, then the lock held and, while it is,
+    # the freeze (so both waits overlap; the lock holder is this script, never the frozen agent).
+    events = ["kill"] * kills + ["hold lock", "freeze"]
+    due_at = [points * (i + 1) // (kills + 2) for i in range(kills + 1)]
+    due_at.append(due_at[-1])
+    freeze = hold = None
     while fleet.live() or freeze is not None:
         if time.monotonic() > deadline:
             return faults, False
@@ -352,6 +386,11 @@ def run_with_faults(
             if events[0] == "freeze":
                 freeze = freeze_one(fleet, sweep, faults)
                 fired = freeze is not None
+            elif events[0] == "hold lock":
+                faults.lines.append(
+                    f"holding the store's write lock for {MIN_FREEZE_S:g}s at {finished_count(sweep)} finished"
+                )
+                hold, fired = LockHold(sweep.store).start(), True
             else:
                 fired = kill_one(fleet, sweep, faults)
             if fired:
@@ -360,6 +399,8 @@ def run_with_faults(
         if freeze is not None and thaw_when_due(freeze, sweep, faults):
             freeze = None
         time.sleep(POLL_S)
+    if hold is not None:
+        hold.join(timeout=60)
     if events:
         faults.lines.append(f"not done (no agent held a run at the moment): {events}")
     # The frozen agent's runs that another agent took over ran again; whatever else was taken from
@@ -528,7 +569,9 @@ def bare_startup_s(workdir: Path, env: Mapping[str, str], runs: int = 10) -> flo
 def grid_with_faults(
     workdir: Path, points: int, agents: int, kills: int, bare_s: float, base_env=None, timeout_s: float = 1800
 ) -> Report:
-    report = Report(f"a. grid of {points}, {agents} agents, {kills} SIGKILLed and replaced, 1 frozen")
+    report = Report(
+        f"a. grid of {points}, {agents} agents, {kills} SIGKILLed and replaced, 1 frozen, the write lock held"
+    )
     sweep = new_sweep(workdir, grid_config, points)
     started = time.monotonic()
     with Fleet(sweep, soak_env(workdir, base_env)) as fleet:
