@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import psutil
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
+from agent.local.options import HEARTBEAT_INTERVAL_S
 from agent.local.processes import ATTEMPT_ENV, attempt_mark, end_marked, signal_group
 from agent.local.store import RunRow, Store
 from agent.records import QUEUED_STATES, RunState
@@ -61,10 +63,13 @@ def to_engine_run(run: RunRow) -> sweeps.SweepRun:
     )
 
 
-def claim_next_run(store: Store, sweep_id: str, agent_id: str, heartbeat_timeout_s: float) -> Claimed | Wait | Done:
-    """Give `agent_id` its next run, atomically: one write transaction around every decision."""
+def claim_next_run(
+    store: Store, sweep_id: str, agent_id: str, heartbeat_timeout_s: float, expiry: Expiry | None = None
+) -> Claimed | Wait | Done:
+    """Give `agent_id` its next run, atomically: one write transaction around every decision.
+    `expiry`: the agent's own, kept across its claims (see `Expiry`); None requeues at once."""
     with store.write():
-        requeue_expired_runs(store, sweep_id, heartbeat_timeout_s)
+        requeue_expired_runs(store, sweep_id, heartbeat_timeout_s, expiry)
         sweep = store.sweep(sweep_id)
         if sweep.state in ("FINISHED", "CANCELED"):
             return Done(f"sweep {sweep_id} is {sweep.state.lower()}")
@@ -96,15 +101,52 @@ def _wait_or_finish(store: Store, sweep_id: str, running: list[RunRow], why: str
     return Done(f"{why} and done; sweep {sweep_id} finished")
 
 
-def requeue_expired_runs(store: Store, sweep_id: str, heartbeat_timeout_s: float) -> list[str]:
-    """Runs whose agent stopped beating (killed, machine slept) go back to pending, history kept:
-    the next attempt resumes from the run's checkpoint if it left one."""
+@dataclass
+class Expiry:
+    """The runs one agent found past the heartbeat timeout, and when. A stale heartbeat alone does
+    not prove its agent dead: while another process holds the store's write lock (an agent frozen
+    inside a transaction) no agent can beat, and when a whole machine sleeps every beat goes stale
+    at once. Either way the live agents' beats land as soon as the lock is free. So a run is
+    requeued only when a claim at least `grace_s` after the one that found it stale finds the same
+    heartbeat: its agent had the store and did not beat."""
+
+    grace_s: float = 2 * HEARTBEAT_INTERVAL_S
+    clock: Callable[[], float] = time.monotonic
+    """Monotonic: a machine's sleep does not count as time in which a run could beat."""
+    found: dict[tuple[str, int], tuple[float | None, float]] = field(default_factory=dict)
+    """(run id, attempt) -> (its heartbeat then, when this agent found it stale)."""
+
+    def confirmed(self, stale: list[RunRow]) -> list[RunRow]:
+        """Of the runs stale now, those stale since a claim `grace_s` ago with no beat since."""
+        now = self.clock()
+        earlier, self.found = self.found, {}
+        confirmed = []
+        for run in stale:
+            key = (run.run_id, run.attempts)
+            heartbeat, since = earlier.get(key, (run.heartbeat_at, now))
+            if heartbeat != run.heartbeat_at:  # it beat meanwhile, and is stale again: start over
+                heartbeat, since = run.heartbeat_at, now
+            if now - since >= self.grace_s:
+                confirmed.append(run)
+            else:
+                self.found[key] = (heartbeat, since)
+        return confirmed
+
+
+def requeue_expired_runs(
+    store: Store, sweep_id: str, heartbeat_timeout_s: float, expiry: Expiry | None = None
+) -> list[str]:
+    """Runs whose agent stopped beating (killed, frozen) go back to pending, history kept: the next
+    attempt resumes from the run's checkpoint if it left one. With `expiry`, only once a later
+    claim confirms it (`Expiry`)."""
     deadline = time.time() - heartbeat_timeout_s
     expired = [
         run
         for run in store.runs(sweep_id, with_history=False)
         if run.state == RunState.RUNNING and (run.heartbeat_at or 0) < deadline
     ]
+    if expiry is not None:
+        expired = expiry.confirmed(expired)
     for run in expired:
         kill_orphan(run)
         store.requeue(run.attempt)

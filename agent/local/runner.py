@@ -115,11 +115,12 @@ def run_agent(
     grid_size = sweep_config.grid_size(sweep.config)
     outcomes: list[AttemptOutcome] = []
     last_wait = None
+    expiry = controller.Expiry()  # across this agent's claims: a stale run is requeued once confirmed
     with _Interrupts() as interrupts:
         while options.count is None or len(outcomes) < options.count:
             if interrupts.count:
                 return AgentResult(outcomes, "interrupted", failed=True)
-            claim = controller.claim_next_run(store, sweep_id, agent_id, options.heartbeat_timeout_s)
+            claim = controller.claim_next_run(store, sweep_id, agent_id, options.heartbeat_timeout_s, expiry)
             if isinstance(claim, controller.Done):
                 return _when_done(store, sweep_id, outcomes, claim.reason)
             if isinstance(claim, controller.Wait):
