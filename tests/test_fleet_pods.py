@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,19 @@ def runpod_server():
 def in_tmp_path(tmp_path, monkeypatch):
     """Each test runs where `pods up` keeps its list of created pods (.lora-sweep/pods.jsonl) fresh."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def like_a_process_of_its_own():
+    """The CLI runs in this process, and W&B's client may start its service for it, which puts
+    WANDB_SERVICE in the environment: every program a later test starts would then join that
+    service (two launches of one run id then collide). Each command ends as its process would."""
+    before = dict(os.environ)
+    yield
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
+    os.environ.clear()
+    os.environ.update(before)
 
 
 @pytest.fixture
