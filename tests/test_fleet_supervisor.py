@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -343,20 +342,12 @@ def test_sigint_reaches_every_local_agent_and_their_runs_go_back_in_the_queue(tm
     assert err.strip().splitlines()[-1].endswith("; stopped by SIGINT: exit 130")
 
 
-def test_an_agent_log_keeps_lines_from_two_threads_whole_and_drops_those_after_close(tmp_path):
-    # An agent's reader thread and the supervisor's loop both write its log; a reader that outlived
-    # its join (a grandchild held the pipe) may still write after the log was closed.
+def test_an_agent_log_drops_the_lines_that_come_after_it_was_closed(tmp_path):
+    # A run its agent left behind may hold the agent's pipe and write after the log was closed.
     log = AgentLog(tmp_path / "gpu-0.log")
-    writers = [
-        threading.Thread(target=lambda who=who: [log.write(f"{who} {i} {'x' * 500}\n") for i in range(300)])
-        for who in ("agent", "supervisor")
-    ]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join()
+    for i in range(3):
+        log.write(f"line {i}\n")
     log.close()
     log.write("late\n")
 
-    lines = (tmp_path / "gpu-0.log").read_text().splitlines()
-    assert sorted(lines) == sorted(f"{who} {i} {'x' * 500}" for who in ("agent", "supervisor") for i in range(300))
+    assert (tmp_path / "gpu-0.log").read_text().splitlines() == ["line 0", "line 1", "line 2"]
