@@ -592,19 +592,8 @@ def random_with_cap(
 ) -> Report:
     report = Report(f"b. random sweep, run_cap {run_cap}, {agents} agents")
     sweep = new_sweep(workdir, random_config, run_cap)
-    started = time.monotonic()
-    with Fleet(sweep, soak_env(workdir, base_env)) as fleet:
-        for _ in range(agents):
-            fleet.start()
-        exited = fleet.wait(started + timeout_s)
-        wall = time.monotonic() - started
-        report.check(exited, f"every agent exited within {timeout_s:g}s")
-        if exited:
-            check_run_cap(report, sweep, run_cap)
-            check_store_and_agents(report, sweep, fleet)
-            check_leftovers(report, fleet)
-            measure(report, sweep, wall, bare_s)
-    return report
+    return without_faults(report, sweep, agents, bare_s, soak_env(workdir, base_env), timeout_s,
+                          lambda: check_run_cap(report, sweep, run_cap))  # fmt: skip
 
 
 def crowded_grid(
@@ -612,15 +601,23 @@ def crowded_grid(
 ) -> Report:
     report = Report(f"c. grid of {points}, {agents} agents on one store")
     sweep = new_sweep(workdir, grid_config, points)
+    return without_faults(report, sweep, agents, bare_s, soak_env(workdir, base_env), timeout_s,
+                          lambda: check_grid(report, sweep, points, {}))  # fmt: skip
+
+
+def without_faults(
+    report: Report, sweep: Sweep, agents: int, bare_s: float, env: dict, timeout_s: float, check_sweep
+) -> Report:
+    """`agents` agents work the sweep to its end; then the sweep's own check and the common ones."""
     started = time.monotonic()
-    with Fleet(sweep, soak_env(workdir, base_env)) as fleet:
+    with Fleet(sweep, env) as fleet:
         for _ in range(agents):
             fleet.start()
         exited = fleet.wait(started + timeout_s)
         wall = time.monotonic() - started
         report.check(exited, f"every agent exited within {timeout_s:g}s")
         if exited:
-            check_grid(report, sweep, points, {})
+            check_sweep()
             check_store_and_agents(report, sweep, fleet)
             check_leftovers(report, fleet)
             measure(report, sweep, wall, bare_s)
