@@ -1,7 +1,24 @@
-"""What a finished (or running) sweep looks like once fetched: the one shape that review code reads.
+"""The one vocabulary: what a sweep's runs are called, the words for how they stand, and the keys a run logs.
 
 W&B sweeps (through `wandb.Api()`) and local sweeps (from the SQLite store) are both turned into
-these records, so everything after fetching is one code path.
+the records below, so everything after fetching is one code path.
+
+Glossary, used the same way in code, files, docs and summary keys:
+- **run**: one parameter set of a sweep, under one W&B run id, from its first start to its end.
+- **launch**: one start of the trial program for a run (`python -m agent.train`). The trial
+  counts its launches in the run's checkpoint folder (`launches.json`, `agent/trial/launches.py`)
+  and writes `launch/number` and `launch/outcome` to the summary. A preempted run is launched
+  again under the same id; a requeue on W&B is a new launch, as is one by the local agent.
+- **claim**: one time a local agent took a queued run from the store to launch it
+  (`runs.claims`, `Claim` in `agent/local/store.py`). Every write about a running run names its
+  claim, so an agent whose run was requeued behind its back writes nothing. W&B's own controller
+  keeps its claims to itself; a launch is what both kinds of sweep have.
+- **max_attempts** (a trial parameter, named so in users' sweep files): how many launches of a run
+  may fail before it gives up. "Attempt" means nothing else anywhere.
+- **outcome**: how a launch or a claim ended. A `RunState` word, or one of two words of their own:
+  `GAVE_UP` (a launch that found max_attempts used up, trained nothing, and ended its run failed) and
+  `TAKEN` (a claim whose run another agent requeued after missed heartbeats: it dropped its run
+  without a write).
 """
 
 from __future__ import annotations
@@ -12,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+# The keys the trial program writes to its run: history rows and summary alike. Code that reads or
+# writes a run's keys names them from here (tests/test_layout.py holds literal summary keys to it).
 STEP_KEY = "train/global_step"
 """The x axis of every curve: the optimizer step the trial program logs with each evaluation."""
 LOSS_KEY = "train/loss"
@@ -30,6 +49,36 @@ MEMORY_KEYS = ("gpu/allocated_gb", "gpu/reserved_gb")
 """The run's own CUDA memory (torch's allocator, this process only), logged with each training loss."""
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
 """The run's peak CUDA memory allocated, in its summary when it ran on a GPU."""
+EVAL_PREFIX = "eval/"
+"""Each evaluation on the fixed subset logs `eval/<metric>` (rouge1, rouge2, rougeL, rougeLsum, gen_len)."""
+FINAL_PREFIX = "final/"
+"""The best adapter scored once on the whole validation split: `final/<metric>`, never the objective."""
+FINAL_OBJECTIVE = FINAL_PREFIX + "rougeL"
+SAMPLES_KEY = EVAL_PREFIX + "samples"
+"""A W&B Table of sample predictions (dialogue, reference, prediction, rougeL)."""
+TRAINABLE_PARAMS_KEY = "train/trainable_params"
+TOTAL_PARAMS_KEY = "train/total_params"
+TOKENS_PER_S_KEY = "train/tokens_per_s"
+"""Real (non-padding) tokens trained per second of training, evaluations excluded."""
+REAL_TOKEN_SHARE_KEY = "train/real_token_share"
+"""The share of the tokens in training batches that are not padding."""
+LOAD_S_KEY = "time/load_s"
+TRAIN_S_KEY = "time/train_s"
+EVAL_S_KEY = "time/eval_s"
+FINAL_EVAL_S_KEY = "time/final_eval_s"
+PEAK_RESERVED_KEY = "gpu/peak_reserved_gb"
+LAUNCH_NUMBER_KEY = "launch/number"
+"""Which launch of its run this is (1 for the first), as counted in the run's `launches.json`."""
+LAUNCH_OUTCOME_KEY = "launch/outcome"
+"""How the latest launch ended: a `RunState` word or `GAVE_UP`."""
+PULL_FAILURES_KEY = "launch/pull_failures"
+"""Launches in a row whose checkpoint pull failed (the summary, which W&B keeps across requeues, counts them)."""
+RESUMED_FROM_STEP_KEY = "launch/resumed_from_step"
+FAILURE_REASON_KEY = "failure_reason"
+"""Why the run failed, in one line."""
+RUNTIME_KEY = "_runtime"
+"""W&B's own: the run's seconds, in its summary."""
+
 PREEMPTED_EXIT_CODE = 143
 """128 + SIGTERM: how the trial program exits when preempted, so that its controller requeues it."""
 DEFAULT_GOAL = "minimize"
@@ -57,6 +106,27 @@ class RunState(str, enum.Enum):
     """Stopped by its controller: early termination, or a cancelled sweep."""
 
     __str__ = str.__str__  # print and format as the bare word, on every Python version
+    __format__ = str.__format__
+
+
+GAVE_UP = "gave_up"
+"""A launch's outcome of its own: max_attempts was used up, so it trained nothing and ended its run failed."""
+TAKEN = "taken"
+"""A claim's outcome of its own: another agent requeued the run after missed heartbeats."""
+
+
+class SweepState(str, enum.Enum):
+    """W&B's sweep states, the words the local store keeps and `lora-sweep pause/resume/cancel` set."""
+
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    """No new runs are handed out; running ones go on."""
+    FINISHED = "FINISHED"
+    """The search has nothing left to propose (a grid done, `run_cap` reached)."""
+    CANCELED = "CANCELED"
+    """Stopped by its user: running runs are stopped and no new ones start."""
+
+    __str__ = str.__str__
     __format__ = str.__format__
 
 
