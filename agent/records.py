@@ -89,7 +89,7 @@ class RunState(str, enum.Enum):
     """W&B's run states, the one vocabulary every part uses for how a run stands: the local store
     keeps these words, `lora-sweep runs` prints them, the local controller maps them to the
     engine's (`agent/local/controller.py`), and the trial program records its launches in them
-    (`agent/trial/checkpoint.py`). Members are strings: `RunState.FINISHED == "finished"`."""
+    (`agent/trial/launches.py`). Members are strings: `RunState.FINISHED == "finished"`."""
 
     PENDING = "pending"
     """Waiting for an agent: new, or put back by an agent that was interrupted or died."""

@@ -46,7 +46,7 @@ from agent.trial.config import SAMSUM_SHAPED_DATASET, TrialConfig  # noqa: E402
 from agent.trial.data import build_collator, load_dialogues, tokenize_train  # noqa: E402
 from agent.trial.evaluation import Evaluator  # noqa: E402
 from agent.trial.model import add_lora, load_base_model, load_tokenizer  # noqa: E402
-from agent.trial.program import build_training_arguments  # noqa: E402
+from agent.trial.recipe import build_training_arguments  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 

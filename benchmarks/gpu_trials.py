@@ -31,7 +31,7 @@ from agent.trial.config import SYNTHETIC_DATASET, TINY_MODEL, TrialConfig
 from agent.trial.data import PaddingCollator, load_dialogues, tokenize_train
 from agent.trial.evaluation import Evaluator
 from agent.trial.model import add_lora, load_base_model, load_tokenizer, resolve_model_path
-from agent.trial.program import build_training_arguments
+from agent.trial.recipe import build_training_arguments
 
 # Llama-3.2-1B's published config.json, less what only pretrained weights need.
 LLAMA_3_2_1B = dict(

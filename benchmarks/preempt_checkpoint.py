@@ -13,7 +13,6 @@ reports the step it resumed from, so the steps lost are measured too. Baseline: 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.trial.checkpoint import COMPLETE_MARKER, latest_checkpoint, step_of
+from agent.trial.checkpoint import COMPLETE_MARKER, latest_checkpoint, read_launches, step_of
 
 GRACE_S = 4.0
 
@@ -76,7 +75,7 @@ def main() -> None:
     )
     to_checkpoint_s = time.monotonic() - sent
     output, _ = process.communicate(timeout=cli.timeout)
-    attempts = json.loads((runs / "attempts.json").read_text())
+    launches = read_launches(runs)
 
     resumed = launch(cli.model, work, "preempt1", cli)
     resumed_output, _ = resumed.communicate(timeout=cli.timeout)
@@ -85,7 +84,7 @@ def main() -> None:
     print(f"model: {cli.model}; first periodic checkpoint at step {step_of(first)}")
     print(f"SIGTERM -> complete checkpoint at step {step_of(sealed)}: {to_checkpoint_s:.2f} s "
           f"({to_checkpoint_s / GRACE_S:.2f} of the {GRACE_S:.0f} s grace)")  # fmt: skip
-    print(f"first launch exit code {process.returncode}; attempts: {[a['outcome'] for a in attempts]}")
+    print(f"first launch exit code {process.returncode}; launches: {[a['outcome'] for a in launches]}")
     print(f"relaunch: {resumed_from or 'did not resume'}; exit code {resumed.returncode}")
     if process.returncode != 143 or resumed.returncode != 0:
         print(output[-3000:], resumed_output[-3000:], sep="\n")

@@ -19,7 +19,7 @@ from agent.trial.config import SYNTHETIC_DATASET, TINY_MODEL, TrialConfig
 from agent.trial.data import PaddingCollator, build_prompt, load_dialogues, tokenize_train
 from agent.trial.evaluation import Evaluator, stop_token_ids
 from agent.trial.model import add_lora, load_base_model, load_tokenizer
-from agent.trial.program import build_training_arguments
+from agent.trial.recipe import build_training_arguments
 from agent.trial.rouge import aggregate, score_pairs
 
 

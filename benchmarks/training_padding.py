@@ -18,7 +18,7 @@ from typing import Any
 from agent.trial.config import SYNTHETIC_DATASET, TINY_MODEL, TrialConfig
 from agent.trial.data import LABEL_PAD, PaddingCollator, load_dialogues, tokenize_train
 from agent.trial.model import add_lora, load_base_model, load_tokenizer
-from agent.trial.program import build_training_arguments
+from agent.trial.recipe import build_training_arguments
 
 # The tutorial pads to the longest sequence its settings allow: source + target + the chat template.
 TEMPLATE_TOKENS = 16

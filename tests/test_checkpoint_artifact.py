@@ -17,15 +17,9 @@ import wandb
 from wandb_artifacts import FakeArtifactServer, artifact_records
 from wandb_backend import serve
 
-from agent.trial.checkpoint import (
-    CHECKPOINT_FILES,
-    begin_attempt,
-    end_attempt,
-    latest_checkpoint,
-    read_attempts,
-    seal,
-)
+from agent.trial.checkpoint import CHECKPOINT_FILES, latest_checkpoint, read_launches, seal
 from agent.trial.checkpoint_artifact import ArtifactMirror, NoMirror, PullFailed, artifact_name, checkpoint_mirror
+from agent.trial.launches import begin_launch, end_launch
 from agent.trial.stopping import PREEMPT, StopRequest
 
 RUN_ID = "r8pod1"
@@ -89,13 +83,13 @@ def test_a_run_preempted_on_one_pod_resumes_on_another_from_the_artifact_and_old
     mirror = ArtifactMirror(run, wandb.Api(), StopRequest())
     folder_a = tmp_path / "pod-a" / "checkpoints"
     mirror.pull(folder_a)  # the run's first launch: nothing to download
-    begin_attempt(folder_a)
+    begin_launch(folder_a)
     push(mirror, folder_a)
     write_checkpoint(folder_a, 4)
     push(mirror, folder_a)
     write_checkpoint(folder_a, 8)  # checkpoint-4 removed once checkpoint-8 is complete
     push(mirror, folder_a)
-    end_attempt(folder_a, "preempted")
+    end_launch(folder_a, "preempted")
     push(mirror, folder_a)
     run.finish(exit_code=143)
     upload(server, tmp_path / "pod-a")
@@ -108,8 +102,8 @@ def test_a_run_preempted_on_one_pod_resumes_on_another_from_the_artifact_and_old
     mirror.pull(folder_b)
     assert folder_files(folder_b) == folder_files(folder_a)
     assert latest_checkpoint(folder_b).name == "checkpoint-8"
-    attempt = begin_attempt(folder_b)
-    assert attempt.number == 2 and attempt.failures_before == 0  # the preemption is not a failure
+    launch = begin_launch(folder_b)
+    assert launch.number == 2 and launch.failures_before == 0  # the preemption is not a failure
     push(mirror, folder_b)  # deletes every committed version but `latest` before logging its own
     run.finish()
     upload(server, tmp_path / "pod-b")
@@ -117,7 +111,7 @@ def test_a_run_preempted_on_one_pod_resumes_on_another_from_the_artifact_and_old
     assert server.live_versions(artifact_name(RUN_ID)) == [3, 4]
     deleted = [m for m in server.mutations if m[0] == "DeleteArtifact"]
     assert len(deleted) == 3
-    assert [a["outcome"] for a in read_attempts(folder_b)] == ["preempted", "running"]
+    assert [a["outcome"] for a in read_launches(folder_b)] == ["preempted", "running"]
 
 
 def test_a_push_during_a_preemptions_grace_only_logs_the_version(server, tmp_path):
@@ -188,11 +182,11 @@ def test_every_checkpoint_is_handed_on_once_it_is_complete(tmp_path):
 def test_a_relaunch_keeps_its_own_folder_when_it_is_as_far_along_and_replaces_a_stale_one(server, tmp_path):
     pod_a, pod_b = tmp_path / "pod-a" / "checkpoints", tmp_path / "pod-b" / "checkpoints"
     run = launch_on(tmp_path / "pod-a")
-    begin_attempt(pod_a)
+    begin_launch(pod_a)
     write_checkpoint(pod_a, 4)
     push(ArtifactMirror(run, wandb.Api(), StopRequest()), pod_a)
     run.finish()
-    upload(server, tmp_path / "pod-a")  # committed: attempts 1, step 4
+    upload(server, tmp_path / "pod-a")  # committed: launches 1, step 4
     write_checkpoint(pod_a, 8)  # the SIGTERM save, whose upload SIGKILL cut short: never committed
 
     run = launch_on(tmp_path / "pod-a")
@@ -200,10 +194,10 @@ def test_a_relaunch_keeps_its_own_folder_when_it_is_as_far_along_and_replaces_a_
     run.finish()
     assert latest_checkpoint(pod_a).name == "checkpoint-8"  # not thrown away for the older upload
 
-    begin_attempt(pod_b)  # a pod that ran the run's first launch long ago, then a crash
-    end_attempt(pod_b, "failed", "RuntimeError: boom")
+    begin_launch(pod_b)  # a pod that ran the run's first launch long ago, then a crash
+    end_launch(pod_b, "failed", "RuntimeError: boom")
     run = launch_on(tmp_path / "pod-a-again")  # since then pod A got further: 2 launches, step 8, committed
-    begin_attempt(pod_a)
+    begin_launch(pod_a)
     push(ArtifactMirror(run, wandb.Api(), StopRequest()), pod_a)
     run.finish()
     upload(server, tmp_path / "pod-a-again")
@@ -211,7 +205,7 @@ def test_a_relaunch_keeps_its_own_folder_when_it_is_as_far_along_and_replaces_a_
     ArtifactMirror(run, wandb.Api(), StopRequest()).pull(pod_b)
     run.finish()
     assert folder_files(pod_b) == folder_files(pod_a)  # pod A's copy replaced pod B's
-    assert len(read_attempts(pod_b)) == 2
+    assert len(read_launches(pod_b)) == 2
 
 
 def pushed_by_another_pod(server, tmp_path) -> Path:
@@ -219,9 +213,9 @@ def pushed_by_another_pod(server, tmp_path) -> Path:
     run = launch_on(tmp_path / "pod-a")
     mirror = ArtifactMirror(run, wandb.Api(), StopRequest())
     folder = tmp_path / "pod-a" / "checkpoints"
-    begin_attempt(folder)
+    begin_launch(folder)
     write_checkpoint(folder, 8)
-    end_attempt(folder, "preempted")
+    end_launch(folder, "preempted")
     push(mirror, folder)
     mirror.wait()
     run.finish(exit_code=143)
@@ -235,13 +229,13 @@ def pushed_by_another_pod(server, tmp_path) -> Path:
         ("checkpoint-8/adapter_model.safetensors", 0),
         ("checkpoint-8/optimizer.pt", 500),
         ("checkpoint-8/trainer_state.json", 3),
-        ("attempts.json", 10),
+        ("launches.json", 10),
     ],
 )
 def test_a_download_cut_off_mid_file_leaves_the_run_folder_as_it_was_and_the_next_pull_resumes(server, tmp_path, cut):
     pod_a = pushed_by_another_pod(server, tmp_path)
     pod_b = tmp_path / "pod-b" / "checkpoints"
-    begin_attempt(pod_b)  # this pod ran the run's first launch long ago
+    begin_launch(pod_b)  # this pod ran the run's first launch long ago
     write_checkpoint(pod_b, 2)
     before = folder_files(pod_b)
 
@@ -267,7 +261,7 @@ def test_what_a_launch_killed_mid_pull_left_is_ignored_and_removed(server, tmp_p
     broken.mkdir(parents=True)
     (broken / "complete").write_text("")
     (broken / "adapter_model.safetensors").write_bytes(b"x")
-    (pod_b / "attempts.json").write_text('[{"number": 1, "outc')  # cut mid-write
+    (pod_b / "launches.json").write_text('[{"number": 1, "outc')  # cut mid-write
     leftover = pod_b.with_name("checkpoints.pull-999-incoming") / "checkpoint-8"
     leftover.mkdir(parents=True)
     assert latest_checkpoint(pod_b) is None  # the marker alone does not make a checkpoint
@@ -277,15 +271,16 @@ def test_what_a_launch_killed_mid_pull_left_is_ignored_and_removed(server, tmp_p
     run.finish()
     assert latest_checkpoint(pod_b).name == "checkpoint-8"
     assert not leftover.parent.exists()
-    assert read_attempts(pod_b)[-1]["outcome"] == "preempted"
+    assert read_launches(pod_b)[-1]["outcome"] == "preempted"
 
 
 @pytest.mark.parametrize("failed_before, preempted", [(0, True), (1, False)])
 def test_a_pull_that_keeps_failing_ends_the_run_instead_of_requeuing_it_forever(
     server, tmp_path, monkeypatch, failed_before, preempted
 ):
-    """The launch is not counted as an attempt (the count is in the folder the pull could not bring),
+    """The launch is not counted (the count is in the folder the pull could not bring),
     so the run's summary counts failed pulls in a row; at max_attempts the run ends failed."""
+    from agent.records import PULL_FAILURES_KEY
     from agent.trial import checkpoint_artifact, program
     from agent.trial.config import TrialConfig
     from agent.trial.stopping import Preempted
@@ -298,13 +293,15 @@ def test_a_pull_that_keeps_failing_ends_the_run_instead_of_requeuing_it_forever(
     config = TrialConfig.from_params({"max_attempts": 2, "output_dir": str(tmp_path / "outputs")})
     run = launch_on(tmp_path / "machine")
     if failed_before:
-        run.summary[program.PULL_FAILURES_KEY] = failed_before  # as W&B keeps it across requeues
+        run.summary[PULL_FAILURES_KEY] = failed_before  # as W&B keeps it across requeues
     try:
         if preempted:
             with pytest.raises(Preempted):  # requeued: the next launch pulls again
-                program.run_trial(config, run, StopRequest())
+                program.run_trial(config, run, StopRequest(), program.Surroundings.read({}))
         else:
-            assert program.run_trial(config, run, StopRequest()) == 1  # ends failed, not marked preempting
-        assert run.summary[program.PULL_FAILURES_KEY] == failed_before + 1
+            assert (
+                program.run_trial(config, run, StopRequest(), program.Surroundings.read({})) == 1
+            )  # ends failed, not marked preempting
+        assert run.summary[PULL_FAILURES_KEY] == failed_before + 1
     finally:
         run.finish()

@@ -44,7 +44,7 @@ def test_a_preemption_during_the_final_scoring_ends_it_at_the_next_batch_unless_
     import pytest
     from transformers import AutoModelForCausalLM
 
-    from agent.trial.program import scoring_check
+    from agent.trial.recipe import scoring_check
     from agent.trial.stopping import Preempted, StopRequest
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

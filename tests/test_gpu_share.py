@@ -115,15 +115,15 @@ def restored_environment():
     os.environ.update(environ)
 
 
-def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_failed_attempt(
+def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_failed_launch(
     tmp_path, monkeypatch, capsys, restored_environment
 ):
     """The real program, W&B offline, under LORA_SWEEP_GPU_SHARE=1/4. Two stand-ins, both for CUDA: the
     memory seam, and fine-tuning raising the allocator's own error as a capped GPU would."""
     import signal
 
-    from agent.trial import program
-    from agent.trial.checkpoint import read_attempts
+    from agent.trial import program, recipe
+    from agent.trial.checkpoint import read_launches
 
     cuda = StandInCuda(total_gib=80, peak_gib=18)
     monkeypatch.setattr(program, "CudaMemory", lambda: cuda)
@@ -131,7 +131,7 @@ def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_faile
     def out_of_memory(*_):
         raise torch.OutOfMemoryError(OOM)
 
-    monkeypatch.setattr(program, "fine_tune", out_of_memory)
+    monkeypatch.setattr(recipe, "fine_tune", out_of_memory)
     monkeypatch.setenv("LORA_SWEEP_GPU_SHARE", "1/4")
     monkeypatch.chdir(tmp_path)
 
@@ -144,7 +144,7 @@ def test_the_trial_program_caps_its_share_and_an_overrun_is_one_line_and_a_faile
     assert cuda.caps == [0.25]
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and err[0].startswith("error: out of GPU memory within this trial's share 1/4"), err
-    (attempts_file,) = (tmp_path / "outputs").glob("*/checkpoints/attempts.json")
-    (attempt,) = read_attempts(attempts_file.parent)
-    assert attempt["outcome"] == "failed" and attempt["reason"].startswith("GpuShareExceeded: out of GPU memory")
+    (launches_file,) = (tmp_path / "outputs").glob("*/checkpoints/launches.json")
+    (launch,) = read_launches(launches_file.parent)
+    assert launch["outcome"] == "failed" and launch["reason"].startswith("GpuShareExceeded: out of GPU memory")
     assert inspect_summary(wandb_run_dir(tmp_path))["summary"]["gpu/share"] == 0.25  # the review's GPU-hours read it

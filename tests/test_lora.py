@@ -7,7 +7,7 @@ import torch
 
 from agent.trial.config import SYNTHETIC_DATASET, TINY_MODEL, LoraArgs, TrainArgs, TrialConfig
 from agent.trial.model import add_lora, build_lora_config, load_base_model, load_tokenizer
-from agent.trial.program import build_training_arguments
+from agent.trial.recipe import build_training_arguments
 
 # Every trial parameter of these sections and the library attribute that must carry it.
 TRAINING_ARGUMENTS = {

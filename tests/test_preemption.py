@@ -1,5 +1,5 @@
 """Preemption and resume: the real trial program in subprocesses, stopped by real signals; and, in
-process, the decisions it takes on the way (when to save within the grace, which attempts count).
+process, the decisions it takes on the way (when to save within the grace, which launches count).
 
 A second launch with the same WANDB_RUN_ID and checkpoint_dir is what a requeue does (W&B gives a
 requeued run its id back). W&B runs offline; each launch writes its own offline run folder.
@@ -23,7 +23,7 @@ from agent.local.launch import FLUSH_INTERVAL_ENV
 from agent.local.metrics import inspect_command
 from agent.local.processes import ATTEMPT_ENV, end_marked
 from agent.records import RunState
-from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
+from agent.trial.checkpoint import COMPLETE_MARKER, read_launches
 
 TRIAL = [
     "-m",
@@ -86,7 +86,7 @@ def wait_for_checkpoint(process: subprocess.Popen, folder: Path) -> None:
     wait_until(process, (folder / COMPLETE_MARKER).exists, str(folder))
 
 
-def attempt_dirs(cwd: Path, run_id: str) -> list[Path]:
+def launch_dirs(cwd: Path, run_id: str) -> list[Path]:
     """The offline run folders of one run id, one per launch, oldest first."""
     return sorted((cwd / "wandb").glob(f"offline-run-*-{run_id}"))
 
@@ -110,7 +110,7 @@ def straight(tiny_model_dir, dialogues, tmp_path_factory) -> dict:
     cwd = tmp_path_factory.mktemp("straight")
     code, stderr = finish(launch(cwd, dialogues, "straight"))
     assert code == 0, stderr[-3000:]
-    [run_dir] = attempt_dirs(cwd, "straight")
+    [run_dir] = launch_dirs(cwd, "straight")
     return {
         "summary": inspect_summary(run_dir)["summary"],
         "evals": eval_points(run_dir),
@@ -131,7 +131,7 @@ def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dia
     finish(first)
     lost_to_kill = steps_done(first) - 10
     assert 2 <= lost_to_kill < 10  # at most one eval interval
-    [killed] = attempt_dirs(tmp_path, "twice")
+    [killed] = launch_dirs(tmp_path, "twice")
     assert marked_preempting(killed)  # marked early: on W&B, the lost heartbeat requeues it
 
     # 2. The requeued run resumes at step 11; SIGTERM once it has passed step 20.
@@ -144,7 +144,7 @@ def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dia
     assert saved, stderr[-3000:]
     step, seconds = int(saved[1]), float(saved[2])
     assert seconds < 3.0  # preempt_grace_s, the default
-    _, preempted = attempt_dirs(tmp_path, "twice")
+    _, preempted = launch_dirs(tmp_path, "twice")
     assert train_steps(preempted)[0] == 11  # the step count continues, never back to 0
     assert max(train_steps(preempted)) == step  # nothing trained is lost to an announced preemption
     assert marked_preempting(preempted)
@@ -153,14 +153,14 @@ def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dia
     # 3. Requeued again: it finishes, equal to the run never stopped.
     code, stderr = finish(launch(tmp_path, dialogues, "twice"))
     assert code == 0, stderr[-3000:]
-    *_, last = attempt_dirs(tmp_path, "twice")
+    *_, last = launch_dirs(tmp_path, "twice")
     assert train_steps(last)[0] == step + 1
     summary = inspect_summary(last)
     assert summary["exit_code"] == 0
-    assert summary["summary"]["attempt/number"] == 3 and summary["summary"]["attempt/resumed_from_step"] == step
-    assert [a["outcome"] for a in read_attempts(volume)] == ["running", "preempted", "finished"]
+    assert summary["summary"]["launch/number"] == 3 and summary["summary"]["launch/resumed_from_step"] == step
+    assert [a["outcome"] for a in read_launches(volume)] == ["running", "preempted", "finished"]
 
-    evals = {k: v for run_dir in attempt_dirs(tmp_path, "twice") for k, v in eval_points(run_dir).items()}
+    evals = {k: v for run_dir in launch_dirs(tmp_path, "twice") for k, v in eval_points(run_dir).items()}
     assert evals.items() <= straight["evals"].items()  # the same curve, point for point
     assert {20, 30} <= evals.keys()
     assert summary["summary"]["eval/rougeL"] == straight["summary"]["eval/rougeL"]
@@ -171,8 +171,8 @@ def test_a_run_killed_then_preempted_continues_as_if_never_stopped(straight, dia
 
 
 @pytest.mark.e2e
-def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
-    # A real failure on every attempt: the adapter cannot be saved, because output_dir is a file.
+def test_a_run_that_fails_on_every_launch_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
+    # A real failure on every launch: the adapter cannot be saved, because output_dir is a file.
     (tmp_path / "outputs").write_text("not a folder")
     failing = ["--max_steps=10", "--max_attempts=2"]
     codes = []
@@ -180,18 +180,18 @@ def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_m
         code, stderr = finish(launch(tmp_path, dialogues, "crash", *failing))
         codes.append(code)
         assert "Traceback" in stderr or "gave up" in stderr, stderr[-3000:]
-    dirs = attempt_dirs(tmp_path, "crash")
+    dirs = launch_dirs(tmp_path, "crash")
     assert codes == [1, 1, 1]
-    # The first attempt is marked preempting, so W&B requeues it; the last allowed one is not.
+    # The first launch is marked preempting, so W&B requeues it; the last allowed one is not.
     assert [marked_preempting(d) for d in dirs] == [True, False, False]
     last = inspect_summary(dirs[1])["summary"]
-    assert last["attempt/outcome"] == "failed"
-    assert last["failure_reason"].startswith("failed on attempt 2, the last of max_attempts=2: NotADirectoryError")
+    assert last["launch/outcome"] == "failed"
+    assert last["failure_reason"].startswith("failed on launch 2, the last of max_attempts=2: NotADirectoryError")
     given_up = inspect_summary(dirs[2])["summary"]
     assert given_up["failure_reason"].startswith(
-        "gave up after 2 failed attempts (max_attempts=2); last: NotADirectory"
+        "gave up after 2 failed launches (max_attempts=2); last: NotADirectory"
     )
-    assert "train/loss" not in given_up  # nothing trained on a run that has used its attempts
+    assert "train/loss" not in given_up  # nothing trained on a run that has used its max_attempts
 
 
 def test_a_resumed_runs_config_is_rebuilt_from_our_parameters_but_a_sweep_typo_still_fails(tmp_path):
@@ -211,16 +211,16 @@ def test_a_resumed_runs_config_is_rebuilt_from_our_parameters_but_a_sweep_typo_s
 
 
 def test_announced_preemptions_do_not_count_against_max_attempts(tmp_path):
-    from agent.trial.checkpoint import begin_attempt, end_attempt
+    from agent.trial.launches import begin_launch, end_launch
 
-    assert begin_attempt(tmp_path).failures_before == 0
-    end_attempt(tmp_path, RunState.PREEMPTED)
-    second = begin_attempt(tmp_path)  # then killed without a word
+    assert begin_launch(tmp_path).failures_before == 0
+    end_launch(tmp_path, RunState.PREEMPTED)
+    second = begin_launch(tmp_path)  # then killed without a word
     assert (second.number, second.failures_before) == (2, 0)
-    third = begin_attempt(tmp_path)
+    third = begin_launch(tmp_path)
     assert third.failures_before == 1 and "without warning" in third.last_failure
-    end_attempt(tmp_path, RunState.FAILED, "OutOfMemoryError: CUDA out of memory")
-    fourth = begin_attempt(tmp_path)
+    end_launch(tmp_path, RunState.FAILED, "OutOfMemoryError: CUDA out of memory")
+    fourth = begin_launch(tmp_path)
     assert fourth.failures_before == 2 and fourth.last_failure.startswith("OutOfMemoryError")
     assert fourth.is_last(max_attempts=3) and not fourth.exhausted(max_attempts=3)
 
@@ -282,8 +282,8 @@ def test_sigint_ends_training_early_and_keeps_the_best_adapter(tiny_model_dir, d
     process.send_signal(signal.SIGINT)
     code, stderr = finish(process)
     assert code == 0, stderr[-3000:]  # a person's stop: finished, never requeued
-    [run_dir] = attempt_dirs(tmp_path, "stop")
+    [run_dir] = launch_dirs(tmp_path, "stop")
     summary = inspect_summary(run_dir)["summary"]
-    assert summary["attempt/outcome"] == "stopped" and "final/rougeL" in summary
+    assert summary["launch/outcome"] == "stopped" and "final/rougeL" in summary
     assert max(train_steps(run_dir)) < 30
     assert (tmp_path / "outputs" / "stop" / "best_adapter" / "adapter_model.safetensors").exists()

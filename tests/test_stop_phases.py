@@ -14,9 +14,9 @@ import shutil
 
 import pytest
 from helpers import adapter, assert_same_weights, inspect_summary
-from test_preemption import attempt_dirs, finish, launch, marked_preempting, train_steps
+from test_preemption import finish, launch, launch_dirs, marked_preempting, train_steps
 
-from agent.trial.checkpoint import read_attempts
+from agent.trial.checkpoint import read_launches
 from agent.trial.stopping import SIGTERM_AT_ENV
 
 pytestmark = pytest.mark.e2e
@@ -51,13 +51,13 @@ def never_stopped(tiny_model_dir, dialogues, tmp_path_factory) -> dict:
     cwd = tmp_path_factory.mktemp("never-stopped")
     code, stderr = finish(launch(cwd, dialogues, "straight", *SHORT))
     assert code == 0, stderr[-3000:]
-    [run_dir] = attempt_dirs(cwd, "straight")
+    [run_dir] = launch_dirs(cwd, "straight")
     summary = inspect_summary(run_dir)["summary"]
     return {"cwd": cwd, "summary": summary, "best": adapter(cwd / "outputs" / "straight" / "best_adapter")}
 
 
 def assert_ends_as_a_run_never_stopped(cwd, run_id, never_stopped) -> dict:
-    summary = inspect_summary(attempt_dirs(cwd, run_id)[-1])["summary"]
+    summary = inspect_summary(launch_dirs(cwd, run_id)[-1])["summary"]
     for key in ("eval/rougeL", "final/rougeL", "final/rouge1"):
         assert summary[key] == never_stopped["summary"][key], key
     assert_same_weights(adapter(cwd / "outputs" / run_id / "best_adapter"), never_stopped["best"])
@@ -68,20 +68,20 @@ def test_a_sigterm_at_every_phase_is_a_preemption_or_a_finish_and_the_run_ends_a
     never_stopped, dialogues, tmp_path
 ):
     for phase, flags, expected in PHASES:
-        runs_before = len(attempt_dirs(tmp_path, "often"))
+        runs_before = len(launch_dirs(tmp_path, "often"))
         code, stderr = launch_stopped_at(tmp_path, dialogues, "often", phase, *flags)
         assert code == expected, f"SIGTERM after {phase!r}: exit {code}\n{stderr[-3000:]}"
         assert "Traceback" not in stderr, f"SIGTERM after {phase!r}:\n{stderr[-3000:]}"
-        new_runs = attempt_dirs(tmp_path, "often")[runs_before:]
+        new_runs = launch_dirs(tmp_path, "often")[runs_before:]
         assert len(new_runs) == (0 if phase == "start" else 1), phase  # no run is made once a SIGTERM is known
         if code == 143 and new_runs:
             assert marked_preempting(new_runs[0]), f"SIGTERM after {phase!r}: not marked preempting"
 
     # Launches stopped before the pull had begun no attempt; every later one is counted, none as failed.
-    assert [a["outcome"] for a in read_attempts(tmp_path / "volume" / "often")] == ["preempted"] * 7 + ["finished"]
+    assert [a["outcome"] for a in read_launches(tmp_path / "volume" / "often")] == ["preempted"] * 7 + ["finished"]
     summary = assert_ends_as_a_run_never_stopped(tmp_path, "often", never_stopped)
-    assert summary["attempt/resumed_from_step"] == 4
-    assert train_steps(attempt_dirs(tmp_path, "often")[-1]) == []  # the launches after training trained nothing
+    assert summary["launch/resumed_from_step"] == 4
+    assert train_steps(launch_dirs(tmp_path, "often")[-1]) == []  # the launches after training trained nothing
 
 
 def test_a_sigterm_after_training_lets_the_launch_finish_when_the_rest_fits_the_grace(
@@ -89,18 +89,18 @@ def test_a_sigterm_after_training_lets_the_launch_finish_when_the_rest_fits_the_
 ):
     code, stderr = launch_stopped_at(tmp_path, dialogues, "fits", "trained")
     assert code == 0 and "Traceback" not in stderr, stderr[-3000:]
-    assert [a["outcome"] for a in read_attempts(tmp_path / "volume" / "fits")] == ["finished"]
+    assert [a["outcome"] for a in read_launches(tmp_path / "volume" / "fits")] == ["finished"]
     assert_ends_as_a_run_never_stopped(tmp_path, "fits", never_stopped)
 
 
 def test_a_relaunch_with_another_config_is_refused_in_one_line(never_stopped, dialogues, tmp_path):
     volume = tmp_path / "volume"
     shutil.copytree(never_stopped["cwd"] / "volume", volume)  # the run's checkpoints, as a requeue finds them
-    history = read_attempts(volume / "straight")
+    history = read_launches(volume / "straight")
 
     code, stderr = finish(launch(tmp_path, dialogues, "straight", *SHORT, "--learning_rate=1e-4", "--lora_r=4"))
     assert code == 1
     assert stderr.strip().splitlines()[-1].startswith("error: "), stderr[-3000:]
     assert "learning_rate" in stderr and "lora_r" in stderr and "Traceback" not in stderr, stderr[-3000:]
-    assert read_attempts(volume / "straight") == history  # refused before it counted as an attempt
-    assert not marked_preempting(attempt_dirs(tmp_path, "straight")[-1])  # not requeued: it would be refused again
+    assert read_launches(volume / "straight") == history  # refused before it counted as an attempt
+    assert not marked_preempting(launch_dirs(tmp_path, "straight")[-1])  # not requeued: it would be refused again

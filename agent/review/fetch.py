@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.errors import UserError
+from agent.errors import UserError, first_line
 from agent.records import (
     LOSS_KEY,
     MEMORY_KEYS,
     OBJECTIVE,
+    RUNTIME_KEY,
     STEP_KEY,
     RunRecord,
     SweepRecord,
@@ -58,7 +59,7 @@ def record_wandb_run(run: Any, metric: str) -> RunRecord:
     # the run's own GPU memory (logged with the losses, on a GPU only).
     keys = (metric, LOSS_KEY, MEMORY_KEYS[0])
     history = [dict(row) for key in keys for row in run.scan_history(keys=[STEP_KEY, key])]
-    runtime = summary.get("_runtime")
+    runtime = summary.get(RUNTIME_KEY)
     return RunRecord(
         run_id=run.id,
         state=run.state,
@@ -81,8 +82,3 @@ def fetch_local_sweep(sweep_id: str, store_path: Path | None) -> SweepRecord:
             store.close()
     except StoreError as error:  # unknown sweep, and a store that is damaged, foreign or unreadable
         raise FetchError(first_line(error)) from error
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

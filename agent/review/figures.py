@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import assert_never
 
 import matplotlib
 import matplotlib.figure
@@ -247,6 +248,8 @@ def to_plotly(chart: Chart) -> go.Figure:
             return plot_bars(chart)
         case Scatter():
             return plot_scatter(chart)
+        case _:  # a new chart type is drawn by both renderers, or a type checker says which is missing
+            assert_never(chart)
 
 
 def plot_parallel_coordinates(chart: ParallelCoordinates) -> go.Figure:
@@ -317,6 +320,8 @@ def save_png(chart: Chart, path: Path) -> None:
             figure = draw_bars(chart)
         case Scatter():
             figure = draw_scatter(chart)
+        case _:
+            assert_never(chart)
     figure.savefig(path, dpi=120)
 
 

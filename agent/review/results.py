@@ -11,9 +11,11 @@ from typing import Any
 
 from agent.records import (
     COST_KEY,
+    FINAL_PREFIX,
     LOSS_KEY,
     MEMORY_KEYS,
     PEAK_MEMORY_KEY,
+    RUNTIME_KEY,
     SHARE_KEY,
     STEP_KEY,
     RunRecord,
@@ -25,7 +27,7 @@ from agent.records import (
     rank_runs,
 )
 
-FINAL_ROUGE_KEYS = ("final/rouge1", "final/rouge2", "final/rougeL", "final/rougeLsum")
+FINAL_ROUGE_KEYS = tuple(f"{FINAL_PREFIX}{name}" for name in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
 LOG_SCALE_RATIO = 10  # a numeric grid spanning a decade or more reads better on a log axis
 
 
@@ -121,7 +123,7 @@ def collect_results(sweep: SweepRecord) -> SweepResults:
 
 
 def collect_run(run: RunRecord, specs: dict, sweep: SweepRecord) -> RunResult:
-    runtime = run.runtime_s if run.runtime_s is not None else run.summary.get("_runtime")
+    runtime = run.runtime_s if run.runtime_s is not None else run.summary.get(RUNTIME_KEY)
     names = list(specs) or [name for name in run.config if not name.startswith("_")]
     params = {name: config_value(run.config, name) for name in names}
     return RunResult(

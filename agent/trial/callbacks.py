@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback, TrainerState
 from transformers.trainer_callback import ExportableState
 
-from agent.records import MEMORY_KEYS, OBJECTIVE, STEP_KEY
+from agent.records import EVAL_PREFIX, MEMORY_KEYS, OBJECTIVE, STEP_KEY
 from agent.trial.checkpoint import BEST_ADAPTER_FILE, CHECKPOINT_PREFIX, seal, sync_file, write_trial_config
 from agent.trial.checkpoint_artifact import CheckpointMirror, NoMirror
 from agent.trial.stopping import StopRequest
@@ -83,7 +83,7 @@ class RougeCallback(TrainerCallback, ExportableState):
         self.seconds_per_example = took / max(len(result.predictions), 1)
         if step > 0:  # the baseline runs before training; it is load time, not train time
             self.eval_seconds += took
-        self.run.log({**{f"eval/{k}": v for k, v in result.metrics.items()}, STEP_KEY: step})
+        self.run.log({**{f"{EVAL_PREFIX}{k}": v for k, v in result.metrics.items()}, STEP_KEY: step})
         self.keeper.offer(model, result.metrics["rougeL"], step)
         # The best so far as a plain number, from the first evaluation on: W&B's panels read the summary,
         # so running, crashed and preempted runs show too (the history is what the sweep engines read).

@@ -1,11 +1,11 @@
-"""Where a run keeps what it needs to continue after a preemption, and how many tries it has had.
+"""Where a run keeps what it needs to continue after a preemption.
 
 A run's folder (`<checkpoint_dir>/<run_id>/`) holds the Trainer's newest checkpoint (`checkpoint-N/`:
 adapter, optimizer, scheduler, RNG states, trainer state with the data position) plus the best
-adapter so far, the resolved trial config it was trained with, and `attempts.json`, one line per
-launch of the run. A checkpoint counts only once every file a resume reads is there and its
-`complete` marker is written, last, after the rest is synced: a save cut short by SIGKILL, or a
-download cut short, is ignored and removed.
+adapter so far, the resolved trial config it was trained with, and `launches.json`, one line per
+launch of the run (`agent/trial/launches.py`). A checkpoint counts only once every file a resume
+reads is there and its `complete` marker is written, last, after the rest is synced: a save cut
+short by SIGKILL, or a download cut short, is ignored and removed.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import os
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.records import RunState
-
 CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer's own folder names
 COMPLETE_MARKER = "complete"
-ATTEMPTS_FILE = "attempts.json"
 BEST_ADAPTER_FILE = "best_adapter.safetensors"
 TRIAL_CONFIG_FILE = "trial_config.json"
+LAUNCHES_FILE = "launches.json"
+"""One line per launch of the run: its number, outcome and, when it failed, why (agent/trial/launches.py)."""
+EARLIER_LAUNCHES_FILE = "attempts.json"
+"""The same list under the name runs checkpointed by earlier versions gave it: read when there is no
+`launches.json`, and replaced by one at the next write."""
 CHECKPOINT_FILES = (
     "adapter_model.safetensors",
     "adapter_config.json",
@@ -37,12 +38,6 @@ CHECKPOINT_FILES = (
     TRIAL_CONFIG_FILE,
 )
 """What a resume reads: the Trainer's files, as transformers 5 writes them, and ours."""
-
-# How a launch ended, in attempts.json and as the run's `attempt/outcome`: the run's state words
-# (RunState: preempted, failed, finished, stopped), or still `running` when it was killed without
-# warning or crashed hard. One outcome is the trial's own and reaches the summary only: a launch
-# that gives up (max_attempts used up) trains nothing, and its run ends failed.
-GAVE_UP = "gave_up"
 
 
 def run_folder(checkpoint_dir: str, output_dir: str, run_id: str) -> Path:
@@ -89,51 +84,14 @@ def seal(folder: Path) -> None:
             shutil.rmtree(other, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class LaunchRecord:
-    """This launch of a run, as the trial program counts it in `attempts.json`. A controller keeps
-    its own count of the tries it made (the local store's `StoreAttempt`)."""
-
-    number: int
-    failures_before: int
-    """Earlier launches that failed or died without a word (not counting announced preemptions)."""
-    last_failure: str
-    """The reason the most recent failed launch gave, or '' if none did."""
-
-    def is_last(self, max_attempts: int) -> bool:
-        """A failure now would be the max_attempts-th: this launch must not be requeued on failure."""
-        return self.failures_before + 1 >= max_attempts
-
-    def exhausted(self, max_attempts: int) -> bool:
-        return self.failures_before >= max_attempts
-
-
-def begin_attempt(root: Path) -> LaunchRecord:
-    """Record a new launch as running and return what earlier launches left."""
-    history = read_attempts(root)
-    failures = [a for a in history if a["outcome"] in (RunState.RUNNING, RunState.FAILED)]
-    last_failure = (failures[-1].get("reason") or "killed without warning (no exit recorded)") if failures else ""
-    launch = LaunchRecord(number=len(history) + 1, failures_before=len(failures), last_failure=last_failure)
-    _write_attempts(root, [*history, {"number": launch.number, "outcome": RunState.RUNNING.value}])
-    return launch
-
-
-def end_attempt(root: Path, outcome: RunState, reason: str = "", step: int | None = None) -> None:
-    history = read_attempts(root)
-    if not history:
-        return
-    history[-1].update({"outcome": RunState(outcome).value, **({"reason": reason} if reason else {})})
-    if step is not None:
-        history[-1]["step"] = step
-    _write_attempts(root, history)
-
-
-def read_attempts(root: Path) -> list[dict]:
+def read_launches(folder: Path) -> list[dict]:
     """The launches recorded so far. A damaged file (a volume that lost its last write) is a warning and a
     fresh count: refusing it would fail every relaunch the same way."""
-    path = root / ATTEMPTS_FILE
+    path = folder / LAUNCHES_FILE
     if not path.exists():
-        return []
+        path = folder / EARLIER_LAUNCHES_FILE
+        if not path.exists():
+            return []
     try:
         history = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -144,9 +102,10 @@ def read_attempts(root: Path) -> list[dict]:
     return []
 
 
-def _write_attempts(root: Path, history: list[dict]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    write_atomically(root / ATTEMPTS_FILE, json.dumps(history, indent=1))
+def write_launches(folder: Path, history: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / LAUNCHES_FILE, json.dumps(history, indent=1))
+    (folder / EARLIER_LAUNCHES_FILE).unlink(missing_ok=True)
 
 
 def write_trial_config(checkpoint: Path, params: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """A run's checkpoints kept in W&B, for machines with no shared volume (`checkpoint_dir` empty).
 
-The run folder's newest complete checkpoint and `attempts.json` are logged as the artifact
+The run folder's newest complete checkpoint and `launches.json` are logged as the artifact
 `checkpoint-<run_id>`, type `checkpoint`, each time they change: when a launch begins, when a
 checkpoint is sealed, when a launch ends. Every version takes the `latest` alias, which W&B moves
 only once a version is committed, so an upload cut short by SIGKILL never becomes what a relaunch
@@ -23,7 +23,8 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.trial.checkpoint import ATTEMPTS_FILE, latest_checkpoint, read_attempts, step_of
+from agent.errors import one_line
+from agent.trial.checkpoint import LAUNCHES_FILE, latest_checkpoint, read_launches, step_of
 from agent.trial.stopping import StopRequest
 
 ARTIFACT_TYPE = "checkpoint"
@@ -111,16 +112,16 @@ class ArtifactMirror:
         try:
             if prune:
                 self._delete_superseded()
-            attempts, step = progress(folder)
+            launches, step = progress(folder)
             artifact = wandb.Artifact(
-                artifact_name(self.run.id), type=ARTIFACT_TYPE, metadata={"attempts": attempts, "step": step}
+                artifact_name(self.run.id), type=ARTIFACT_TYPE, metadata={"launches": launches, "step": step}
             )
             # What the version claims and nothing else: not a checkpoint the Trainer is still writing.
             checkpoint = latest_checkpoint(folder)
             if checkpoint is not None:
                 artifact.add_dir(str(checkpoint), name=checkpoint.name)
-            if (folder / ATTEMPTS_FILE).exists():
-                artifact.add_file(str(folder / ATTEMPTS_FILE))
+            if (folder / LAUNCHES_FILE).exists():
+                artifact.add_file(str(folder / LAUNCHES_FILE))
             self.run.log_artifact(artifact, aliases=[LATEST])
         except Exception as error:  # a lost version costs a relaunch elsewhere some steps, never this run
             print(f"warning: could not log a checkpoint version of {self.path}: {one_line(error)}", file=sys.stderr)
@@ -171,16 +172,12 @@ def swap_in(incoming: Path, folder: Path) -> None:
 def progress(folder: Path) -> tuple[int, int]:
     """How far a run folder is along: launches recorded, then the newest complete checkpoint's step."""
     checkpoint = latest_checkpoint(folder)
-    return len(read_attempts(folder)), step_of(checkpoint) if checkpoint else -1
+    return len(read_launches(folder)), step_of(checkpoint) if checkpoint else -1
 
 
 def progress_of(metadata: dict) -> tuple[int, int]:
-    return metadata.get("attempts", -1), metadata.get("step", -1)
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}".rstrip(": ")
+    """A version's progress, as `_push` wrote it (`attempts`: the name versions logged before the rename gave it)."""
+    return metadata.get("launches", metadata.get("attempts", -1)), metadata.get("step", -1)
 
 
 def checkpoint_mirror(checkpoint_dir: str, run: Any, stop: StopRequest) -> CheckpointMirror:

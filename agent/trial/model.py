@@ -14,12 +14,13 @@ LIGER_UNDER_LORA = {"rope": True, "rms_norm": True, "swiglu": True, "cross_entro
 is off: it multiplies by lm_head's weight directly, so a LoRA adapter on lm_head would be skipped."""
 
 
-def resolve_model_path(name: str) -> str:
-    """A Hub id as given, or a local model directory checked to hold a saved model."""
+def resolve_model_path(name: str, cache_root: Path | None = None) -> str:
+    """A Hub id as given, or a local model directory checked to hold a saved model; the built-in tiny
+    model is built under `cache_root` (None: the default cache) the first time."""
     if name == TINY_MODEL:
         from agent.trial.tiny import ensure_tiny_model
 
-        return str(ensure_tiny_model())
+        return str(ensure_tiny_model(cache_root))
     path = Path(name).expanduser()
     if not path.exists() and not name.startswith((".", "/", "~")):
         return name  # a Hub id; the loaders say whether it can be fetched
@@ -39,10 +40,17 @@ def use_bf16(args: ModelArgs) -> bool:
     return args.bf16 == "true"
 
 
-def load_tokenizer(args: ModelArgs) -> Any:
+def cannot_load_model(name: str, error: BaseException) -> ConfigError:
+    return ConfigError(
+        f"cannot load model {name!r}: {str(error).splitlines()[0]} "
+        "(check the Hub id, your Hub login for gated models, or the local path)"
+    )
+
+
+def load_tokenizer(args: ModelArgs, cache_root: Path | None = None) -> Any:
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(args.model_name_or_path)
+    path = resolve_model_path(args.model_name_or_path, cache_root)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as error:  # a missing tokenizer file or an unreachable Hub id
@@ -55,17 +63,14 @@ def load_tokenizer(args: ModelArgs) -> Any:
     return tokenizer
 
 
-def load_base_model(args: ModelArgs) -> Any:
+def load_base_model(args: ModelArgs, cache_root: Path | None = None) -> Any:
     from transformers import AutoModelForCausalLM
 
-    path = resolve_model_path(args.model_name_or_path)
+    path = resolve_model_path(args.model_name_or_path, cache_root)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if use_bf16(args) else torch.float32)
     except OSError as error:
-        raise ConfigError(
-            f"cannot load model {args.model_name_or_path!r}: {str(error).splitlines()[0]} "
-            "(check the Hub id, your Hub login for gated models, or the local path)"
-        ) from None
+        raise cannot_load_model(args.model_name_or_path, error) from None
     # Training reads no KV cache, and with one SDPA and eager attention build a plain causal mask
     # that lets packed examples see each other; generation asks for its cache explicitly.
     model.config.use_cache = False
@@ -99,21 +104,18 @@ def check_target_modules(model: Any, args: LoraArgs) -> None:
         )
 
 
-def check_model(model_args: ModelArgs, lora_args: LoraArgs) -> None:
+def check_model(model_args: ModelArgs, lora_args: LoraArgs, cache_root: Path | None = None) -> None:
     """The model's directory and the LoRA target names, checked from its config alone, before any data or weights.
 
     The layers come from a skeleton of the model on the meta device: real module names, no memory.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    path = resolve_model_path(model_args.model_name_or_path)
+    path = resolve_model_path(model_args.model_name_or_path, cache_root)
     try:
         model_config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as error:  # an unreachable or unknown Hub id, an unreadable config.json
-        raise ConfigError(
-            f"cannot load model {model_args.model_name_or_path!r}: {str(error).splitlines()[0]} "
-            "(check the Hub id, your Hub login for gated models, or the local path)"
-        ) from None
+        raise cannot_load_model(model_args.model_name_or_path, error) from None
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(model_config)
     check_target_modules(skeleton, lora_args)

@@ -1,8 +1,11 @@
 """ROUGE as the objective: `rouge-score` with the Porter stemmer, aggregated as Hugging Face
 `evaluate`'s rouge metric does (the bootstrap "mid" F-measure), scaled to 0-100.
 
-`evaluate.load("rouge")` fetches its metric script from the Hub on first use, so it cannot be the
-only path offline; this module calls the same `rouge-score` functions directly. ROUGE-Lsum needs one
+`evaluate` stays a dependency (it is the package users reach for, and its rouge is the reference
+our numbers match), but nothing calls it at run time: `evaluate.load("rouge")` fetches its metric
+script from the Hub on first use, which an offline machine or a pod behind a firewall cannot do, and
+a trial must score the same way everywhere. So this module calls the `rouge-score` functions that
+the script calls, directly. ROUGE-Lsum needs one
 sentence per line; we split on sentence-ending punctuation instead of downloading NLTK's punkt.
 The bootstrap is rouge-score's, drawn in blocks: the same numbers, bit for bit, without its
 thousand-step Python loop per ROUGE type (benchmarks/rouge_aggregate.py).

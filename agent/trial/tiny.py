@@ -18,6 +18,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
+from agent.trial.config import DEFAULT_CACHE_ROOT
 from agent.trial.synthetic import SPLIT_SIZES, synthetic_dialogues
 
 # Bump when the recipe's code changes: it is part of the cache key.
@@ -41,13 +42,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("LORA_SWEEP_CACHE", Path.home() / ".cache" / "lora-sweep"))
-
-
 def ensure_tiny_model(root: Path | None = None) -> Path:
-    """The tiny model's directory, built once per recipe; concurrent agents wait for one build."""
-    root = root or cache_root()
+    """The tiny model's directory under `root` (None: the default cache), built once per recipe;
+    concurrent agents wait for one build. A trial's entry point names the root (LORA_SWEEP_CACHE)."""
+    root = root or DEFAULT_CACHE_ROOT
     key = hashlib.sha256(json.dumps([RECIPE_VERSION, MODEL_RECIPE, SPLIT_SIZES], sort_keys=True).encode())
     target = root / f"tiny-llama-{key.hexdigest()[:12]}"
     if (target / "config.json").exists():
