@@ -12,8 +12,10 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
+from typing import Literal
 
 from agent.errors import UserError
+from agent.fleet.field_options import option
 from agent.records import GPU_HOURLY_USD_ENV, safe_name
 
 POD_PREFIX = "lora-sweep"
@@ -107,24 +109,47 @@ def secret_references(pairs: Iterable[str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class PodPlan:
-    """What the user asked `pods up` for."""
+    """What the user asked `pods up` for. Each field with help is one of its options (field_options.py)."""
 
     sweep_id: str
-    count: int
-    gpu_type: str
-    gpus_per_pod: int = 1
-    interruptible: bool = False
-    image: str = DEFAULT_IMAGE
-    network_volume: str | None = None
-    max_hours: float = 12.0
-    package: str = "lora-sweep"
-    torch_index: str = DEFAULT_TORCH_INDEX
-    container_disk_gb: int = 50
-    cloud_type: str = "ALL"
-    secret_env: Mapping[str, str] = field(default_factory=dict)
-    """Pod environment taken from RunPod secrets: NAME -> `{{ RUNPOD_SECRET_name }}`."""
-    agents_per_gpu: int = 1
-    """Agents that share each GPU (`lora-sweep agent --agents-per-gpu`); each run pays its share."""
+    count: int = option(help="How many pods.", min=1)
+    gpu_type: str = option(help='RunPod GPU type id, e.g. "NVIDIA GeForce RTX 4090".')
+    gpus_per_pod: int = option(1, help="One agent per GPU.", min=1)
+    interruptible: bool = option(False, help="Spot pods at RunPod's lowest bid: cheaper, can be reclaimed.")
+    image: str = option(DEFAULT_IMAGE, help="Container image (by default RunPod's PyTorch image, CUDA 12.8).")
+    network_volume: str | None = option(None, help="RunPod network volume mounted at /workspace.", metavar="ID")
+    max_hours: float = option(
+        12.0,
+        help="Watchdog: the last pod stops its agents and removes itself this long after its first boot; "
+        "the others earlier (staggered, up to half earlier).",
+        min=0,
+        min_open=True,
+    )
+    package: str | None = option(
+        None,
+        help="pip requirement installed on the pod, name==version or name @ git+URL@REF; checked before renting",
+        default_help="this clone's commit on its origin, else this version",
+    )
+    """None until `pods up` resolves it (`default_package`), before anything is checked or rented."""
+    torch_index: str = option(
+        DEFAULT_TORCH_INDEX,
+        help='pip index of the torch build for the image, by default CUDA 12.8 wheels ("" keeps its torch).',
+    )
+    container_disk_gb: int = option(50, help="GB per pod.", min=10)
+    cloud_type: Literal["ALL", "SECURE", "COMMUNITY"] = option(
+        "ALL", help="RunPod's secure cloud, community cloud, or either."
+    )
+    secret_env: tuple[str, ...] = option(
+        (),
+        help="Set NAME on the pods from your RunPod secret `name` instead of from this environment "
+        "(e.g. WANDB_API_KEY=RUNPOD_SECRET_wandb_key); repeatable.",
+        metavar="NAME=RUNPOD_SECRET_name",
+    )
+    agents_per_gpu: int = option(
+        1,
+        help="Agents that share each GPU (`lora-sweep agent --agents-per-gpu`); each run pays its share of the price.",
+        min=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -177,7 +202,7 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         "LORA_SWEEP_AGENTS_PER_GPU": str(plan.agents_per_gpu),
         "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
         **secrets.pod_env(),
-        **plan.secret_env,
+        **secret_references(plan.secret_env),
     }
     if plan.network_volume:
         # Model weights downloaded once per volume, not once per pod.
