@@ -19,7 +19,7 @@ ALLOWED = {
     "agent.trial": {"agent.errors", "agent.records"},
     "agent.sweep_config": {"agent.errors", "agent.records", "agent.trial"},
     "agent.local": {"agent.errors", "agent.records", "agent.sweep_config"},
-    "agent.review": {"agent.errors", "agent.records", "agent.local"},
+    "agent.review": {"agent.errors", "agent.records", "agent.sweep_config", "agent.local"},
     "agent.fleet": {"agent.errors", "agent.records", "agent.sweep_config", "agent.local", "agent.trial"},
     "agent.train": {"agent.trial"},
     # The root names each part's commands by module path and imports them when used.
