@@ -32,6 +32,14 @@ POD_VOLUME_GB = 1
 RUN_DIR_WITHOUT_VOLUME = "/root/lora-sweep"
 """Where the agents run when there is no network volume: the container disk, which has room for
 checkpoints and adapters (the 1 GB volume disk holds only the pod's state)."""
+RUNPOD_KILL_AFTER_S = 5.0
+"""RunPod sends SIGKILL this long after the SIGTERM that reclaims or stops a pod (docs/preemption.md)."""
+RECLAIM_GRACE_S = 3.5
+"""On SIGTERM, the pod script gives its agents this long, then kills them and removes the pod with
+what is left of RUNPOD_KILL_AFTER_S. The trial's `preempt_grace_s` counts inside it: a SIGTERM save
+it starts must end before its agent is killed."""
+DEADLINE_GRACE_S = 60.0
+"""At the --max-hours deadline, how long the pod script gives its agents to stop."""
 # Unpacks the shipped start script from the pod's environment and runs it. The script removes
 # the pod on every path; should it not even start, the pod removes itself here instead. RunPod's
 # mutation takes this as a double-quoted string, so it holds no double quotes.
@@ -198,6 +206,8 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         "LORA_SWEEP_PACKAGE": plan.package,
         "LORA_SWEEP_TORCH_INDEX": plan.torch_index,
         "LORA_SWEEP_WORKDIR": WORKDIR,
+        "LORA_SWEEP_RECLAIM_GRACE_S": f"{RECLAIM_GRACE_S:g}",
+        "LORA_SWEEP_STOP_GRACE_S": f"{DEADLINE_GRACE_S:g}",
         # Read by `lora-sweep agent` on the pod through its option's environment variable.
         "LORA_SWEEP_AGENTS_PER_GPU": str(plan.agents_per_gpu),
         "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
