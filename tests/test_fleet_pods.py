@@ -26,6 +26,7 @@ from helpers import JsonHandler, serving
 from wandb_backend import FakeServer, serve
 
 from agent.cli import main
+from agent.env_vars import IMAGE_START_ENV, MUTATION_ENV, TABLE
 from agent.fleet.package_check import default_package
 from agent.fleet.pods import (
     DEADLINE_GRACE_S,
@@ -597,3 +598,14 @@ def test_a_reclaim_leaves_the_trials_save_its_grace_inside_runpods_kill_and_the_
     assert sent == {"LORA_SWEEP_RECLAIM_GRACE_S": RECLAIM_GRACE_S, "LORA_SWEEP_STOP_GRACE_S": DEADLINE_GRACE_S}
     for name, value in sent.items():
         assert {float(fallback) for fallback in script_fallbacks(name)} == {value}, name
+
+
+def test_every_variable_the_pod_script_names_is_in_the_table_and_pods_up_sets_those_it_must():
+    script = files("agent.fleet").joinpath("pod_start.sh").read_text()
+    named = set(re.findall(r"LORA_SWEEP_[A-Z0-9_]*[A-Z0-9]", script))
+    assert named - set(TABLE) == set()
+    [spec] = pod_specs(PodPlan(SWEEP, count=1, gpu_type="X", package="lora-sweep==0.1.0"), Secrets("key", "key"))
+    # Not sent: the image's start script (its default is where RunPod's images keep it) and the
+    # script's own call to RunPod's API.
+    not_sent = {IMAGE_START_ENV, MUTATION_ENV}
+    assert named - set(spec.env) == not_sent

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from agent.env_vars import AGENTS_PER_GPU_ENV
 from agent.fleet.field_options import field_options, from_params
 from agent.fleet.pods import PodPlan
 from agent.fleet.supervisor import SupervisorOptions
@@ -37,7 +38,7 @@ def echo_err(line: str) -> None:
 )
 @click.option(
     "--agents-per-gpu",
-    envvar="LORA_SWEEP_AGENTS_PER_GPU",
+    envvar=AGENTS_PER_GPU_ENV,
     show_envvar=True,
     type=click.IntRange(min=1),
     default=1,

@@ -9,21 +9,8 @@
 # with its log and `lora-sweep pods status` shows it; a stopped pod holds no GPU and bills no GPU.
 # Either way the last line of its output, and $STATE_DIR/ended on the workdir, say why.
 #
-# Settings come from the pod's environment, set by `lora-sweep pods up`:
-#   LORA_SWEEP_ID           the W&B sweep, entity/project/id
-#   LORA_SWEEP_PACKAGE      pip requirement for lora-sweep: a pinned version or a git ref
-#   LORA_SWEEP_TORCH_INDEX  pip index of the torch build for this image's CUDA ("" keeps the image's torch)
-#   LORA_SWEEP_AGENTS_PER_GPU  agents per GPU, read by `lora-sweep agent` itself (default 1)
-#   LORA_SWEEP_GPU_HOURLY_USD  RunPod's price of a GPU-hour, read by every run to log its cost
-#   LORA_SWEEP_MAX_HOURS    deadline, counted from the pod's first boot: stop the agents, remove the pod
-#   LORA_SWEEP_STOP_GRACE_S seconds the agents get to stop at the deadline (DEADLINE_GRACE_S, 60)
-#   LORA_SWEEP_RECLAIM_GRACE_S  seconds they get on SIGTERM (RECLAIM_GRACE_S, 3.5: RunPod kills at
-#                           5 s, and removing the pod takes the rest)
-#   LORA_SWEEP_WORKDIR      where this pod's state goes (default /workspace: a volume, kept across
-#                           restarts; a network volume there keeps it after the pod)
-#   LORA_SWEEP_RUN_DIR      where the agents run: their logs, W&B's run folders, outputs and
-#                           checkpoints (default the workdir)
-#   LORA_SWEEP_IMAGE_START  the image's own start script, run in the background for SSH (default /start.sh)
+# Settings come from the pod's environment, set by `lora-sweep pods up`: the LORA_SWEEP_* variables,
+# each with who sets it and what it means, are the table in agent/env_vars.py. RunPod adds:
 #   RUNPOD_POD_ID           set by RunPod in every pod
 #   RUNPOD_API_KEY          set by RunPod in every pod, scoped to it: the API fallback for ending it
 set -uo pipefail

@@ -14,12 +14,24 @@ from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from typing import Literal
 
+from agent.env_vars import (
+    AGENTS_PER_GPU_ENV,
+    GPU_HOURLY_USD_ENV,
+    MAX_HOURS_ENV,
+    PACKAGE_ENV,
+    RECLAIM_GRACE_ENV,
+    RUN_DIR_ENV,
+    START_ENV,
+    STOP_GRACE_ENV,
+    SWEEP_ID_ENV,
+    TORCH_INDEX_ENV,
+    WORKDIR_ENV,
+)
 from agent.errors import UserError
 from agent.fleet.field_options import option
-from agent.records import GPU_HOURLY_USD_ENV, safe_name
+from agent.records import safe_name
 
 POD_PREFIX = "lora-sweep"
-SWEEP_LABEL = "LORA_SWEEP_ID"
 MASK = "***"
 # RunPod's PyTorch image: CUDA 12.8 drivers and a Python with pip; the torch index matches its CUDA.
 DEFAULT_IMAGE = "runpod/pytorch:2.8.0-py3.11-cuda12.8.1-cudnn-devel-ubuntu22.04"
@@ -44,7 +56,7 @@ DEADLINE_GRACE_S = 60.0
 # the pod on every path; should it not even start, the pod removes itself here instead. RunPod's
 # mutation takes this as a double-quoted string, so it holds no double quotes.
 START_COMMAND = (
-    "bash -c 'echo $LORA_SWEEP_START | base64 -d > /tmp/lora-sweep-start.sh"
+    f"bash -c 'echo ${START_ENV} | base64 -d > /tmp/lora-sweep-start.sh"
     " && exec bash /tmp/lora-sweep-start.sh || runpodctl pod delete $RUNPOD_POD_ID'"
 )
 
@@ -181,7 +193,7 @@ class PodSpec:
         """The spec as printed by --dry-run: every secret as ***, the start script by its size."""
         spec = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "env"}
         env = {key: (MASK if key in secrets.pod_env() else value) for key, value in self.env.items()}
-        env["LORA_SWEEP_START"] = f"<pod_start.sh, {len(self.env['LORA_SWEEP_START'])} base64 chars>"
+        env[START_ENV] = f"<pod_start.sh, {len(self.env[START_ENV])} base64 chars>"
         return spec | {"env": env}
 
 
@@ -202,15 +214,15 @@ def start_script() -> str:
 
 def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
     env = {
-        SWEEP_LABEL: plan.sweep_id,
-        "LORA_SWEEP_PACKAGE": plan.package,
-        "LORA_SWEEP_TORCH_INDEX": plan.torch_index,
-        "LORA_SWEEP_WORKDIR": WORKDIR,
-        "LORA_SWEEP_RECLAIM_GRACE_S": f"{RECLAIM_GRACE_S:g}",
-        "LORA_SWEEP_STOP_GRACE_S": f"{DEADLINE_GRACE_S:g}",
+        SWEEP_ID_ENV: plan.sweep_id,
+        PACKAGE_ENV: plan.package,
+        TORCH_INDEX_ENV: plan.torch_index,
+        WORKDIR_ENV: WORKDIR,
+        RECLAIM_GRACE_ENV: f"{RECLAIM_GRACE_S:g}",
+        STOP_GRACE_ENV: f"{DEADLINE_GRACE_S:g}",
         # Read by `lora-sweep agent` on the pod through its option's environment variable.
-        "LORA_SWEEP_AGENTS_PER_GPU": str(plan.agents_per_gpu),
-        "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
+        AGENTS_PER_GPU_ENV: str(plan.agents_per_gpu),
+        START_ENV: base64.b64encode(start_script().encode()).decode(),
         **secrets.pod_env(),
         **secret_references(plan.secret_env),
     }
@@ -218,7 +230,7 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
         # Model weights downloaded once per volume, not once per pod.
         env["HF_HOME"] = f"{WORKDIR}/.cache/huggingface"
     else:
-        env["LORA_SWEEP_RUN_DIR"] = RUN_DIR_WITHOUT_VOLUME
+        env[RUN_DIR_ENV] = RUN_DIR_WITHOUT_VOLUME
     check_env_values(env)
     return [
         PodSpec(
@@ -232,7 +244,7 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
             volume_in_gb=0 if plan.network_volume else POD_VOLUME_GB,
             volume_mount_path=WORKDIR,
             docker_args=START_COMMAND,
-            env={**env, "LORA_SWEEP_MAX_HOURS": f"{pod_hours(plan, index):g}"},
+            env={**env, MAX_HOURS_ENV: f"{pod_hours(plan, index):g}"},
             interruptible=plan.interruptible,
         )
         for index in range(1, plan.count + 1)

@@ -35,6 +35,7 @@ from typing import IO
 
 import psutil
 
+from agent.env_vars import MAX_RESTARTS_ENV, NOTICE_ENV, RESTART_BACKOFF_ENV, SLOT_ENV, STAGGER_ENV
 from agent.fleet.field_options import option
 from agent.local.processes import end_marked, start_child
 from agent.trial import shutdown_notice
@@ -42,7 +43,6 @@ from agent.trial import shutdown_notice
 POLL_S = 0.1
 OUTPUT_DRAIN_S = 5.0
 """How long an exited agent's last output may take to arrive (a run it started can hold the pipe)."""
-SLOT_ENV = "LORA_SWEEP_AGENT_SLOT"
 LEFTOVER_GRACE_S = 5.0
 """At the end, how long runs that outlived their agents get to finish saving before they are ended."""
 
@@ -58,9 +58,6 @@ class AgentChild:
     log_path: Path
 
 
-STAGGER_ENV = "LORA_SWEEP_STAGGER"
-MAX_RESTARTS_ENV = "LORA_SWEEP_MAX_RESTARTS"
-RESTART_BACKOFF_ENV = "LORA_SWEEP_RESTART_BACKOFF"
 RESTART_BACKOFF_MAX_S = 60.0
 
 
@@ -317,7 +314,7 @@ class Supervisor:
             slot.process = start_child(
                 child.argv,
                 signal.SIGTERM,
-                env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve()), SLOT_ENV: slot.mark},
+                env={**child.env, NOTICE_ENV: str(self.notice.resolve()), SLOT_ENV: slot.mark},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

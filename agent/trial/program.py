@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from agent.env_vars import GPU_HOURLY_USD_ENV, SHARE_ENV
 from agent.records import (
     COST_KEY,
-    GPU_HOURLY_USD_ENV,
     OBJECTIVE,
     PEAK_MEMORY_KEY,
     PREEMPTED_EXIT_CODE,
@@ -35,7 +35,7 @@ from agent.records import (
     RunState,
 )
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
-from agent.trial.gpu_share import SHARE_ENV, CudaMemory, GpuShare, cap_memory, parse_share, within_share
+from agent.trial.gpu_share import CudaMemory, GpuShare, cap_memory, parse_share, within_share
 from agent.trial.stopping import Preempted, StopRequest
 
 if TYPE_CHECKING:

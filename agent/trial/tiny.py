@@ -18,6 +18,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
+from agent.env_vars import CACHE_ENV
 from agent.trial.synthetic import SPLIT_SIZES, synthetic_dialogues
 
 # Bump when the recipe's code changes: it is part of the cache key.
@@ -42,7 +43,7 @@ CHAT_TEMPLATE = (
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("LORA_SWEEP_CACHE", Path.home() / ".cache" / "lora-sweep"))
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "lora-sweep"))
 
 
 def ensure_tiny_model(root: Path | None = None) -> Path:
