@@ -83,6 +83,18 @@ def test_no_import_cycle():
         raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
 
 
+def test_the_fleet_imports_of_the_trial_program_are_these_only():
+    # The supervisor writes the shutdown notice the trial reads; a new import is a deliberate change.
+    imported = {
+        target
+        for module in MODULES
+        if part_of(module) == "agent.fleet"
+        for target in imported_modules(module)
+        if part_of(target) == "agent.trial" and target != "agent.trial"
+    }
+    assert imported == {"agent.trial.shutdown_notice"}
+
+
 ENV_NAME = re.compile(r"LORA_SWEEP_[A-Z0-9_]*[A-Z0-9]")
 # The local agent's mark still has its old name in agent/local/processes.py; the table names it
 # LORA_SWEEP_CLAIM. The entry goes once processes.py takes CLAIM_ENV from the table.
