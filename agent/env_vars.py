@@ -1,9 +1,9 @@
 """Every `LORA_SWEEP_*` environment variable, in one table: its name, who sets it, who reads it, and what it means.
 
-Code names a variable by the constant here (`env[SHARE_ENV] = "1/4"`), never by a string of its
-own; tests/test_layout.py holds every `LORA_SWEEP_` string in agent/ to this table, and
-tests/test_fleet_pods.py every name the pod script reads. This module imports nothing of
-ours: every part may read it.
+Code names a variable by its constant here (`env[SHARE_ENV] = "1/4"`); tests/test_layout.py holds
+every `LORA_SWEEP_` name in agent/'s strings (help text and docstrings too) to this table, and
+tests/test_fleet_pods.py every name the pod script reads. This module imports nothing of ours:
+every part may read it.
 
 Most are read at an entry point only (the trial program's, a command's option, the pod script),
 and passed down from there as values.
