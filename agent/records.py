@@ -41,10 +41,6 @@ COST_KEY = "cost/usd"
 """The run's GPU time x the price of a GPU-hour, in its summary (only when a price was given)."""
 SHARE_KEY = "gpu/share"
 """The share of its GPU a run held (1/N with --agents-per-gpu N), in its summary when it shared one."""
-GPU_HOURLY_USD_ENV = "LORA_SWEEP_GPU_HOURLY_USD"
-"""The price of one hour of a whole GPU, in US dollars: `pods up` sets it (RunPod's price),
-`lora-sweep agent --gpu-hourly-usd` sets it, or the user does. A run that shares its GPU
-(LORA_SWEEP_GPU_SHARE=1/N) pays its share: the one place the price is divided."""
 MEMORY_KEYS = ("gpu/allocated_gb", "gpu/reserved_gb")
 """The run's own CUDA memory (torch's allocator, this process only), logged with each training loss."""
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"

@@ -32,6 +32,7 @@ from agent.review.dashboard import (
     describe,
 )
 from agent.review.findings import assess
+from agent.sweep_config import grid_size
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -117,6 +118,17 @@ def test_every_panel_shows_every_run_of_the_sweep_best_first():
     assert sizes == {"bayes": 30, "grid": MIN_RUNS_SHOWN, "unbounded": MAX_RUNS_CEILING, "minimized": 30}
     assert view_of({**grid, "parameters": {"a": {"values": list(range(6))}, "b": {"values": [1, 2, 3]}}}).max_runs == 18
     assert view_of({**bayes, "run_cap": 5000}).max_runs == MAX_RUNS_CEILING
+
+
+def test_a_grid_with_int_uniform_and_q_uniform_axes_shows_every_point_the_engine_counts():
+    grid = yaml.safe_load((SWEEPS / "lora_rank.yaml").read_text())
+    axes = {
+        "lora_r": {"distribution": "int_uniform", "min": 1, "max": 6},  # 6 points
+        "lora_dropout": {"distribution": "q_uniform", "min": 0, "max": 0.1, "q": 0.05},  # 0 and 0.05: max is left out
+        "learning_rate": {"values": [1e-4, 3e-4]},
+    }
+    config = {**grid, "parameters": axes}
+    assert grid_size(config) == view_of(config).max_runs == 24
 
 
 def test_the_view_builds_what_users_would_add_by_hand():

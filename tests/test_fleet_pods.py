@@ -11,11 +11,13 @@ server, asked whether a sweep ends, is the fake transport of tests/wandb_backend
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -24,8 +26,18 @@ from helpers import JsonHandler, serving
 from wandb_backend import FakeServer, serve
 
 from agent.cli import main
+from agent.env_vars import IMAGE_START_ENV, MUTATION_ENV, TABLE
 from agent.fleet.package_check import default_package
-from agent.fleet.pods import START_COMMAND
+from agent.fleet.pods import (
+    DEADLINE_GRACE_S,
+    RECLAIM_GRACE_S,
+    RUNPOD_KILL_AFTER_S,
+    START_COMMAND,
+    PodPlan,
+    Secrets,
+    pod_specs,
+)
+from agent.trial.config import PreemptArgs
 
 SWEEP = "me/lora/8f3k2x1q"
 FLEET_BIN = Path(__file__).parent / "fleet_bin"
@@ -567,3 +579,33 @@ def test_status_reads_why_a_removed_pod_ended_from_its_network_volume(runpod_ser
     assert "rps_x" not in refused.output
     [gone] = [line for line in without.stdout.splitlines() if line.startswith("gone: ")]
     assert "`pods status` reads given an S3 API key in RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY" in gone
+
+
+def script_fallbacks(name: str) -> set[str]:
+    """The defaults the pod script falls back on for variable `name`, wherever it reads it."""
+    script = files("agent.fleet").joinpath("pod_start.sh").read_text()
+    return set(re.findall(r"\$\{" + name + r"(?::-([^}]*))?\}", script))
+
+
+def test_a_reclaim_leaves_the_trials_save_its_grace_inside_runpods_kill_and_the_pod_script_agrees():
+    # The chain on SIGTERM: the trial's save must end within the pod's grace (it counts from the
+    # supervisor's signal, as the pod's does), and the pod's grace must end before RunPod's SIGKILL,
+    # leaving the removal the rest (docs/preemption.md, On a reclaimed RunPod pod).
+    trial_grace = next(field.default for field in dataclasses.fields(PreemptArgs) if field.name == "preempt_grace_s")
+    assert trial_grace < RECLAIM_GRACE_S < RUNPOD_KILL_AFTER_S
+    [spec] = pod_specs(PodPlan(SWEEP, count=1, gpu_type="X", package="lora-sweep==0.1.0"), Secrets("key", "key"))
+    sent = {name: float(spec.env[name]) for name in ("LORA_SWEEP_RECLAIM_GRACE_S", "LORA_SWEEP_STOP_GRACE_S")}
+    assert sent == {"LORA_SWEEP_RECLAIM_GRACE_S": RECLAIM_GRACE_S, "LORA_SWEEP_STOP_GRACE_S": DEADLINE_GRACE_S}
+    for name, value in sent.items():
+        assert {float(fallback) for fallback in script_fallbacks(name)} == {value}, name
+
+
+def test_every_variable_the_pod_script_names_is_in_the_table_and_pods_up_sets_those_it_must():
+    script = files("agent.fleet").joinpath("pod_start.sh").read_text()
+    named = set(re.findall(r"LORA_SWEEP_[A-Z0-9_]*[A-Z0-9]", script))
+    assert named - set(TABLE) == set()
+    [spec] = pod_specs(PodPlan(SWEEP, count=1, gpu_type="X", package="lora-sweep==0.1.0"), Secrets("key", "key"))
+    # Not sent: the image's start script (its default is where RunPod's images keep it) and the
+    # script's own call to RunPod's API.
+    not_sent = {IMAGE_START_ENV, MUTATION_ENV}
+    assert named - set(spec.env) == not_sent

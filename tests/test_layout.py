@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "agent"
 
-# What each part may import, besides itself. The shared pieces sit beside the parts.
+# What each part may import, besides itself. The shared pieces sit beside the parts; errors,
+# records and env_vars (the table of environment variables) import nothing of ours.
+SHARED = {"agent.errors", "agent.records", "agent.env_vars"}
 ALLOWED = {
     "agent.errors": set(),
     "agent.records": set(),
-    "agent.trial": {"agent.errors", "agent.records"},
-    "agent.sweep_config": {"agent.errors", "agent.records", "agent.trial"},
-    "agent.local": {"agent.errors", "agent.records", "agent.sweep_config"},
-    "agent.review": {"agent.errors", "agent.records", "agent.local"},
-    "agent.fleet": {"agent.errors", "agent.records", "agent.sweep_config", "agent.local", "agent.trial"},
+    "agent.env_vars": set(),
+    "agent.trial": SHARED,
+    "agent.sweep_config": SHARED | {"agent.trial"},
+    "agent.local": SHARED | {"agent.sweep_config"},
+    "agent.review": SHARED | {"agent.sweep_config", "agent.local"},
+    "agent.fleet": SHARED | {"agent.sweep_config", "agent.local", "agent.trial"},
     "agent.train": {"agent.trial"},
     # The root names each part's commands by module path and imports them when used.
     "agent.cli": {"agent.errors"},
@@ -77,3 +81,35 @@ def test_no_import_cycle():
         list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as error:
         raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
+
+
+def test_the_fleet_imports_of_the_trial_program_are_these_only():
+    # The supervisor writes the shutdown notice the trial reads; a new import is a deliberate change.
+    imported = {
+        target
+        for module in MODULES
+        if part_of(module) == "agent.fleet"
+        for target in imported_modules(module)
+        if part_of(target) == "agent.trial" and target != "agent.trial"
+    }
+    assert imported == {"agent.trial.shutdown_notice"}
+
+
+ENV_NAME = re.compile(r"LORA_SWEEP_[A-Z0-9_]*[A-Z0-9]")
+# The local agent's mark still has its old name in agent/local/processes.py; the table names it
+# LORA_SWEEP_CLAIM. The entry goes once processes.py takes CLAIM_ENV from the table.
+NOT_YET_IN_THE_TABLE = {"agent.local.processes": {"LORA_SWEEP_ATTEMPT"}}
+
+
+def env_names_in(path: Path) -> set[str]:
+    """Every `LORA_SWEEP_...` name in the module's strings: code, f-strings and docstrings alike."""
+    strings = [node.value for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Constant)]
+    return {name for text in strings if isinstance(text, str) for name in ENV_NAME.findall(text)}
+
+
+def test_every_lora_sweep_variable_in_the_code_is_in_the_table_of_environment_variables():
+    from agent.env_vars import TABLE
+
+    found = {module_name(path): env_names_in(path) for path in PACKAGE.rglob("*.py")}
+    unknown = {module: sorted(names - set(TABLE)) for module, names in found.items() if names - set(TABLE)}
+    assert unknown == {module: sorted(names) for module, names in NOT_YET_IN_THE_TABLE.items()}

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.env_vars import SHARE_ENV
 from agent.errors import UserError
 from agent.fleet.supervisor import AgentChild
 from agent.records import safe_name
-from agent.trial.gpu_share import SHARE_ENV
 
 
 class AgentOptionError(UserError):

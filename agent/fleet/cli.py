@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from agent.env_vars import AGENTS_PER_GPU_ENV
+from agent.fleet.field_options import field_options, from_params
+from agent.fleet.pods import PodPlan
 from agent.fleet.supervisor import SupervisorOptions
 from agent.local.cli import STORE_OPTION, agent_flags, agent_options, agent_options_from, price_env, program_env
 from agent.records import is_wandb_path
@@ -34,7 +38,7 @@ def echo_err(line: str) -> None:
 )
 @click.option(
     "--agents-per-gpu",
-    envvar="LORA_SWEEP_AGENTS_PER_GPU",
+    envvar=AGENTS_PER_GPU_ENV,
     show_envvar=True,
     type=click.IntRange(min=1),
     default=1,
@@ -46,36 +50,7 @@ def echo_err(line: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Supervised agents: a log file per agent here  [default: .lora-sweep/logs/<sweep>]",
 )
-@click.option(
-    "--stagger",
-    "stagger_s",
-    envvar="LORA_SWEEP_STAGGER",
-    show_envvar=True,
-    type=click.FloatRange(min=0),
-    default=SupervisorOptions.stagger_s,
-    show_default=True,
-    help="Supervised agents: seconds between one agent's start and the next.",
-)
-@click.option(
-    "--max-restarts",
-    envvar="LORA_SWEEP_MAX_RESTARTS",
-    show_envvar=True,
-    type=click.IntRange(min=0),
-    default=SupervisorOptions.max_restarts,
-    show_default=True,
-    help="Supervised agents: restarts of a crashed agent before it is given up.",
-)
-@click.option(
-    "--restart-backoff",
-    "backoff_s",
-    envvar="LORA_SWEEP_RESTART_BACKOFF",
-    show_envvar=True,
-    type=click.FloatRange(min=0),
-    default=SupervisorOptions.backoff_s,
-    show_default=True,
-    help="Supervised agents: seconds before the first restart; doubles each time, "
-    f"at most {SupervisorOptions.backoff_max_s:g}.",
-)
+@field_options(SupervisorOptions)
 @click.pass_context
 def agent_command(ctx: click.Context, sweep_id: str, store_path, gpus, log_dir, **_) -> None:
     """Run the runs of sweep SWEEP_ID: a local sweep id, or entity/project/id on W&B.
@@ -151,9 +126,7 @@ def supervise_agents(ctx: click.Context, sweep_id: str, store_path: str | None, 
     log_dir = log_dir or default_log_dir(sweep_id)
     per_gpu = ctx.params["agents_per_gpu"]
     children = children_per_gpu(argv, gpus, env, log_dir, per_gpu) if gpus else single_child(argv, env, log_dir)
-    options = SupervisorOptions(
-        stagger_s=ctx.params["stagger_s"], max_restarts=ctx.params["max_restarts"], backoff_s=ctx.params["backoff_s"]
-    )
+    options = SupervisorOptions(**from_params(SupervisorOptions, ctx.params))
     echo_err(f"supervising {len(children)} agent(s) for {sweep_id}; logs in {log_dir}/")
     result = Supervisor(children, options, echo_err, notice=log_dir / f"supervisor-{os.getpid()}.notice").run()
     echo_err(result.summary())
@@ -209,72 +182,9 @@ def default_package() -> str:
 
 @pods_group.command("up")
 @click.argument("sweep_id", metavar="ENTITY/PROJECT/SWEEP_ID")
-@click.option("--count", type=click.IntRange(min=1), required=True, help="How many pods.")
-@click.option("--gpu-type", required=True, help='RunPod GPU type id, e.g. "NVIDIA GeForce RTX 4090".')
-@click.option("--gpus-per-pod", type=click.IntRange(min=1), default=1, show_default=True, help="One agent per GPU.")
-@click.option("--interruptible", is_flag=True, help="Spot pods at RunPod's lowest bid: cheaper, can be reclaimed.")
-@click.option("--image", default=None, help="Container image  [default: RunPod's PyTorch image, CUDA 12.8]")
-@click.option("--network-volume", metavar="ID", help="RunPod network volume mounted at /workspace.")
-@click.option(
-    "--max-hours",
-    type=click.FloatRange(min=0, min_open=True),
-    default=12.0,
-    show_default=True,
-    help="Watchdog: the last pod stops its agents and removes itself this long after its first boot; "
-    "the others earlier (staggered, up to half earlier).",
-)
-@click.option(
-    "--package",
-    default=None,
-    help="pip requirement installed on the pod, name==version or name @ git+URL@REF; checked before renting  "
-    "[default: this clone's commit on its origin, else this version]",
-)
-@click.option(
-    "--torch-index",
-    default=None,
-    help='pip index of the torch build for the image ("" keeps its torch)  [default: CUDA 12.8 wheels]',
-)
-@click.option("--container-disk", type=click.IntRange(min=10), default=50, show_default=True, help="GB per pod.")
-@click.option(
-    "--cloud-type",
-    type=click.Choice(["ALL", "SECURE", "COMMUNITY"]),
-    default="ALL",
-    show_default=True,
-    help="RunPod's secure cloud, community cloud, or either.",
-)
-@click.option(
-    "--secret-env",
-    "secret_env",
-    multiple=True,
-    metavar="NAME=RUNPOD_SECRET_name",
-    help="Set NAME on the pods from your RunPod secret `name` instead of from this environment "
-    "(e.g. WANDB_API_KEY=RUNPOD_SECRET_wandb_key); repeatable.",
-)
-@click.option(
-    "--agents-per-gpu",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Agents that share each GPU (`lora-sweep agent --agents-per-gpu`); each run pays its share of the price.",
-)
+@field_options(PodPlan)
 @click.option("--dry-run", is_flag=True, help="Print the pod specs (secrets as ***) and the cost; create nothing.")
-def pods_up_command(
-    sweep_id,
-    count,
-    gpu_type,
-    gpus_per_pod,
-    interruptible,
-    image,
-    network_volume,
-    max_hours,
-    package,
-    torch_index,
-    container_disk,
-    cloud_type,
-    secret_env,
-    agents_per_gpu,
-    dry_run,
-) -> None:
+def pods_up_command(dry_run: bool, **params) -> None:
     """Rent COUNT pods that each run `lora-sweep agent SWEEP_ID --gpus all`, then remove themselves.
 
     The package is checked before anything is rented. Every pod installs it, runs one `wandb agent`
@@ -292,36 +202,23 @@ def pods_up_command(
     """
     from agent.fleet.package_check import check_package
     from agent.fleet.pod_actions import check_before_renting, pods_up
-    from agent.fleet.pods import DEFAULT_IMAGE, DEFAULT_TORCH_INDEX, PodPlan, pod_specs, secret_references
+    from agent.fleet.pods import pod_specs, secret_references
     from agent.fleet.sweep_bound import check_bounded
 
-    if not is_wandb_path(sweep_id):
+    plan = PodPlan(**params)
+    if not is_wandb_path(plan.sweep_id):
         raise click.ClickException(
-            f"{sweep_id!r}: pods work a W&B sweep, entity/project/id (a local sweep's store stays on this machine)"
+            f"{plan.sweep_id!r}: pods work a W&B sweep, entity/project/id (a local sweep's store stays on this machine)"
         )
-    references = secret_references(secret_env)
+    references = secret_references(plan.secret_env)
     api, secrets = runpod(for_pods=True, from_runpod=frozenset(references))
-    plan = PodPlan(
-        sweep_id=sweep_id,
-        count=count,
-        gpu_type=gpu_type,
-        gpus_per_pod=gpus_per_pod,
-        interruptible=interruptible,
-        image=image or DEFAULT_IMAGE,
-        network_volume=network_volume,
-        max_hours=max_hours,
-        package=package or default_package(),
-        torch_index=DEFAULT_TORCH_INDEX if torch_index is None else torch_index,
-        container_disk_gb=container_disk,
-        cloud_type=cloud_type,
-        secret_env=references,
-        agents_per_gpu=agents_per_gpu,
-    )
+    if plan.package is None:
+        plan = replace(plan, package=default_package())
     specs = pod_specs(plan, secrets)
     # Nothing is rented before both checks pass; the package's comes first, as the likelier fix.
     check_before_renting(check_package(plan.package, dict(os.environ)), dry_run, click.echo)
     max_hours_given = click.get_current_context().get_parameter_source("max_hours") != ParameterSource.DEFAULT
-    click.echo(check_bounded(sweep_id, max_hours_given, dry_run))
+    click.echo(check_bounded(plan.sweep_id, max_hours_given, dry_run))
     pods_up(api, plan, specs, secrets, dry_run, echo=click.echo)
 
 

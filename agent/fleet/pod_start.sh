@@ -9,21 +9,8 @@
 # with its log and `lora-sweep pods status` shows it; a stopped pod holds no GPU and bills no GPU.
 # Either way the last line of its output, and $STATE_DIR/ended on the workdir, say why.
 #
-# Settings come from the pod's environment, set by `lora-sweep pods up`:
-#   LORA_SWEEP_ID           the W&B sweep, entity/project/id
-#   LORA_SWEEP_PACKAGE      pip requirement for lora-sweep: a pinned version or a git ref
-#   LORA_SWEEP_TORCH_INDEX  pip index of the torch build for this image's CUDA ("" keeps the image's torch)
-#   LORA_SWEEP_AGENTS_PER_GPU  agents per GPU, read by `lora-sweep agent` itself (default 1)
-#   LORA_SWEEP_GPU_HOURLY_USD  RunPod's price of a GPU-hour, read by every run to log its cost
-#   LORA_SWEEP_MAX_HOURS    deadline, counted from the pod's first boot: stop the agents, remove the pod
-#   LORA_SWEEP_STOP_GRACE_S seconds the agents get to stop at the deadline (default 60)
-#   LORA_SWEEP_RECLAIM_GRACE_S  seconds they get on SIGTERM (default 3.5: RunPod kills at 5 s, and
-#                           removing the pod takes the rest)
-#   LORA_SWEEP_WORKDIR      where this pod's state goes (default /workspace: a volume, kept across
-#                           restarts; a network volume there keeps it after the pod)
-#   LORA_SWEEP_RUN_DIR      where the agents run: their logs, W&B's run folders, outputs and
-#                           checkpoints (default the workdir)
-#   LORA_SWEEP_IMAGE_START  the image's own start script, run in the background for SSH (default /start.sh)
+# Settings come from the pod's environment, set by `lora-sweep pods up`: the LORA_SWEEP_* variables,
+# each with who sets it and what it means, are the table in agent/env_vars.py. RunPod adds:
 #   RUNPOD_POD_ID           set by RunPod in every pod
 #   RUNPOD_API_KEY          set by RunPod in every pod, scoped to it: the API fallback for ending it
 set -uo pipefail
@@ -32,6 +19,10 @@ POD_ID=${RUNPOD_POD_ID:-}
 WORKDIR=${LORA_SWEEP_WORKDIR:-/workspace}
 STATE_DIR="$WORKDIR/.lora-sweep/pods/${POD_ID:-no-pod-id}"
 RUN_DIR=${LORA_SWEEP_RUN_DIR:-$WORKDIR}
+# pods up always sets both graces (agent/fleet/pods.py); each fallback equals its Python constant,
+# which tests/test_fleet_pod_script.py holds.
+RECLAIM_GRACE_S=${LORA_SWEEP_RECLAIM_GRACE_S:-3.5}
+DEADLINE_GRACE_S=${LORA_SWEEP_STOP_GRACE_S:-60}
 MAX_BOOTS=3  # a pod that keeps being restarted without ending is ended, not worked again
 REASON="the start script ended early"
 CHILD_PID=""
@@ -140,9 +131,9 @@ stop_child() {  # $1: what happened, $2: grace in seconds, $3: exit status
 }
 
 trap finish EXIT
-trap 'stop_child "got SIGTERM (reclaimed or stopped)" "${LORA_SWEEP_RECLAIM_GRACE_S:-3.5}" 143' TERM
-trap 'stop_child "got SIGINT" "${LORA_SWEEP_RECLAIM_GRACE_S:-3.5}" 130' INT
-trap 'stop_child "deadline reached (--max-hours $LORA_SWEEP_MAX_HOURS since the first boot)" "${LORA_SWEEP_STOP_GRACE_S:-60}" 143' USR1
+trap 'stop_child "got SIGTERM (reclaimed or stopped)" "$RECLAIM_GRACE_S" 143' TERM
+trap 'stop_child "got SIGINT" "$RECLAIM_GRACE_S" 130' INT
+trap 'stop_child "deadline reached (--max-hours $LORA_SWEEP_MAX_HOURS since the first boot)" "$DEADLINE_GRACE_S" 143' USR1
 
 # Run a step in the background and wait for it, so that a signal is handled at once.
 run_step() {

@@ -12,12 +12,26 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
+from typing import Literal
 
+from agent.env_vars import (
+    AGENTS_PER_GPU_ENV,
+    GPU_HOURLY_USD_ENV,
+    MAX_HOURS_ENV,
+    PACKAGE_ENV,
+    RECLAIM_GRACE_ENV,
+    RUN_DIR_ENV,
+    START_ENV,
+    STOP_GRACE_ENV,
+    SWEEP_ID_ENV,
+    TORCH_INDEX_ENV,
+    WORKDIR_ENV,
+)
 from agent.errors import UserError
-from agent.records import GPU_HOURLY_USD_ENV, safe_name
+from agent.fleet.field_options import option
+from agent.records import safe_name
 
 POD_PREFIX = "lora-sweep"
-SWEEP_LABEL = "LORA_SWEEP_ID"
 MASK = "***"
 # RunPod's PyTorch image: CUDA 12.8 drivers and a Python with pip; the torch index matches its CUDA.
 DEFAULT_IMAGE = "runpod/pytorch:2.8.0-py3.11-cuda12.8.1-cudnn-devel-ubuntu22.04"
@@ -30,11 +44,19 @@ POD_VOLUME_GB = 1
 RUN_DIR_WITHOUT_VOLUME = "/root/lora-sweep"
 """Where the agents run when there is no network volume: the container disk, which has room for
 checkpoints and adapters (the 1 GB volume disk holds only the pod's state)."""
+RUNPOD_KILL_AFTER_S = 5.0
+"""RunPod sends SIGKILL this long after the SIGTERM that reclaims or stops a pod (docs/preemption.md)."""
+RECLAIM_GRACE_S = 3.5
+"""On SIGTERM, the pod script gives its agents this long, then kills them and removes the pod with
+what is left of RUNPOD_KILL_AFTER_S. The trial's `preempt_grace_s` counts inside it: a SIGTERM save
+it starts must end before its agent is killed."""
+DEADLINE_GRACE_S = 60.0
+"""At the --max-hours deadline, how long the pod script gives its agents to stop."""
 # Unpacks the shipped start script from the pod's environment and runs it. The script removes
 # the pod on every path; should it not even start, the pod removes itself here instead. RunPod's
 # mutation takes this as a double-quoted string, so it holds no double quotes.
 START_COMMAND = (
-    "bash -c 'echo $LORA_SWEEP_START | base64 -d > /tmp/lora-sweep-start.sh"
+    f"bash -c 'echo ${START_ENV} | base64 -d > /tmp/lora-sweep-start.sh"
     " && exec bash /tmp/lora-sweep-start.sh || runpodctl pod delete $RUNPOD_POD_ID'"
 )
 
@@ -107,24 +129,47 @@ def secret_references(pairs: Iterable[str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class PodPlan:
-    """What the user asked `pods up` for."""
+    """What the user asked `pods up` for. Each field with help is one of its options (field_options.py)."""
 
     sweep_id: str
-    count: int
-    gpu_type: str
-    gpus_per_pod: int = 1
-    interruptible: bool = False
-    image: str = DEFAULT_IMAGE
-    network_volume: str | None = None
-    max_hours: float = 12.0
-    package: str = "lora-sweep"
-    torch_index: str = DEFAULT_TORCH_INDEX
-    container_disk_gb: int = 50
-    cloud_type: str = "ALL"
-    secret_env: Mapping[str, str] = field(default_factory=dict)
-    """Pod environment taken from RunPod secrets: NAME -> `{{ RUNPOD_SECRET_name }}`."""
-    agents_per_gpu: int = 1
-    """Agents that share each GPU (`lora-sweep agent --agents-per-gpu`); each run pays its share."""
+    count: int = option(help="How many pods.", min=1)
+    gpu_type: str = option(help='RunPod GPU type id, e.g. "NVIDIA GeForce RTX 4090".')
+    gpus_per_pod: int = option(1, help="One agent per GPU.", min=1)
+    interruptible: bool = option(False, help="Spot pods at RunPod's lowest bid: cheaper, can be reclaimed.")
+    image: str = option(DEFAULT_IMAGE, help="Container image (by default RunPod's PyTorch image, CUDA 12.8).")
+    network_volume: str | None = option(None, help="RunPod network volume mounted at /workspace.", metavar="ID")
+    max_hours: float = option(
+        12.0,
+        help="Watchdog: the last pod stops its agents and removes itself this long after its first boot; "
+        "the others earlier (staggered, up to half earlier).",
+        min=0,
+        min_open=True,
+    )
+    package: str | None = option(
+        None,
+        help="pip requirement installed on the pod, name==version or name @ git+URL@REF; checked before renting",
+        default_help="this clone's commit on its origin, else this version",
+    )
+    """None until `pods up` resolves it (`default_package`), before anything is checked or rented."""
+    torch_index: str = option(
+        DEFAULT_TORCH_INDEX,
+        help='pip index of the torch build for the image, by default CUDA 12.8 wheels ("" keeps its torch).',
+    )
+    container_disk_gb: int = option(50, help="GB per pod.", min=10)
+    cloud_type: Literal["ALL", "SECURE", "COMMUNITY"] = option(
+        "ALL", help="RunPod's secure cloud, community cloud, or either."
+    )
+    secret_env: tuple[str, ...] = option(
+        (),
+        help="Set NAME on the pods from your RunPod secret `name` instead of from this environment "
+        "(e.g. WANDB_API_KEY=RUNPOD_SECRET_wandb_key); repeatable.",
+        metavar="NAME=RUNPOD_SECRET_name",
+    )
+    agents_per_gpu: int = option(
+        1,
+        help="Agents that share each GPU (`lora-sweep agent --agents-per-gpu`); each run pays its share of the price.",
+        min=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +193,7 @@ class PodSpec:
         """The spec as printed by --dry-run: every secret as ***, the start script by its size."""
         spec = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "env"}
         env = {key: (MASK if key in secrets.pod_env() else value) for key, value in self.env.items()}
-        env["LORA_SWEEP_START"] = f"<pod_start.sh, {len(self.env['LORA_SWEEP_START'])} base64 chars>"
+        env[START_ENV] = f"<pod_start.sh, {len(self.env[START_ENV])} base64 chars>"
         return spec | {"env": env}
 
 
@@ -169,21 +214,23 @@ def start_script() -> str:
 
 def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
     env = {
-        SWEEP_LABEL: plan.sweep_id,
-        "LORA_SWEEP_PACKAGE": plan.package,
-        "LORA_SWEEP_TORCH_INDEX": plan.torch_index,
-        "LORA_SWEEP_WORKDIR": WORKDIR,
+        SWEEP_ID_ENV: plan.sweep_id,
+        PACKAGE_ENV: plan.package,
+        TORCH_INDEX_ENV: plan.torch_index,
+        WORKDIR_ENV: WORKDIR,
+        RECLAIM_GRACE_ENV: f"{RECLAIM_GRACE_S:g}",
+        STOP_GRACE_ENV: f"{DEADLINE_GRACE_S:g}",
         # Read by `lora-sweep agent` on the pod through its option's environment variable.
-        "LORA_SWEEP_AGENTS_PER_GPU": str(plan.agents_per_gpu),
-        "LORA_SWEEP_START": base64.b64encode(start_script().encode()).decode(),
+        AGENTS_PER_GPU_ENV: str(plan.agents_per_gpu),
+        START_ENV: base64.b64encode(start_script().encode()).decode(),
         **secrets.pod_env(),
-        **plan.secret_env,
+        **secret_references(plan.secret_env),
     }
     if plan.network_volume:
         # Model weights downloaded once per volume, not once per pod.
         env["HF_HOME"] = f"{WORKDIR}/.cache/huggingface"
     else:
-        env["LORA_SWEEP_RUN_DIR"] = RUN_DIR_WITHOUT_VOLUME
+        env[RUN_DIR_ENV] = RUN_DIR_WITHOUT_VOLUME
     check_env_values(env)
     return [
         PodSpec(
@@ -197,7 +244,7 @@ def pod_specs(plan: PodPlan, secrets: Secrets) -> list[PodSpec]:
             volume_in_gb=0 if plan.network_volume else POD_VOLUME_GB,
             volume_mount_path=WORKDIR,
             docker_args=START_COMMAND,
-            env={**env, "LORA_SWEEP_MAX_HOURS": f"{pod_hours(plan, index):g}"},
+            env={**env, MAX_HOURS_ENV: f"{pod_hours(plan, index):g}"},
             interruptible=plan.interruptible,
         )
         for index in range(1, plan.count + 1)

@@ -35,13 +35,14 @@ from typing import IO
 
 import psutil
 
+from agent.env_vars import MAX_RESTARTS_ENV, NOTICE_ENV, RESTART_BACKOFF_ENV, SLOT_ENV, STAGGER_ENV
+from agent.fleet.field_options import option
 from agent.local.processes import end_marked, start_child
 from agent.trial import shutdown_notice
 
 POLL_S = 0.1
 OUTPUT_DRAIN_S = 5.0
 """How long an exited agent's last output may take to arrive (a run it started can hold the pipe)."""
-SLOT_ENV = "LORA_SWEEP_AGENT_SLOT"
 LEFTOVER_GRACE_S = 5.0
 """At the end, how long runs that outlived their agents get to finish saving before they are ended."""
 
@@ -57,16 +58,29 @@ class AgentChild:
     log_path: Path
 
 
+RESTART_BACKOFF_MAX_S = 60.0
+
+
 @dataclass(frozen=True)
 class SupervisorOptions:
-    stagger_s: float = 5.0
-    """Seconds between starting one agent and the next: two agents asking W&B at the same
-    moment can both be handed the same requeued run."""
-    max_restarts: int = 3
-    """Restarts of a crashed agent before it is given up; a crash loop must not run forever."""
-    backoff_s: float = 2.0
-    """Wait before the first restart; it doubles with each restart of the same agent."""
-    backoff_max_s: float = 60.0
+    """How agents are started and restarted; each field with help is an option of `lora-sweep agent`."""
+
+    stagger_s: float = option(
+        5.0, help="Supervised agents: seconds between one agent's start and the next.", min=0, envvar=STAGGER_ENV
+    )
+    """Two agents asking W&B at the same moment can both be handed the same requeued run."""
+    max_restarts: int = option(
+        3, help="Supervised agents: restarts of a crashed agent before it is given up.", min=0, envvar=MAX_RESTARTS_ENV
+    )
+    """A crash loop must not run forever."""
+    restart_backoff_s: float = option(
+        2.0,
+        help="Supervised agents: seconds before the first restart; doubles each time, "
+        f"at most {RESTART_BACKOFF_MAX_S:g}.",
+        min=0,
+        envvar=RESTART_BACKOFF_ENV,
+    )
+    restart_backoff_max_s: float = RESTART_BACKOFF_MAX_S
 
 
 @dataclass(frozen=True)
@@ -273,7 +287,7 @@ class Supervisor:
             self._mark_done(slot)
         elif slot.restarts < self.options.max_restarts:
             slot.restarts += 1
-            delay = min(self.options.backoff_s * 2 ** (slot.restarts - 1), self.options.backoff_max_s)
+            delay = min(self.options.restart_backoff_s * 2 ** (slot.restarts - 1), self.options.restart_backoff_max_s)
             slot.start_at = time.monotonic() + delay
             self._say(
                 slot, f"exited with {returncode}; restart {slot.restarts}/{self.options.max_restarts} in {delay:g}s"
@@ -300,7 +314,7 @@ class Supervisor:
             slot.process = start_child(
                 child.argv,
                 signal.SIGTERM,
-                env={**child.env, shutdown_notice.NOTICE_ENV: str(self.notice.resolve()), SLOT_ENV: slot.mark},
+                env={**child.env, NOTICE_ENV: str(self.notice.resolve()), SLOT_ENV: slot.mark},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import click
 
+from agent.env_vars import GPU_HOURLY_USD_ENV, HEARTBEAT_TIMEOUT_ENV, STORE_ENV
 from agent.errors import UserError
 from agent.local import options as agent_defaults
-from agent.records import GPU_HOURLY_USD_ENV
 
 STORE_OPTION = click.option(
     "--store",
     "store_path",
     type=click.Path(dir_okay=False),
-    envvar="LORA_SWEEP_STORE",
+    envvar=STORE_ENV,
     help="SQLite file of local sweeps [env LORA_SWEEP_STORE; default ./.lora-sweep/sweeps.db].",
 )
 
@@ -40,7 +40,7 @@ AGENT_OPTIONS = (
         type=float,
         default=agent_defaults.HEARTBEAT_TIMEOUT_S,
         show_default=True,
-        envvar="LORA_SWEEP_HEARTBEAT_TIMEOUT",
+        envvar=HEARTBEAT_TIMEOUT_ENV,
         help=(
             "Seconds without a heartbeat after which a dead agent's run is requeued; agents beat every"
             f" {agent_defaults.HEARTBEAT_INTERVAL_S:g}s, so at least {agent_defaults.MIN_HEARTBEAT_TIMEOUT_S:g}."

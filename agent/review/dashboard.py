@@ -21,7 +21,6 @@ edits keep them in a copy ("Save as new view" in W&B), which this command never 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -30,6 +29,7 @@ from agent.errors import UserError
 from agent.records import COST_KEY, LOSS_KEY, MEMORY_KEYS, PEAK_MEMORY_KEY, STEP_KEY, Objective, SweepRecord
 from agent.review.findings import Findings
 from agent.review.results import Parameter, describe_swept
+from agent.sweep_config import grid_size
 
 TOKENS_KEY = "train/tokens_per_s"
 RUNTIME_KEY = "_runtime"
@@ -69,10 +69,9 @@ def describe(sweep: SweepRecord) -> SweepView:
 
 
 def count_runs_shown(sweep: SweepRecord) -> int:
-    """Every run of the sweep: the grid's size, else `run_cap`; an open-ended sweep, the ceiling."""
-    size = sweep.config.get("run_cap")
-    if sweep.config.get("method") == "grid":
-        size = math.prod(len(spec["values"]) for spec in sweep.parameters.values() if "values" in spec)
+    """Every run of the sweep: the grid's size as the engine counts it, else `run_cap`; an open-ended
+    sweep, the ceiling."""
+    size = grid_size(sweep.config, limit=MAX_RUNS_CEILING) or sweep.config.get("run_cap")
     return min(max(size or MAX_RUNS_CEILING, MIN_RUNS_SHOWN), MAX_RUNS_CEILING)
 
 

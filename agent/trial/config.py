@@ -23,7 +23,6 @@ from agent.errors import UserError
 TINY_MODEL = "builtin:tiny-llama"
 DEFAULT_CACHE_ROOT = Path.home() / ".cache" / "lora-sweep"
 """Where the built-in tiny model is built once and kept, unless LORA_SWEEP_CACHE names another folder."""
-CACHE_ENV = "LORA_SWEEP_CACHE"
 SYNTHETIC_DATASET = "builtin:synthetic"
 SAMSUM_SHAPED_DATASET = "builtin:synthetic-samsum"
 """Synthetic dialogues with SAMSum's published shape (utterance counts, speakers, split sizes): for measuring."""

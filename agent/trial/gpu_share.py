@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
+from agent.env_vars import SHARE_ENV
 from agent.trial.config import ConfigError
 
-SHARE_ENV = "LORA_SWEEP_GPU_SHARE"
-"""Set by the supervisor for each of N agents sharing a GPU: `1/N`."""
 GIB = 2**30
 
 

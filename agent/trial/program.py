@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.records import COST_KEY, GPU_HOURLY_USD_ENV, PREEMPTED_EXIT_CODE, PULL_FAILURES_KEY, SHARE_KEY
-from agent.trial.config import CACHE_ENV, DEFAULT_CACHE_ROOT, PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
-from agent.trial.gpu_share import SHARE_ENV, CudaMemory, GpuShare, cap_memory, parse_share, within_share
+from agent.env_vars import CACHE_ENV, GPU_HOURLY_USD_ENV, SHARE_ENV
+from agent.records import COST_KEY, PREEMPTED_EXIT_CODE, PULL_FAILURES_KEY, SHARE_KEY
+from agent.trial.config import DEFAULT_CACHE_ROOT, PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
+from agent.trial.gpu_share import CudaMemory, GpuShare, cap_memory, parse_share, within_share
 from agent.trial.stopping import Preempted, StopRequest
 
 if TYPE_CHECKING:

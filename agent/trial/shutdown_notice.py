@@ -22,9 +22,9 @@ from pathlib import Path
 
 import psutil
 
+from agent.env_vars import NOTICE_ENV
 from agent.trial.checkpoint import write_atomically
 
-NOTICE_ENV = "LORA_SWEEP_SHUTDOWN_NOTICE"
 SHUTDOWN = "shutdown"
 SENT_AT = "sent_at="
 

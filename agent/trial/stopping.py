@@ -24,11 +24,9 @@ import threading
 import time
 from collections.abc import Mapping
 
-PREEMPT, STOP = "preempt", "stop"
+from agent.env_vars import SIGTERM_AT_ENV
 
-SIGTERM_AT_ENV = "LORA_SWEEP_SIGTERM_AT"
-"""For tests only, inert unless set: the name of a boundary just after which the program sends itself
-SIGTERM, from another thread, so the signal lands inside the code that follows (tests/test_stop_phases.py)."""
+PREEMPT, STOP = "preempt", "stop"
 
 
 class Preempted(Exception):
