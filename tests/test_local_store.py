@@ -9,13 +9,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agent.local import controller
 from agent.local import store as store_module
-from agent.local.store import Store, UnknownSweep
+from agent.local.store import Claim, Store, UnknownSweep
+from agent.records import SweepState
 from agent.sweep_config import grid_size
 
 GRID = {
@@ -38,7 +40,7 @@ def claim(store, sweep_id, agent="agent-1", timeout=60.0):
 
 def finish(store, run, summary=None):
     with store.write():
-        store.finish_run(run.attempt, "finished", 0, summary or {}, None)
+        store.finish_run(run.claim, "finished", 0, summary or {}, None)
 
 
 def test_grid_gives_every_point_once_and_never_past_its_size(store):
@@ -55,7 +57,7 @@ def test_grid_gives_every_point_once_and_never_past_its_size(store):
         finish(store, c.run)
     done = claim(store, sweep_id, "agent-2")
     assert isinstance(done, controller.Done)
-    assert store.sweep(sweep_id).state == "FINISHED"
+    assert store.sweep(sweep_id).state == SweepState.FINISHED
     assert len(store.runs(sweep_id)) == 6
 
 
@@ -83,7 +85,7 @@ def test_bayes_search_proposes_where_finished_runs_scored_best(store):
     with store.write():
         for x in np.linspace(0.0, 1.0, 11):
             run = store.add_run(sweep_id, {"x": float(x)}, "seeding")
-            store.finish_run(run.attempt, "finished", 0, {"score": -((float(x) - 0.85) ** 2)}, None)
+            store.finish_run(run.claim, "finished", 0, {"score": -((float(x) - 0.85) ** 2)}, None)
 
     proposals = [claim(store, sweep_id).run.config["x"] for _ in range(12)]
     assert sum(x > 0.7 for x in proposals) >= 2 / 3 * len(proposals), proposals
@@ -92,7 +94,7 @@ def test_bayes_search_proposes_where_finished_runs_scored_best(store):
 def test_expired_heartbeat_requeues_the_run_for_another_agent(store):
     sweep_id = store.create_sweep(GRID, None, None)
     first = claim(store, sweep_id, "dead-agent").run
-    store.append_history(first.attempt, [{"score": 1.0}])
+    store.append_history(first.claim, [{"score": 1.0}])
     with store.write():  # the dead agent's last beat was long ago
         store._db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time() - 100, first.run_id))
 
@@ -100,17 +102,17 @@ def test_expired_heartbeat_requeues_the_run_for_another_agent(store):
     assert again.run_id == first.run_id
     assert again.config == first.config
     assert again.agent_id == "live-agent"
-    assert again.attempts == 2
-    assert again.history == [{"score": 1.0}]  # kept: the new attempt may resume from a checkpoint
+    assert again.claims == 2
+    assert again.history == [{"score": 1.0}]  # kept: the new claim's launch may resume from a checkpoint
 
 
 def test_paused_sweep_waits_and_cancelled_sweep_is_done(store):
     sweep_id = store.create_sweep(GRID, None, None)
-    store.set_sweep_state(sweep_id, "PAUSED")
+    store.set_sweep_state(sweep_id, SweepState.PAUSED)
     assert isinstance(claim(store, sweep_id), controller.Wait)
-    store.set_sweep_state(sweep_id, "RUNNING")
+    store.set_sweep_state(sweep_id, SweepState.RUNNING)
     run = claim(store, sweep_id).run
-    store.set_sweep_state(sweep_id, "CANCELED")
+    store.set_sweep_state(sweep_id, SweepState.CANCELED)
     assert isinstance(claim(store, sweep_id), controller.Done)
     assert controller.should_stop(store, sweep_id, run.run_id) == "sweep cancelled"
 
@@ -123,9 +125,9 @@ def test_unknown_sweep_is_a_clear_error(store):
 def test_sweep_record_is_what_reports_read(store):
     sweep_id = store.create_sweep(GRID, None, None)
     run = claim(store, sweep_id).run
-    store.append_history(run.attempt, [{"score": 1.0, "train/global_step": 10}])
+    store.append_history(run.claim, [{"score": 1.0, "train/global_step": 10}])
     with store.write():
-        store.finish_run(run.attempt, "failed", 3, {"score": 1.0}, "boom\n")
+        store.finish_run(run.claim, "failed", 3, {"score": 1.0}, "boom\n")
     record = store.sweep_record(sweep_id)
     assert record.objective.name == "score"
     (only,) = record.runs
@@ -173,4 +175,50 @@ def test_a_store_at_the_previous_schema_version_is_upgraded_in_place_when_opened
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
     assert "note" in {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    db.close()
+
+
+SCHEMA_2 = """
+CREATE TABLE sweeps (sweep_id TEXT PRIMARY KEY, config TEXT NOT NULL, state TEXT NOT NULL, project TEXT,
+    name TEXT, created_at REAL NOT NULL);
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, sweep_id TEXT NOT NULL REFERENCES sweeps(sweep_id),
+    seq INTEGER NOT NULL, state TEXT NOT NULL, config TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}',
+    agent_id TEXT, pid INTEGER, heartbeat_at REAL, started_at REAL, ended_at REAL, exit_code INTEGER,
+    output_tail TEXT, attempts INTEGER NOT NULL DEFAULT 0, UNIQUE (sweep_id, seq));
+CREATE TABLE history (run_id TEXT NOT NULL REFERENCES runs(run_id), idx INTEGER NOT NULL, row TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx));
+CREATE TABLE run_logs (run_id TEXT NOT NULL REFERENCES runs(run_id), attempt INTEGER NOT NULL,
+    folder TEXT NOT NULL, PRIMARY KEY (run_id, attempt));
+INSERT INTO sweeps VALUES ('swp', '{"method": "grid", "parameters": {"a": {"value": 1}}}', 'RUNNING', 'proj',
+    NULL, 0);
+INSERT INTO runs (run_id, sweep_id, seq, state, config, summary, exit_code, attempts)
+    VALUES ('run1', 'swp', 1, 'finished', '{"a": 1}', '{"score": 3}', 0, 2);
+INSERT INTO history VALUES ('run1', 0, '{"score": 3}');
+INSERT INTO run_logs VALUES ('run1', 1, '/wandb/offline-run-1-run1'), ('run1', 2, '/wandb/offline-run-2-run1');
+"""
+"""A store as lora-sweep wrote it at schema version 2, when a claim was called an attempt."""
+
+
+def test_a_store_at_schema_2_keeps_its_claims_read_as_it_stands_and_upgraded_when_written(tmp_path):
+    path = tmp_path / "sweeps.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_2 + f"PRAGMA application_id = {store_module.APPLICATION_ID}; PRAGMA user_version = 2;")
+    db.close()
+
+    reader = Store(path, read_only=True)  # `lora-sweep runs` reads it without writing a byte
+    assert reader.run("run1").claims == 2
+    reader.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+
+    writer = Store(path)
+    run = writer.run("run1")
+    assert (run.state, run.claims, run.summary, run.history) == ("finished", 2, {"score": 3}, [{"score": 3}])
+    assert writer.run_log(Claim("run1", 1)) == Path("/wandb/offline-run-1-run1")
+    assert writer.run_log(Claim("run1", 2)) == Path("/wandb/offline-run-2-run1")
+    assert writer.sweep("swp").project == "proj"
+    writer.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 3
+    assert "claims" in {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    assert "claim" in {row[1] for row in db.execute("PRAGMA table_info(run_logs)")}
     db.close()

@@ -108,7 +108,8 @@ def test_a_store_from_before_the_schema_version_is_still_read(tmp_path):
     store = tmp_path / "sweeps.db"
     sweep_id = make_store_with_a_sweep(store)
     db = sqlite3.connect(store)
-    db.execute("DROP TABLE run_logs")  # a store from before the stamp has only the first tables
+    db.execute("DROP TABLE run_logs")  # a store from before the stamp has only the first tables,
+    db.execute("ALTER TABLE runs RENAME COLUMN claims TO attempts")  # as they were then
     db.execute("PRAGMA application_id = 0")
     db.execute("PRAGMA user_version = 0")
     db.close()

@@ -14,7 +14,7 @@ import click
 
 from agent.errors import UserError
 from agent.local import options as agent_defaults
-from agent.records import GPU_HOURLY_USD_ENV
+from agent.records import GPU_HOURLY_USD_ENV, SweepState
 
 STORE_OPTION = click.option(
     "--store",
@@ -150,10 +150,10 @@ def validate_command(sweep_yaml: str) -> None:
 @click.option("--local", is_flag=True, help="Create the sweep in the local store (no W&B server).")
 @click.option("--project", help="W&B project the runs log to (also used by a later `wandb sync`).")
 @click.option("--name", help="A name for the sweep.")
-@click.option("--stop", "action", flag_value="FINISHED", help="Take no new runs; running ones finish.")
-@click.option("--cancel", "action", flag_value="CANCELED", help="Take no new runs and stop running ones.")
-@click.option("--pause", "action", flag_value="PAUSED", help="Take no new runs until --resume.")
-@click.option("--resume", "action", flag_value="RUNNING", help="Take new runs again.")
+@click.option("--stop", "action", flag_value=SweepState.FINISHED, help="Take no new runs; running ones finish.")
+@click.option("--cancel", "action", flag_value=SweepState.CANCELED, help="Take no new runs and stop running ones.")
+@click.option("--pause", "action", flag_value=SweepState.PAUSED, help="Take no new runs until --resume.")
+@click.option("--resume", "action", flag_value=SweepState.RUNNING, help="Take new runs again.")
 @STORE_OPTION
 def sweep_command(target, local, project, name, action, store_path) -> None:
     """Create a local sweep from SWEEP_YAML, or control one by SWEEP_ID.

@@ -32,7 +32,7 @@ from typing import Any
 from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
 
-from agent.local.processes import ATTEMPT_ENV, attempt_mark, start_child
+from agent.local.processes import CLAIM_ENV, claim_mark, start_child
 
 FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
 
@@ -46,7 +46,7 @@ class Launch:
     wandb_dir: Path
     """The folder holding `wandb/offline-run-*-<run_id>/`, as the program's wandb.init() sees it."""
     earlier_run_dirs: frozenset[Path] = frozenset()
-    """The run id's folders there before this launch: earlier attempts', never this one's."""
+    """The run id's folders there before this launch: earlier launches', never this one's."""
 
 
 def prepare_launch(
@@ -57,10 +57,10 @@ def prepare_launch(
     project: str | None = None,
     *,
     base_env: Mapping[str, str],
-    attempt: int = 1,
+    claim: int = 1,
 ) -> Launch:
-    """The command line and environment for the `attempt`-th launch of a run; `base_env` is the
-    agent's environment."""
+    """The command line and environment to launch a run for its `claim`-th claim; `base_env` is
+    the agent's environment."""
     env = dict(base_env)
     # `${interpreter}` is the literal `python`: make it ours, as an activated venv would.
     env["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), env.get("PATH")]))
@@ -76,7 +76,7 @@ def prepare_launch(
 
     env.pop("WANDB_SWEEP_ID", None)  # see the module docstring: the run must sync as a plain run
     env["WANDB_RUN_ID"] = run_id
-    env[ATTEMPT_ENV] = attempt_mark(run_id, attempt)  # found and ended with the attempt, wherever it runs
+    env[CLAIM_ENV] = claim_mark(run_id, claim)  # found and ended with the claim, wherever it runs
     env["WANDB_SWEEP_PARAM_PATH"] = str(param_path)
     # Offline unless the user chose a mode: the local controller must work with no server.
     env.setdefault("WANDB_MODE", "offline")
@@ -128,9 +128,9 @@ def run_dirs(wandb_dir: Path, run_id: str) -> frozenset[Path]:
 
 
 def find_run_file(wandb_dir: Path, run_id: str, earlier: frozenset[Path]) -> Path | None:
-    """The `.wandb` log the program's wandb.init() created for this attempt, once it exists.
+    """The `.wandb` log the program's wandb.init() created for this launch, once it exists.
 
-    A requeued run id has folders from earlier attempts, and something may still be writing to one
-    (an orphaned `wandb-core`): only a folder that was not there at launch is this attempt's."""
+    A requeued run id has folders from earlier launches, and something may still be writing to one
+    (an orphaned `wandb-core`): only a folder that was not there at launch is this launch's."""
     logs = [folder / f"run-{run_id}.wandb" for folder in run_dirs(wandb_dir, run_id) - earlier]
     return max((log for log in logs if log.exists()), key=lambda log: log.parent.name, default=None)

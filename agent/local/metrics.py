@@ -26,7 +26,7 @@ from typing import Any
 
 from wandb.util import get_core_path
 
-from agent.local.processes import ATTEMPT_ENV, signal_group, start_child
+from agent.local.processes import CLAIM_ENV, signal_group, start_child
 from agent.records import Objective
 
 _AGGREGATES = ("max", "min", "last", "mean", "first", "best")
@@ -56,9 +56,9 @@ def inspect_command(run_file: Path, *flags: str) -> list[str]:
 
 def inspector_env(base_env: Mapping[str, str] | None) -> dict[str, str]:
     """Reading a local file needs no server: keep the inspector from reaching for one. It reads the
-    attempt's log but is not the attempt's: it does not carry the attempt's mark."""
+    launch's log but is not the launch's: it does not carry the claim's mark."""
     env = {**(base_env or {}), "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false"}
-    env.pop(ATTEMPT_ENV, None)
+    env.pop(CLAIM_ENV, None)
     return env
 
 
