@@ -111,7 +111,8 @@ def new_sweep(workdir: Path, make_config: Callable[[Path, int], dict], size: int
     config = make_config(log, size)
     store = Store(workdir / "sweeps.db")
     try:
-        sweep_id = store.create_sweep(config, None, None)
+        with store.write() as tx:
+            sweep_id = tx.create_sweep(config, None, None)
     finally:
         store.close()
     return Sweep(workdir, workdir / "sweeps.db", sweep_id, log, config)

@@ -120,7 +120,8 @@ def create_sweep(store_path: Path, config: dict) -> str:
     assert sweeps.schema_violations_from_proposed_config(config) == []
     store = Store(store_path)
     try:
-        return store.create_sweep(config, project=None, name=None)
+        with store.write() as tx:
+            return tx.create_sweep(config, project=None, name=None)
     finally:
         store.close()
 

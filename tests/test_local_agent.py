@@ -151,7 +151,8 @@ def test_sweep_cancel_stops_running_runs(tmp_path):
     agent = start_agent(sweep_id, store_path, tmp_path, WANDB_AGENT_KILL_DELAY="1")
     wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.pid], 60, "the run to start")
     store = Store(store_path)
-    store.set_sweep_state(sweep_id, SweepState.CANCELED)
+    with store.write() as tx:
+        tx.set_sweep_state(sweep_id, SweepState.CANCELED)
     store.close()
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, err

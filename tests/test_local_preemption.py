@@ -219,27 +219,33 @@ def test_a_resumed_claims_first_rows_replace_what_it_trains_again(tmp_path):
     from agent.local import controller
 
     store = Store(tmp_path / "sweeps.db")
-    sweep_id = store.create_sweep({"method": "grid", "parameters": {"a": {"value": 1}}}, None, None)
+    with store.write() as tx:
+        sweep_id = tx.create_sweep({"method": "grid", "parameters": {"a": {"value": 1}}}, None, None)
     first = controller.claim_next_run(store, sweep_id, "one", 60).run
     rows = [{STEP_KEY: step, LOSS_KEY: 1.0 / step} for step in range(1, 14)]
-    store.append_history(first.claim, rows[:10], first=True)
-    store.append_history(first.claim, rows[10:], first=False)  # steps 11-13, then the machine is lost
-    with store.write():
-        store.preempt(first.claim, 143, {"attempt/outcome": "preempted"}, None)
+    with store.write() as tx:
+        tx.append_history(first.claim, rows[:10], first=True)
+    with store.write() as tx:
+        tx.append_history(first.claim, rows[10:], first=False)  # steps 11-13, then the machine is lost
+    with store.write() as tx:
+        tx.preempt(first.claim, 143, {"attempt/outcome": "preempted"}, None)
     assert store.run(first.run_id).state == "preempted"
 
     second = controller.claim_next_run(store, sweep_id, "two", 60).run
     assert (second.run_id, second.claims, second.state) == (first.run_id, 2, "running")
     assert len(second.history) == 13  # kept until the new claim says where it took up
-    store.append_history(second.claim, [{STEP_KEY: 11, LOSS_KEY: 0.5}], first=True)
-    store.append_history(second.claim, [{STEP_KEY: 11, "eval/rougeL": 0.2}], first=False)
+    with store.write() as tx:
+        tx.append_history(second.claim, [{STEP_KEY: 11, LOSS_KEY: 0.5}], first=True)
+    with store.write() as tx:
+        tx.append_history(second.claim, [{STEP_KEY: 11, "eval/rougeL": 0.2}], first=False)
     assert [row[STEP_KEY] for row in store.run(first.run_id).history] == [*range(1, 11), 11, 11]
     assert store.run(first.run_id).history[10][LOSS_KEY] == 0.5
 
     # A program that logs no step starts its history over.
-    with store.write():
-        store.requeue(second.claim)
+    with store.write() as tx:
+        tx.requeue(second.claim)
     third = controller.claim_next_run(store, sweep_id, "three", 60).run
-    store.append_history(third.claim, [{"score": 1.0}], first=True)
+    with store.write() as tx:
+        tx.append_history(third.claim, [{"score": 1.0}], first=True)
     assert store.run(first.run_id).history == [{"score": 1.0}]
     store.close()

@@ -62,7 +62,8 @@ def test_nothing_outlives_its_run_or_its_agent(tmp_path, path):
 
     if path == "cancelled":
         store = Store(store_path)
-        store.set_sweep_state(sweep_id, SweepState.CANCELED)
+        with store.write() as tx:
+            tx.set_sweep_state(sweep_id, SweepState.CANCELED)
         store.close()
     elif path == "agent ctrl-c":
         agent.send_signal(signal.SIGINT)

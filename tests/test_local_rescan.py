@@ -19,10 +19,10 @@ def test_a_run_recorded_from_the_wrong_launch_gets_its_own_summary_back(tmp_path
     config = {"method": "grid", "metric": {"name": "score", "goal": "maximize"}, "parameters": {"x": {"values": [1]}}}
     sweep_id = create_sweep(store_path, config)
     store = Store(store_path)
-    with store.write():
-        run = store.add_run(sweep_id, {"x": 1}, "agent-a")
-    with store.write():  # as recorded from the first launch's log, which an orphan kept fresh
-        store.finish_run(run.claim, "finished", 0, {"score": 1}, None)
+    with store.write() as tx:
+        run = tx.add_run(sweep_id, {"x": 1}, "agent-a")
+    with store.write() as tx:  # as recorded from the first launch's log, which an orphan kept fresh
+        tx.finish_run(run.claim, "finished", 0, {"score": 1}, None)
     store.close()
     db = sqlite3.connect(store_path)  # a store from before it kept each claim's folder: schema 1
     db.executescript("DROP TABLE run_logs; ALTER TABLE runs RENAME COLUMN claims TO attempts; PRAGMA user_version = 1;")

@@ -34,17 +34,22 @@ def store(tmp_path):
     store.close()
 
 
+def new_sweep(store, config):
+    with store.write() as tx:
+        return tx.create_sweep(config, None, None)
+
+
 def claim(store, sweep_id, agent="agent-1", timeout=60.0):
     return controller.claim_next_run(store, sweep_id, agent, heartbeat_timeout_s=timeout)
 
 
 def finish(store, run, summary=None):
-    with store.write():
-        store.finish_run(run.claim, "finished", 0, summary or {}, None)
+    with store.write() as tx:
+        tx.finish_run(run.claim, "finished", 0, summary or {}, None)
 
 
 def test_grid_gives_every_point_once_and_never_past_its_size(store):
-    sweep_id = store.create_sweep(GRID, None, None)
+    sweep_id = new_sweep(store, GRID)
     assert grid_size(GRID) == 6
     claimed = [claim(store, sweep_id) for _ in range(6)]
     assert all(isinstance(c, controller.Claimed) for c in claimed)
@@ -63,7 +68,7 @@ def test_grid_gives_every_point_once_and_never_past_its_size(store):
 
 def test_random_search_stops_at_run_cap(store):
     config = {"method": "random", "run_cap": 3, "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
-    sweep_id = store.create_sweep(config, None, None)
+    sweep_id = new_sweep(store, config)
     for _ in range(3):
         run = claim(store, sweep_id).run
         assert 0.0 <= run.config["lr"] <= 1.0
@@ -81,20 +86,21 @@ def test_bayes_search_proposes_where_finished_runs_scored_best(store):
         "metric": {"name": "score", "goal": "maximize"},
         "parameters": {"x": {"min": 0.0, "max": 1.0}},
     }
-    sweep_id = store.create_sweep(config, None, None)
-    with store.write():
+    sweep_id = new_sweep(store, config)
+    with store.write() as tx:
         for x in np.linspace(0.0, 1.0, 11):
-            run = store.add_run(sweep_id, {"x": float(x)}, "seeding")
-            store.finish_run(run.claim, "finished", 0, {"score": -((float(x) - 0.85) ** 2)}, None)
+            run = tx.add_run(sweep_id, {"x": float(x)}, "seeding")
+            tx.finish_run(run.claim, "finished", 0, {"score": -((float(x) - 0.85) ** 2)}, None)
 
     proposals = [claim(store, sweep_id).run.config["x"] for _ in range(12)]
     assert sum(x > 0.7 for x in proposals) >= 2 / 3 * len(proposals), proposals
 
 
 def test_expired_heartbeat_requeues_the_run_for_another_agent(store):
-    sweep_id = store.create_sweep(GRID, None, None)
+    sweep_id = new_sweep(store, GRID)
     first = claim(store, sweep_id, "dead-agent").run
-    store.append_history(first.claim, [{"score": 1.0}])
+    with store.write() as tx:
+        tx.append_history(first.claim, [{"score": 1.0}])
     with store.write():  # the dead agent's last beat was long ago
         store._db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time() - 100, first.run_id))
 
@@ -106,13 +112,18 @@ def test_expired_heartbeat_requeues_the_run_for_another_agent(store):
     assert again.history == [{"score": 1.0}]  # kept: the new claim's launch may resume from a checkpoint
 
 
+def set_state(store, sweep_id, state):
+    with store.write() as tx:
+        tx.set_sweep_state(sweep_id, state)
+
+
 def test_paused_sweep_waits_and_cancelled_sweep_is_done(store):
-    sweep_id = store.create_sweep(GRID, None, None)
-    store.set_sweep_state(sweep_id, SweepState.PAUSED)
+    sweep_id = new_sweep(store, GRID)
+    set_state(store, sweep_id, SweepState.PAUSED)
     assert isinstance(claim(store, sweep_id), controller.Wait)
-    store.set_sweep_state(sweep_id, SweepState.RUNNING)
+    set_state(store, sweep_id, SweepState.RUNNING)
     run = claim(store, sweep_id).run
-    store.set_sweep_state(sweep_id, SweepState.CANCELED)
+    set_state(store, sweep_id, SweepState.CANCELED)
     assert isinstance(claim(store, sweep_id), controller.Done)
     assert controller.should_stop(store, sweep_id, run.run_id) == "sweep cancelled"
 
@@ -123,11 +134,11 @@ def test_unknown_sweep_is_a_clear_error(store):
 
 
 def test_sweep_record_is_what_reports_read(store):
-    sweep_id = store.create_sweep(GRID, None, None)
+    sweep_id = new_sweep(store, GRID)
     run = claim(store, sweep_id).run
-    store.append_history(run.claim, [{"score": 1.0, "train/global_step": 10}])
-    with store.write():
-        store.finish_run(run.claim, "failed", 3, {"score": 1.0}, "boom\n")
+    with store.write() as tx:
+        tx.append_history(run.claim, [{"score": 1.0, "train/global_step": 10}])
+        tx.finish_run(run.claim, "failed", 3, {"score": 1.0}, "boom\n")
     record = store.sweep_record(sweep_id)
     assert record.objective.name == "score"
     (only,) = record.runs
@@ -139,7 +150,7 @@ def test_sweep_record_is_what_reports_read(store):
 
 
 def test_a_dead_agents_program_is_ended_only_if_it_carries_the_runs_id(store, tmp_path):
-    sweep_id = store.create_sweep(GRID, None, None)
+    sweep_id = new_sweep(store, GRID)
     run = claim(store, sweep_id).run
 
     def program(run_id):  # its own process group, as the agent starts programs
@@ -160,7 +171,8 @@ def test_a_dead_agents_program_is_ended_only_if_it_carries_the_runs_id(store, tm
 def test_a_store_at_the_previous_schema_version_is_upgraded_in_place_when_opened(tmp_path, monkeypatch):
     path = tmp_path / "sweeps.db"
     old = Store(path)
-    sweep_id = old.create_sweep(GRID, "proj", None)
+    with old.write() as tx:
+        sweep_id = tx.create_sweep(GRID, "proj", None)
     old.close()
     # The next version adds a column: a store written at the current version is now the previous one.
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT"])

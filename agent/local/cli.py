@@ -173,7 +173,8 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     if action is not None:
         store = open_store(store_path, writable=True)
         try:
-            store.set_sweep_state(target, action)
+            with store.write() as tx:
+                tx.set_sweep_state(target, action)
         except UnknownSweep as error:
             raise click.ClickException(f"{error} (a W&B sweep? use `wandb sweep`)") from None
         click.echo(f"sweep {target}: {action.lower()}")
@@ -182,7 +183,8 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
         raise click.ClickException("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
     config = checked_sweep(target)
     store = open_store(store_path, must_exist=False)
-    sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
+    with store.write() as tx:
+        sweep_id = tx.create_sweep(config, project or config.get("project"), name or config.get("name"))
     size = grid_size(config)
     runs = f"{size} runs" if size is not None else f"{config['method']} search"
     store_flag = f" --store {store_path}" if store_path else ""

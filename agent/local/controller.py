@@ -17,7 +17,7 @@ import psutil
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
 from agent.local.options import HEARTBEAT_INTERVAL_S
 from agent.local.processes import CLAIM_ENV, claim_mark, end_marked, signal_group
-from agent.local.store import RunRow, Store
+from agent.local.store import RunRow, Store, Transaction
 from agent.records import QUEUED_STATES, RunState, SweepState
 
 # Our run states in the engine's vocabulary. STOPPED (early-terminated or cancelled) is what
@@ -68,8 +68,8 @@ def claim_next_run(
 ) -> Claimed | Wait | Done:
     """Give `agent_id` its next run, atomically: one write transaction around every decision.
     `expiry`: the agent's own, kept across its claims (see `Expiry`); None requeues at once."""
-    with store.write():
-        requeue_expired_runs(store, sweep_id, heartbeat_timeout_s, expiry)
+    with store.write() as tx:
+        requeue_expired_runs(tx, sweep_id, heartbeat_timeout_s, expiry)
         sweep = store.sweep(sweep_id)
         if sweep.state in (SweepState.FINISHED, SweepState.CANCELED):
             return Done(f"sweep {sweep_id} is {sweep.state.lower()}")
@@ -79,25 +79,25 @@ def claim_next_run(
         runs = store.runs(sweep_id)
         pending = [run for run in runs if run.state in QUEUED_STATES]
         if pending:
-            return Claimed(store.claim_pending(pending[0].run_id, agent_id))
+            return Claimed(tx.claim_pending(pending[0].run_id, agent_id))
 
         running = [run for run in runs if run.state == RunState.RUNNING]
         run_cap = sweep.config.get("run_cap")
         if run_cap is not None and len(runs) >= run_cap:
-            return _wait_or_finish(store, sweep_id, running, f"run_cap {run_cap} reached")
+            return _wait_or_finish(tx, sweep_id, running, f"run_cap {run_cap} reached")
 
         proposal = sweeps.next_run(sweep.config, [to_engine_run(run) for run in runs])
         if proposal is None:  # only a grid runs out
-            return _wait_or_finish(store, sweep_id, running, "every grid point is taken")
+            return _wait_or_finish(tx, sweep_id, running, "every grid point is taken")
         config = {key: spec["value"] for key, spec in proposal.config.items()}
-        return Claimed(store.add_run(sweep_id, config, agent_id))
+        return Claimed(tx.add_run(sweep_id, config, agent_id))
 
 
-def _wait_or_finish(store: Store, sweep_id: str, running: list[RunRow], why: str) -> Wait | Done:
+def _wait_or_finish(tx: Transaction, sweep_id: str, running: list[RunRow], why: str) -> Wait | Done:
     # While a run is still running its agent may yet die and the run come back: wait for it.
     if running:
         return Wait(f"{why}; waiting for {len(running)} running run(s)")
-    store.set_sweep_state(sweep_id, SweepState.FINISHED)
+    tx.set_sweep_state(sweep_id, SweepState.FINISHED)
     return Done(f"{why} and done; sweep {sweep_id} finished")
 
 
@@ -134,7 +134,7 @@ class Expiry:
 
 
 def requeue_expired_runs(
-    store: Store, sweep_id: str, heartbeat_timeout_s: float, expiry: Expiry | None = None
+    tx: Transaction, sweep_id: str, heartbeat_timeout_s: float, expiry: Expiry | None = None
 ) -> list[str]:
     """Runs whose agent stopped beating (killed, frozen) go back to pending, history kept: the next
     claim's launch resumes from the run's checkpoint if it left one. With `expiry`, only once a later
@@ -142,14 +142,14 @@ def requeue_expired_runs(
     deadline = time.time() - heartbeat_timeout_s
     expired = [
         run
-        for run in store.runs(sweep_id, with_history=False)
+        for run in tx.store.runs(sweep_id, with_history=False)
         if run.state == RunState.RUNNING and (run.heartbeat_at or 0) < deadline
     ]
     if expiry is not None:
         expired = expiry.confirmed(expired)
     for run in expired:
         kill_orphan(run)
-        store.requeue(run.claim)
+        tx.requeue(run.claim)
     return [run.run_id for run in expired]
 
 

@@ -34,8 +34,8 @@ def rescan_finished_runs(store: Store, sweep_id: str, wandb_dir: Path, env: Mapp
             continue
         summary = metrics.flatten_summary(read.summary, objective)
         if summary != run.summary:
-            with store.write():
-                store.replace_summary(run.run_id, summary)
+            with store.write() as tx:
+                tx.replace_summary(run.run_id, summary)
             name = objective.name
             lines.append(f"run {run.run_id}: {name} {run.summary.get(name)} -> {summary.get(name)}, from {folder}")
     return lines

@@ -229,7 +229,8 @@ class _Heartbeat:
             return
         try:
             while not self._stop.wait(interval_s):
-                store.beat(claim)
+                with store.write() as tx:
+                    tx.beat(claim)
         except (RunTaken, StoreError) as error:
             self._end(error)
         finally:
@@ -357,7 +358,8 @@ class _Watch:
         run_file = self.program.run_file(self.run.run_id)
         if run_file is not None:
             self.follower = metrics.HistoryFollower(run_file, self.program.plan.env)
-            store.record_run_log(self.claim, run_file.parent)  # which log is whose, for a later --rescan
+            with store.write() as tx:
+                tx.record_run_log(self.claim, run_file.parent)  # which log is whose, for a later --rescan
         return self.follower is not None
 
     def _store_rows(self, store: Store, rows: list[dict]) -> bool:
@@ -366,7 +368,8 @@ class _Watch:
         metric_name = self.objective.name
         kept = [row for row in rows if metric_name is None or metric_name in row or LOSS_KEY in row]
         if kept:
-            store.append_history(self.claim, kept, first=not self._history_started)
+            with store.write() as tx:
+                tx.append_history(self.claim, kept, first=not self._history_started)
             self._history_started = True
         return metric_name is not None and any(metric_name in row for row in kept)
 
@@ -402,16 +405,16 @@ class _Watch:
         """How the claim ended, into the store: put back, preempted (queued again), or over."""
         exit_code = self.program.exit_code
         tail = self.program.tail.text() + (f"lora-sweep: warning: {self.warning}\n" if self.warning else "")
-        with store.write():
+        with store.write() as tx:
             if self.requeue:
-                store.requeue(self.claim)
+                tx.requeue(self.claim)
                 return self.outcome(RunState.PENDING)
             preempting = self.follower is not None and self.follower.preempting
             state = _final_state(exit_code, self.stop_reason, preempting)
             if state == RunState.PREEMPTED:
-                store.preempt(self.claim, exit_code, self.summary, tail or None)
+                tx.preempt(self.claim, exit_code, self.summary, tail or None)
             else:
-                store.finish_run(self.claim, state, exit_code, self.summary, tail or None)
+                tx.finish_run(self.claim, state, exit_code, self.summary, tail or None)
         if state in FAILED_STATES:  # its last words say why, for the agent's one line
             return self.outcome(state, reason=self.program.tail.last_words())
         return self.outcome(state)
@@ -477,7 +480,8 @@ def _launch(
     )
     watch = _Watch(run, objective, _Program(plan, program_output))
     try:
-        store.set_pid(run.claim, watch.program.process.pid)
+        with store.write() as tx:
+            tx.set_pid(run.claim, watch.program.process.pid)
     except BaseException:
         watch.end()
         raise
@@ -488,8 +492,8 @@ def _record_launch_failure(store: Store, run: RunRow, error: OSError) -> ClaimOu
     """A program that cannot start is the run's failure, not the agent's: record it, go on."""
     reason = f"cannot launch the program: {error}"
     try:
-        with store.write():
-            store.finish_run(run.claim, RunState.FAILED, None, {}, reason + "\n")
+        with store.write() as tx:
+            tx.finish_run(run.claim, RunState.FAILED, None, {}, reason + "\n")
     except RunTaken:
         return ClaimOutcome(run.run_id, None, None, 0.0, TAKEN_REASON)
     return ClaimOutcome(run.run_id, RunState.FAILED, None, 0.0, reason)

@@ -1,9 +1,10 @@
 """The local sweep store: one SQLite file that every agent on this machine shares.
 
-SQLite in WAL mode lets readers (`lora-sweep runs`) work while an agent writes. Every decision
-that must not race (which run an agent gets, requeueing runs of dead agents) happens inside one
-`BEGIN IMMEDIATE` transaction, which takes the database's single write lock up front: two agents
-can never both read "point 7 is free" and both take it.
+SQLite in WAL mode lets readers (`lora-sweep runs`) work while an agent writes. Every change goes
+through one `BEGIN IMMEDIATE` transaction (`with store.write() as tx:`), which takes the
+database's single write lock up front, and only its `Transaction` holds the mutators: a decision
+that must not race (which run an agent gets, requeueing runs of dead agents) is one transaction,
+so two agents can never both read "point 7 is free" and both take it.
 
 Every write about a running run names the claim that owns it (`Claim`): an agent that was
 frozen past the heartbeat timeout finds its run requeued and claimed by another, and its late
@@ -106,6 +107,27 @@ class StoreError(UserError):
 
 class UnknownSweep(StoreError, LookupError):
     """No sweep with that id in this store (or no store at all)."""
+
+
+class UnknownRun(StoreError, LookupError):
+    """No run with that id in this store."""
+
+
+def _unknown_sweep(path: Path, sweep_id: str) -> UnknownSweep:
+    return UnknownSweep(f"no local sweep {sweep_id!r} in {path}")
+
+
+def _unknown_run(path: Path, run_id: str) -> UnknownRun:
+    return UnknownRun(f"no run {run_id!r} in the local sweep store {path}")
+
+
+class TransactionError(RuntimeError):
+    """The store's write rule broken by its caller, never the store's fault: a write transaction
+    opened inside another of the same store, or one used after its block ended."""
+
+
+class RunNotQueued(Exception):
+    """`claim_pending` of a run that is not waiting for an agent: another agent holds it, or it ended."""
 
 
 class RunTaken(Exception):
@@ -301,7 +323,8 @@ def _upgrade(db: sqlite3.Connection) -> None:
 
 
 class Store:
-    """The sweeps and runs of one machine. One instance per thread; agents share the file."""
+    """The sweeps and runs of one machine: its reads, and `write()`, the one transaction through
+    which it changes (`Transaction`). One instance per thread; agents share the file."""
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path)
@@ -318,6 +341,7 @@ class Store:
         except sqlite3.Error as error:
             raise _store_error(self.path, error) from None
         self._db.row_factory = sqlite3.Row
+        self._transaction: Transaction | None = None
 
     def _open_for_writing(self, version: int | None) -> sqlite3.Connection:
         try:
@@ -354,45 +378,50 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def _sql(self, query: str, params: tuple | list = ()) -> sqlite3.Cursor:
+    def _sql(self, query: str, params: tuple | list = (), *, many: bool = False) -> sqlite3.Cursor:
+        """One statement (`many`: once for each set of `params`); any SQLite fault is a StoreError line."""
         try:
-            return self._db.execute(query, params)
+            return (self._db.executemany if many else self._db.execute)(query, params)
         except sqlite3.Error as error:
             raise _store_error(self.path, error) from None
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Store]:
-        """One write transaction; the lock is taken at BEGIN, so reads inside it stay true."""
+    def write(self) -> Iterator[Transaction]:
+        """One write transaction, the only way to change the store (`with store.write() as tx:`).
+        The lock is taken at BEGIN, so reads inside it stay true; the block commits when it ends and
+        rolls back when it raises. A write opened inside another of the same store is a
+        TransactionError: SQLite would refuse it too, but only in its own words and with the outer
+        one left open."""
+        if self._transaction is not None:
+            raise TransactionError(
+                f"a write transaction of the store {self.path} is already open: pass it on instead of opening another"
+            )
         self.check_present()
         self._sql("BEGIN IMMEDIATE")
+        self._transaction = Transaction(self)
         try:
-            yield self
+            yield self._transaction
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as error:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise _store_error(self.path, error) from None
+        else:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise _store_error(self.path, error) from None
+        finally:
+            self._transaction._end()
+            self._transaction = None
 
     # -- sweeps ---------------------------------------------------------------------------------
-
-    def create_sweep(self, config: dict[str, Any], project: str | None, name: str | None) -> str:
-        sweep_id = new_id()
-        self.check_present()
-        self._sql(
-            "INSERT INTO sweeps VALUES (?, ?, 'RUNNING', ?, ?, ?)",
-            (sweep_id, json.dumps(config), project, name, time.time()),
-        )
-        return sweep_id
 
     def sweep(self, sweep_id: str) -> SweepRow:
         row = self._sql("SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone()
         if row is None:
-            raise UnknownSweep(f"no local sweep {sweep_id!r} in {self.path}")
+            raise _unknown_sweep(self.path, sweep_id)
         return SweepRow(
             sweep_id=row["sweep_id"],
             config=json.loads(row["config"]),
@@ -400,12 +429,6 @@ class Store:
             project=row["project"],
             name=row["name"],
         )
-
-    def set_sweep_state(self, sweep_id: str, state: SweepState) -> None:
-        state = SweepState(state)
-        self.sweep(sweep_id)  # raises UnknownSweep
-        self.check_present()
-        self._sql("UPDATE sweeps SET state = ? WHERE sweep_id = ?", (state, sweep_id))
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -415,6 +438,8 @@ class Store:
 
     def run(self, run_id: str) -> RunRow:
         row = self._sql("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise _unknown_run(self.path, run_id)
         return self._run_row(row, with_history=True)
 
     def _run_row(self, row: sqlite3.Row, with_history: bool) -> RunRow:
@@ -442,8 +467,69 @@ class Store:
             claims=_claims(row),
         )
 
+    def run_log(self, claim: Claim) -> Path | None:
+        """The W&B run folder `claim` wrote, if the store recorded it (not before schema 2)."""
+        row = self._sql(
+            "SELECT folder FROM run_logs WHERE run_id = ? AND claim = ?", (claim.run_id, claim.number)
+        ).fetchone()
+        return Path(row[0]) if row else None
+
+    # -- the shape review code reads ------------------------------------------------------------
+
+    def sweep_record(self, sweep_id: str) -> SweepRecord:
+        sweep = self.sweep(sweep_id)
+        return SweepRecord(
+            sweep_id=sweep.sweep_id, config=sweep.config, runs=[run.record() for run in self.runs(sweep_id)]
+        )
+
+
+class Transaction:
+    """One open write transaction of a `Store` (`with store.write() as tx:`), and the only holder of
+    the store's changes: every mutator is here, and refuses to run once its block has ended. Each
+    change checks what it changed: an unknown sweep id is UnknownSweep, an unknown run id
+    UnknownRun, and a claim that no longer owns its run RunTaken."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        """Reads inside the transaction go through it: they see the transaction's own changes."""
+        self._open = True
+
+    def _end(self) -> None:
+        """Called by `Store.write()` when the block ends: nothing goes through this one after that."""
+        self._open = False
+
+    def _sql(self, query: str, params: tuple | list = (), *, many: bool = False) -> sqlite3.Cursor:
+        if not self._open:
+            raise TransactionError(
+                "this write transaction has ended: change the store inside `with store.write() as tx:`"
+            )
+        return self.store._sql(query, params, many=many)
+
+    def _require_run(self, run_id: str) -> None:
+        if self._sql("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise _unknown_run(self.store.path, run_id)
+
+    # -- sweeps ---------------------------------------------------------------------------------
+
+    def create_sweep(self, config: dict[str, Any], project: str | None, name: str | None) -> str:
+        sweep_id = new_id()
+        self._sql(
+            "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, ?)",
+            (sweep_id, json.dumps(config), SweepState.RUNNING, project, name, time.time()),
+        )
+        return sweep_id
+
+    def set_sweep_state(self, sweep_id: str, state: SweepState) -> None:
+        cursor = self._sql("UPDATE sweeps SET state = ? WHERE sweep_id = ?", (SweepState(state), sweep_id))
+        if cursor.rowcount != 1:
+            raise _unknown_sweep(self.store.path, sweep_id)
+
+    # -- runs -----------------------------------------------------------------------------------
+
     def add_run(self, sweep_id: str, config: dict[str, Any], agent_id: str) -> RunRow:
-        """A new run, already claimed by `agent_id` (call inside `write()`)."""
+        """A new run of `sweep_id`, already claimed by `agent_id` (its first claim)."""
+        if self._sql("SELECT 1 FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone() is None:
+            raise _unknown_sweep(self.store.path, sweep_id)
         seq = self._sql("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE sweep_id = ?", (sweep_id,)).fetchone()[0]
         run_id = new_id()
         now = time.time()
@@ -452,19 +538,24 @@ class Store:
             " started_at, claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
             (run_id, sweep_id, seq, RunState.RUNNING, json.dumps(config), agent_id, now, now),
         )
-        return self.run(run_id)
+        return self.store.run(run_id)
 
     def claim_pending(self, run_id: str, agent_id: str) -> RunRow:
-        """Give a requeued run (pending or preempted) to `agent_id` (call inside `write()`): a new
-        claim under the same run id. Its history stays until the new claim's launch logs."""
+        """Give a queued run (pending or preempted) to `agent_id`: a new claim under the same run id.
+        Its history stays until the new claim's launch logs. A run that is not queued is never taken
+        from whoever holds it, nor reopened once ended: RunNotQueued (UnknownRun if there is no
+        such run), and the transaction's caller decides what to do."""
         now = time.time()
-        self._sql(
+        cursor = self._sql(
             "UPDATE runs SET state = ?, agent_id = ?, heartbeat_at = ?, started_at = ?,"
             " ended_at = NULL, exit_code = NULL, claims = claims + 1"
             f" WHERE run_id = ? AND state IN ({', '.join('?' * len(QUEUED_STATES))})",
             (RunState.RUNNING, agent_id, now, now, run_id, *QUEUED_STATES),
         )
-        return self.run(run_id)
+        if cursor.rowcount != 1:
+            self._require_run(run_id)
+            raise RunNotQueued(f"run {run_id} is {self.store.run(run_id).state}, not queued: it was not claimed")
+        return self.store.run(run_id)
 
     def _update_claim(self, claim: Claim, assignments: str, values: tuple) -> None:
         """Change a running run only while `claim` still owns it; else RunTaken."""
@@ -473,55 +564,45 @@ class Store:
             (*values, claim.run_id, claim.number, RunState.RUNNING),
         )
         if cursor.rowcount != 1:
+            self._require_run(claim.run_id)
             raise RunTaken(f"run {claim.run_id} was requeued while its claim {claim.number} ran")
 
     def record_run_log(self, claim: Claim, folder: Path) -> None:
         """The W&B run folder this claim's launch writes, once its agent has found it."""
-        with self.write():
-            self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
-            self._sql(
-                "INSERT OR REPLACE INTO run_logs (run_id, claim, folder) VALUES (?, ?, ?)",
-                (claim.run_id, claim.number, str(folder)),
-            )
-
-    def run_log(self, claim: Claim) -> Path | None:
-        """The W&B run folder `claim` wrote, if the store recorded it (not before schema 2)."""
-        row = self._sql(
-            "SELECT folder FROM run_logs WHERE run_id = ? AND claim = ?", (claim.run_id, claim.number)
-        ).fetchone()
-        return Path(row[0]) if row else None
+        self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
+        self._sql(
+            "INSERT OR REPLACE INTO run_logs (run_id, claim, folder) VALUES (?, ?, ?)",
+            (claim.run_id, claim.number, str(folder)),
+        )
 
     def replace_summary(self, run_id: str, summary: dict[str, Any]) -> None:
-        """A finished run's summary, read again from its own log (call inside `write()`)."""
-        self._sql("UPDATE runs SET summary = ? WHERE run_id = ?", (json.dumps(summary), run_id))
+        """A finished run's summary, read again from its own log."""
+        cursor = self._sql("UPDATE runs SET summary = ? WHERE run_id = ?", (json.dumps(summary), run_id))
+        if cursor.rowcount != 1:
+            raise _unknown_run(self.store.path, run_id)
 
     def set_pid(self, claim: Claim, pid: int) -> None:
-        with self.write():
-            self._update_claim(claim, "pid = ?", (pid,))
+        self._update_claim(claim, "pid = ?", (pid,))
 
     def beat(self, claim: Claim) -> None:
-        with self.write():
-            self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
+        self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
 
     def append_history(self, claim: Claim, rows: list[dict[str, Any]], first: bool = False) -> None:
         """Store a claim's rows. `first`: the claim's first rows, which say where its launch took up
         the run: rows an earlier claim stored from that step on are dropped (a resumed launch
         trains them again), so the stored curve is the continued one. Rows without a step start
         the history over."""
-        with self.write():
-            self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
-            if first:
-                self._drop_history_from(claim.run_id, rows[0].get(STEP_KEY) if rows else None)
-            start = self._sql(
-                "SELECT COALESCE(MAX(idx), -1) + 1 FROM history WHERE run_id = ?", (claim.run_id,)
-            ).fetchone()[0]
-            try:
-                self._db.executemany(
-                    "INSERT INTO history VALUES (?, ?, ?)",
-                    [(claim.run_id, start + i, json.dumps(row)) for i, row in enumerate(rows)],
-                )
-            except sqlite3.Error as error:
-                raise _store_error(self.path, error) from None
+        self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
+        if first:
+            self._drop_history_from(claim.run_id, rows[0].get(STEP_KEY) if rows else None)
+        start = self._sql(
+            "SELECT COALESCE(MAX(idx), -1) + 1 FROM history WHERE run_id = ?", (claim.run_id,)
+        ).fetchone()[0]
+        self._sql(
+            "INSERT INTO history VALUES (?, ?, ?)",
+            [(claim.run_id, start + i, json.dumps(row)) for i, row in enumerate(rows)],
+            many=True,
+        )
 
     def _drop_history_from(self, run_id: str, step: Any) -> None:
         """Rows at `step` or later go (a resumed launch logs them again); with no step to go by,
@@ -542,7 +623,7 @@ class Store:
         summary: dict[str, Any],
         output_tail: str | None,
     ) -> None:
-        """Record how the claim's launch ended (call inside `write()`)."""
+        """Record how the claim's launch ended."""
         assert RunState(state) not in (RunState.PENDING, RunState.RUNNING), state
         self._update_claim(
             claim,
@@ -551,28 +632,20 @@ class Store:
         )
 
     def requeue(self, claim: Claim) -> None:
-        """Back to pending under the same id, for the next agent (call inside `write()`): the
-        agent was interrupted, or died (its heartbeat expired). Only the claim that owns the
-        run, or the agent that finds it expired, may do this.
+        """Back to pending under the same id, for the next agent: the agent was interrupted, or
+        died (its heartbeat expired). Only the claim that owns the run, or the agent that finds it
+        expired, may do this.
 
-        The history stays: the next claim's launch resumes from the run's checkpoint if it has one, and
-        its first rows replace what it trains again (`append_history(first=True)`)."""
+        The history stays: the next claim's launch resumes from the run's checkpoint if it has
+        one, and its first rows replace what it trains again (`append_history(first=True)`)."""
         self._update_claim(claim, "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL", (RunState.PENDING,))
 
     def preempt(self, claim: Claim, exit_code: int | None, summary: dict[str, Any], output_tail: str | None) -> None:
-        """The claim's launch ended by preemption: record how, and queue the run again under the same id
-        (call inside `write()`). The history stays, as on `requeue`."""
+        """The claim's launch ended by preemption: record how, and queue the run again under the
+        same id. The history stays, as on `requeue`."""
         self._update_claim(
             claim,
             "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL, exit_code = ?, summary = ?,"
             " output_tail = ?, ended_at = ?",
             (RunState.PREEMPTED, exit_code, json.dumps(summary), output_tail, time.time()),
-        )
-
-    # -- the shape review code reads ------------------------------------------------------------
-
-    def sweep_record(self, sweep_id: str) -> SweepRecord:
-        sweep = self.sweep(sweep_id)
-        return SweepRecord(
-            sweep_id=sweep.sweep_id, config=sweep.config, runs=[run.record() for run in self.runs(sweep_id)]
         )
