@@ -186,10 +186,13 @@ def _when_done(store: Store, sweep_id: str, outcomes: list[ClaimOutcome], reason
 
 # --- one run ----------------------------------------------------------------------------------
 #
-# Three threads serve a claim. The agent's thread launches, watches, collects and records it,
+# Four threads serve a claim. The agent's thread launches, watches, collects and records it,
 # and alone changes `_Watch` and `_Program`. The copier thread moves the program's output to the
 # screen and into `_OutputTail`, which has its own lock. The heartbeat thread beats and keeps what
-# ended it early under its own lock; the agent's thread asks it with `check()`.
+# ended it early under its own lock; the agent's thread asks it with `check()`. The follower's
+# reader thread (`metrics.HistoryFollower`) puts the run's history rows in a queue the agent's
+# thread empties, and hands over the run's exit code and preempting mark once, through an Event
+# that `close()` reads: a reader that has not set it by then has said nothing.
 
 
 class _Heartbeat:
