@@ -149,13 +149,13 @@ def run_agent(
             echo(describe_outcome(objective_of(sweep.config), outcome))
             if outcome.state == RunState.PENDING:  # interrupted and requeued
                 return AgentResult(outcomes, "interrupted", failed=True)
-            give_up = _give_up_reason(outcomes, options)
+            give_up = give_up_reason(outcomes, options)
             if give_up:
                 return AgentResult(outcomes, give_up, failed=True)
     return AgentResult(outcomes, f"--count {options.count} reached")
 
 
-def _give_up_reason(outcomes: list[ClaimOutcome], options: AgentOptions) -> str | None:
+def give_up_reason(outcomes: list[ClaimOutcome], options: AgentOptions) -> str | None:
     """As `wandb agent`: stop after too many failures in a row, or 5 failures and no success."""
     ended = [o for o in outcomes if o.state is not None]
     consecutive = 0
@@ -413,7 +413,7 @@ class _Watch:
                 tx.requeue(self.claim)
                 return self.outcome(RunState.PENDING)
             preempting = self.follower is not None and self.follower.preempting
-            state = _final_state(exit_code, self.stop_reason, preempting)
+            state = final_state(exit_code, self.stop_reason, preempting)
             if state == RunState.PREEMPTED:
                 tx.preempt(self.claim, exit_code, self.summary, tail or None)
             else:
@@ -520,7 +520,7 @@ def _watch_until_exit(
         watch.escalate_stop(options.kill_grace_s, kill_now=interrupts.count > 1)
 
 
-def _final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> RunState:
+def final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> RunState:
     """How a claim's launch ended. Whatever follows a stop this agent sent is STOPPED (the trial
     program answers our SIGTERM with 143 too: only the agent knows it sent it)."""
     if stop_reason is not None:
