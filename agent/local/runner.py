@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,6 +47,7 @@ from agent.records import (
     SweepState,
     is_number,
     objective_of,
+    objective_value,
 )
 
 __all__ = ["AgentOptions", "AgentResult", "ClaimOutcome", "run_agent"]
@@ -398,11 +399,11 @@ class _Watch:
         self.warning = f"summary not read ({error}); the objective comes from the recorded history"
 
     def _summary_from_history(self, store: Store) -> dict[str, Any]:
-        name = self.objective.name
-        values = [row[name] for row in store.run(self.run.run_id).history if name and is_number(row.get(name))]
-        if not values:
-            return {}
-        return {name: max(values) if self.objective.maximize else min(values)}
+        """The objective's best value in the recorded history, as `objective_value` reads it. The
+        stored summary is left out: a requeued run's is an earlier launch's."""
+        history_only = replace(store.run(self.run.run_id).record(), summary={})
+        value = objective_value(history_only, self.objective)
+        return {} if value is None else {self.objective.name: value}
 
     def record(self, store: Store) -> ClaimOutcome:
         """How the claim ended, into the store: put back, preempted (queued again), or over."""
