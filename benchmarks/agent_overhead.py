@@ -53,7 +53,8 @@ def time_agent(command: list[str], runs: int, workdir: Path) -> tuple[list[float
     store_path = workdir / "sweeps.db"
     config = {"method": "grid", "command": command, "parameters": {"i": {"values": list(range(runs))}}}
     store = Store(store_path)
-    sweep_id = store.create_sweep(config, None, None)
+    with store.write() as tx:
+        sweep_id = tx.create_sweep(config, None, None)
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "agent.cli", "agent", sweep_id, "--store", str(store_path)],

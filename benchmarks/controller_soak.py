@@ -111,7 +111,8 @@ def new_sweep(workdir: Path, make_config: Callable[[Path, int], dict], size: int
     config = make_config(log, size)
     store = Store(workdir / "sweeps.db")
     try:
-        sweep_id = store.create_sweep(config, None, None)
+        with store.write() as tx:
+            sweep_id = tx.create_sweep(config, None, None)
     finally:
         store.close()
     return Sweep(workdir, workdir / "sweeps.db", sweep_id, log, config)
@@ -233,25 +234,23 @@ def agent_pid(agent_id: str | None) -> int | None:
 
 
 def runs_held(sweep: Sweep, pid: int) -> dict[str, int]:
-    """The running runs the agent of `pid` owns, each with its attempt number; launched: pid set."""
+    """The running runs the agent of `pid` owns, each with its claim number; launched: pid set."""
     db = read_only(sweep.store)
     try:
-        query = (
-            "SELECT run_id, agent_id, attempts FROM runs WHERE sweep_id = ? AND state = 'running' AND pid IS NOT NULL"
-        )
+        query = "SELECT run_id, agent_id, claims FROM runs WHERE sweep_id = ? AND state = 'running' AND pid IS NOT NULL"
         rows = db.execute(query, (sweep.sweep_id,)).fetchall()
     finally:
         db.close()
-    return {run_id: attempts for run_id, agent_id, attempts in rows if agent_pid(agent_id) == pid}
+    return {run_id: claims for run_id, agent_id, claims in rows if agent_pid(agent_id) == pid}
 
 
 def taken_over(sweep: Sweep, held: dict[str, int], pid: int) -> bool:
     """Every run in `held` was requeued away from the agent of `pid` (and maybe launched again)."""
     db = read_only(sweep.store)
     try:
-        for run_id, attempts in held.items():
-            agent_id, now = db.execute("SELECT agent_id, attempts FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if agent_pid(agent_id) == pid and now == attempts:
+        for run_id, claims in held.items():
+            agent_id, now = db.execute("SELECT agent_id, claims FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if agent_pid(agent_id) == pid and now == claims:
                 return False
         return True
     finally:
@@ -263,7 +262,7 @@ def taken_over(sweep: Sweep, held: dict[str, int], pid: int) -> bool:
 
 @dataclass
 class Faults:
-    """What was done to which agent, and the reruns it must cause: one more attempt per run that a
+    """What was done to which agent, and the reruns it must cause: one more claim per run that a
     killed or frozen agent held (and lost) at that moment."""
 
     lines: list[str] = field(default_factory=list)
@@ -455,7 +454,7 @@ def check_grid(report: Report, sweep: Sweep, points: int, reruns: Mapping[str, i
     )
     unfinished = [run.run_id for run in runs if run.state != "finished" or run.exit_code != 0]
     report.check(not unfinished, f"store: every run finished, exit 0 ({len(unfinished)} not: {unfinished[:5]})")
-    wrong = {run.run_id: run.attempts for run in runs if run.attempts != 1 + reruns.get(run.run_id, 0)}
+    wrong = {run.run_id: run.claims for run in runs if run.claims != 1 + reruns.get(run.run_id, 0)}
     report.check(
         not wrong,
         f"store: launched once, plus once per fault that took the run ({sum(reruns.values())} reruns; wrong: {wrong})",
@@ -476,7 +475,7 @@ def check_grid(report: Report, sweep: Sweep, points: int, reruns: Mapping[str, i
     too_often = [
         point
         for point, run in run_of_point.items()
-        if max(done[point], starts[point]) > run.attempts or done[point] > 1 and run.run_id not in reruns
+        if max(done[point], starts[point]) > run.claims or done[point] > 1 and run.run_id not in reruns
     ]
     twice = sum(count > 1 for count in done.values())
     report.check(
@@ -493,7 +492,7 @@ def check_run_cap(report: Report, sweep: Sweep, run_cap: int) -> None:
         store.close()
     report.check(len(runs) == run_cap, f"store: exactly run_cap {run_cap} runs ({len(runs)})")
     report.check(
-        all(run.state == "finished" and run.attempts == 1 for run in runs),
+        all(run.state == "finished" and run.claims == 1 for run in runs),
         "store: every run finished on its first launch",
     )
     done = collections.Counter(event["run_id"] for event in log_events(sweep.log) if event["event"] == "done")

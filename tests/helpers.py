@@ -120,14 +120,15 @@ def create_sweep(store_path: Path, config: dict) -> str:
     assert sweeps.schema_violations_from_proposed_config(config) == []
     store = Store(store_path)
     try:
-        return store.create_sweep(config, project=None, name=None)
+        with store.write() as tx:
+            return tx.create_sweep(config, project=None, name=None)
     finally:
         store.close()
 
 
 def record_args_sweep(log: Path, points: list[int], sleep: float = 0.0) -> dict:
     """A grid over `point` of tests/programs/record_args.py, which logs each start and end to `log`
-    (a first attempt sleeps `sleep` seconds; a requeued one finishes at once)."""
+    (a first launch sleeps `sleep` seconds; a requeued one finishes at once)."""
     return {
         "method": "grid",
         "program": str(PROGRAMS / "record_args.py"),

@@ -10,6 +10,7 @@ from helpers import assert_one_line, run_cli
 
 from agent.cli import main
 from agent.local.store import Store
+from agent.records import SweepState
 
 GRID = {
     "method": "grid",
@@ -24,11 +25,11 @@ pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 def store_with_runs(tmp_path):
     path = tmp_path / "sweeps.db"
     store = Store(path)
-    sweep_id = store.create_sweep(GRID, None, None)
-    with store.write():
-        good = store.add_run(sweep_id, {"lr": 0.1}, "agent-1")
-        store.finish_run(good.attempt, "finished", 0, {"score": 42.5}, None)
-        store.add_run(sweep_id, {"lr": 0.2}, "agent-1")
+    with store.write() as tx:
+        sweep_id = tx.create_sweep(GRID, None, None)
+        good = tx.add_run(sweep_id, {"lr": 0.1}, "agent-1")
+        tx.finish_run(good.claim, "finished", 0, {"score": 42.5}, None)
+        tx.add_run(sweep_id, {"lr": 0.2}, "agent-1")
     store.close()
     return path, sweep_id
 
@@ -88,7 +89,12 @@ def test_store_location_from_environment(store_with_runs):
 
 @pytest.mark.parametrize(
     ("flag", "state"),
-    [("--pause", "PAUSED"), ("--resume", "RUNNING"), ("--stop", "FINISHED"), ("--cancel", "CANCELED")],
+    [
+        ("--pause", SweepState.PAUSED),
+        ("--resume", SweepState.RUNNING),
+        ("--stop", SweepState.FINISHED),
+        ("--cancel", SweepState.CANCELED),
+    ],
 )
 def test_sweep_control(store_with_runs, flag, state):
     path, sweep_id = store_with_runs

@@ -96,9 +96,6 @@ def test_the_fleet_imports_of_the_trial_program_are_these_only():
 
 
 ENV_NAME = re.compile(r"LORA_SWEEP_[A-Z0-9_]*[A-Z0-9]")
-# The local agent's mark still has its old name in agent/local/processes.py; the table names it
-# LORA_SWEEP_CLAIM. The entry goes once processes.py takes CLAIM_ENV from the table.
-NOT_YET_IN_THE_TABLE = {"agent.local.processes": {"LORA_SWEEP_ATTEMPT"}}
 
 
 def env_names_in(path: Path) -> set[str]:
@@ -112,4 +109,4 @@ def test_every_lora_sweep_variable_in_the_code_is_in_the_table_of_environment_va
 
     found = {module_name(path): env_names_in(path) for path in PACKAGE.rglob("*.py")}
     unknown = {module: sorted(names - set(TABLE)) for module, names in found.items() if names - set(TABLE)}
-    assert unknown == {module: sorted(names) for module, names in NOT_YET_IN_THE_TABLE.items()}
+    assert unknown == {}

@@ -18,6 +18,7 @@ from helpers import (
 )
 
 from agent.local.store import Store
+from agent.records import SweepState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 
@@ -42,7 +43,7 @@ def test_a_killed_agents_run_is_requeued_and_finished_by_another(tmp_path):
     sweep_id = create_sweep(store_path, record_args_sweep(log, [7], sleep=60.0))
     doomed = start_agent(sweep_id, store_path, tmp_path)
     run = wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.pid], 60, "the run to start")[0]
-    # The program dies with its agent: let it log its start first, so the first attempt is on record.
+    # The program dies with its agent: let it log its start first, so the first launch is on record.
     wait_for(lambda: logged_points(log, "start") == [7], 60, "the program to start")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
@@ -54,10 +55,10 @@ def test_a_killed_agents_run_is_requeued_and_finished_by_another(tmp_path):
     (final,) = runs_of(store_path, sweep_id)
     assert final.run_id == run.run_id
     assert final.state == "finished"
-    assert final.attempts == 2
+    assert final.claims == 2
     assert final.agent_id != run.agent_id
-    # Two attempts started; the dead agent's program died with it (its first attempt sleeps 60 s),
-    # so the point ran to completion once, in the second attempt.
+    # Two launches started; the dead agent's program died with it (its first launch sleeps 60 s),
+    # so the point ran to completion once, in the second launch.
     assert logged_points(log, "start") == [7, 7]
     assert logged_points(log) == [7]
 
@@ -150,7 +151,8 @@ def test_sweep_cancel_stops_running_runs(tmp_path):
     agent = start_agent(sweep_id, store_path, tmp_path, WANDB_AGENT_KILL_DELAY="1")
     wait_for(lambda: [r for r in runs_of(store_path, sweep_id) if r.pid], 60, "the run to start")
     store = Store(store_path)
-    store.set_sweep_state(sweep_id, "CANCELED")
+    with store.write() as tx:
+        tx.set_sweep_state(sweep_id, SweepState.CANCELED)
     store.close()
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, err

@@ -26,15 +26,15 @@ from helpers import (
 
 from agent.cli import main
 from agent.local.demo import run_demo
-from agent.local.store import Store, StoreAttempt
+from agent.local.store import Claim, Store
 
 pytestmark = pytest.mark.usefixtures("no_leaked_processes")
 REPO = Path(__file__).resolve().parents[1]
 
 
 def stalled_sweep(tmp_path: Path) -> dict:
-    """One run of tests/programs/stalled.py: its first attempt scores 1 and hangs, leaving an orphan
-    that keeps touching that attempt's W&B log as `wandb-core` does; a requeued one scores 7."""
+    """One run of tests/programs/stalled.py: its first launch scores 1 and hangs, leaving an orphan
+    that keeps touching that launch's W&B log as `wandb-core` does; a requeued one scores 7."""
     return {
         "method": "grid",
         "program": str(PROGRAMS / "stalled.py"),
@@ -61,20 +61,20 @@ def test_an_agent_frozen_past_the_timeout_cannot_overwrite_the_run_another_agent
         out, err = rescuer.communicate(timeout=120)
         assert rescuer.returncode == 0, err
         (rescued,) = runs_of(store_path, sweep_id)
-        assert (rescued.state, rescued.exit_code, rescued.attempts) == ("finished", 0, 2)
-        # The second attempt's own log, not the first one's that an orphan kept fresh.
+        assert (rescued.state, rescued.exit_code, rescued.claims) == ("finished", 0, 2)
+        # The second claim's own log, not the first one's that an orphan kept fresh.
         assert rescued.summary["score"] == 7.0, (rescued.summary, err)
         assert "warning" not in err
         store = Store(store_path)
-        folders = [store.run_log(StoreAttempt(rescued.run_id, number)) for number in (1, 2)]
+        folders = [store.run_log(Claim(rescued.run_id, number)) for number in (1, 2)]
         store.close()
-        assert None not in folders and folders[0] != folders[1]  # each attempt's own W&B folder, recorded
+        assert None not in folders and folders[0] != folders[1]  # each claim's own W&B folder, recorded
     finally:
         frozen.send_signal(signal.SIGCONT)
     out, err = frozen.communicate(timeout=60)
 
     (final,) = runs_of(store_path, sweep_id)
-    assert final == rescued, "the stale attempt wrote to a run it no longer owns"
+    assert final == rescued, "the stale claim wrote to a run it no longer owns"
     assert final.agent_id != first.agent_id
     assert f"run {first.run_id} taken" in err
     assert frozen.returncode == 0, err
@@ -107,7 +107,7 @@ def test_the_heartbeat_goes_on_while_a_flood_of_output_is_drained_and_the_summar
         time.sleep(0.25)
     (run,) = runs_of(store_path, sweep_id)
     assert agent.returncode == 0, (tmp_path / "agent.out").read_text()[-2000:]
-    assert (run.state, run.attempts, run.summary["score"]) == ("finished", 1, 3)
+    assert (run.state, run.claims, run.summary["score"]) == ("finished", 1, 3)
     assert oldest_beat < 5.0  # beats every 2 s; a 10 s timeout would never take it for dead
 
 

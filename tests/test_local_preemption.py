@@ -159,7 +159,7 @@ def test_a_run_whose_program_gets_sigterm_is_preempted_requeued_and_resumed(stra
     assert re.search(rf"run {run_id} preempted in [\d.]+s \(exit code 143\); requeued to resume", out), out[-3000:]
 
     run = only_run(tmp_path, sweep_id)
-    assert (run.run_id, run.state, run.attempts) == (run_id, "finished", 2)
+    assert (run.run_id, run.state, run.claims) == (run_id, "finished", 2)
     stopped_at = int(re.search(r"preempted: checkpoint at step (\d+) written", out)[1])
     assert run.summary["attempt/resumed_from_step"] == stopped_at
     assert [a["outcome"] for a in read_attempts(tmp_path / "volume" / run_id)] == ["preempted", "finished"]
@@ -190,7 +190,7 @@ def test_a_killed_agents_run_is_requeued_by_heartbeat_and_resumes_from_its_last_
     seconds = time.monotonic() - started
     assert rescuer.returncode == 0, out[-3000:]
     run = only_run(tmp_path, sweep_id)
-    assert (run.run_id, run.state, run.attempts) == (run_id, "finished", 2)
+    assert (run.run_id, run.state, run.claims) == (run_id, "finished", 2)
     assert run.summary["attempt/resumed_from_step"] == saved  # the last periodic checkpoint
     assert 0 <= lost < 10  # at most one eval interval lost
     assert_continued_as_never_stopped(run, straight, tmp_path)
@@ -201,45 +201,51 @@ def test_a_killed_agents_run_is_requeued_by_heartbeat_and_resumes_from_its_last_
 
 
 @pytest.mark.e2e
-def test_a_run_that_fails_on_every_attempt_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
-    # A real failure on every attempt: the adapter cannot be saved, because output_dir is a file.
+def test_a_run_that_fails_on_every_launch_ends_failed_after_max_attempts(tiny_model_dir, dialogues, tmp_path):
+    # A real failure on every launch: the adapter cannot be saved, because output_dir is a file.
     (tmp_path / "outputs").write_text("not a folder")
     config = trial_sweep(tmp_path, dialogues, max_steps=10, max_attempts=2)
     sweep_id = create_sweep(tmp_path / "sweeps.db", config)
     out = finish(start_agent(sweep_id, tmp_path))
     assert "preempted" in out  # the first failure was marked: requeued
     run = only_run(tmp_path, sweep_id)
-    assert (run.state, run.attempts, run.exit_code) == ("failed", 2, 1)
+    assert (run.state, run.claims, run.exit_code) == ("failed", 2, 1)
     reason = "failed on attempt 2, the last of max_attempts=2: NotADirectoryError"
     assert run.summary["failure_reason"].startswith(reason)
     assert "every run of sweep" in out and "failed" in out
 
 
-def test_a_resumed_attempts_first_rows_replace_what_it_trains_again(tmp_path):
+def test_a_resumed_claims_first_rows_replace_what_it_trains_again(tmp_path):
     from agent.local import controller
 
     store = Store(tmp_path / "sweeps.db")
-    sweep_id = store.create_sweep({"method": "grid", "parameters": {"a": {"value": 1}}}, None, None)
+    with store.write() as tx:
+        sweep_id = tx.create_sweep({"method": "grid", "parameters": {"a": {"value": 1}}}, None, None)
     first = controller.claim_next_run(store, sweep_id, "one", 60).run
     rows = [{STEP_KEY: step, LOSS_KEY: 1.0 / step} for step in range(1, 14)]
-    store.append_history(first.attempt, rows[:10], first=True)
-    store.append_history(first.attempt, rows[10:], first=False)  # steps 11-13, then the machine is lost
-    with store.write():
-        store.preempt(first.attempt, 143, {"attempt/outcome": "preempted"}, None)
+    with store.write() as tx:
+        tx.append_history(first.claim, rows[:10], first=True)
+    with store.write() as tx:
+        tx.append_history(first.claim, rows[10:], first=False)  # steps 11-13, then the machine is lost
+    with store.write() as tx:
+        tx.preempt(first.claim, 143, {"attempt/outcome": "preempted"}, None)
     assert store.run(first.run_id).state == "preempted"
 
     second = controller.claim_next_run(store, sweep_id, "two", 60).run
-    assert (second.run_id, second.attempts, second.state) == (first.run_id, 2, "running")
-    assert len(second.history) == 13  # kept until the new attempt says where it took up
-    store.append_history(second.attempt, [{STEP_KEY: 11, LOSS_KEY: 0.5}], first=True)
-    store.append_history(second.attempt, [{STEP_KEY: 11, "eval/rougeL": 0.2}], first=False)
+    assert (second.run_id, second.claims, second.state) == (first.run_id, 2, "running")
+    assert len(second.history) == 13  # kept until the new claim says where it took up
+    with store.write() as tx:
+        tx.append_history(second.claim, [{STEP_KEY: 11, LOSS_KEY: 0.5}], first=True)
+    with store.write() as tx:
+        tx.append_history(second.claim, [{STEP_KEY: 11, "eval/rougeL": 0.2}], first=False)
     assert [row[STEP_KEY] for row in store.run(first.run_id).history] == [*range(1, 11), 11, 11]
     assert store.run(first.run_id).history[10][LOSS_KEY] == 0.5
 
     # A program that logs no step starts its history over.
-    with store.write():
-        store.requeue(second.attempt)
+    with store.write() as tx:
+        tx.requeue(second.claim)
     third = controller.claim_next_run(store, sweep_id, "three", 60).run
-    store.append_history(third.attempt, [{"score": 1.0}], first=True)
+    with store.write() as tx:
+        tx.append_history(third.claim, [{"score": 1.0}], first=True)
     assert store.run(first.run_id).history == [{"score": 1.0}]
     store.close()

@@ -23,6 +23,7 @@ from helpers import (
 
 from agent.local.processes import start_child
 from agent.local.store import Store
+from agent.records import SweepState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 
@@ -61,7 +62,8 @@ def test_nothing_outlives_its_run_or_its_agent(tmp_path, path):
 
     if path == "cancelled":
         store = Store(store_path)
-        store.set_sweep_state(sweep_id, "CANCELED")
+        with store.write() as tx:
+            tx.set_sweep_state(sweep_id, SweepState.CANCELED)
         store.close()
     elif path == "agent ctrl-c":
         agent.send_signal(signal.SIGINT)

@@ -1,5 +1,5 @@
 """`lora-sweep runs SWEEP_ID --rescan` reads a finished run's result again from its own W&B folder:
-the way back for runs recorded with another attempt's log before the store kept each attempt's."""
+the way back for runs recorded with another launch's log before the store kept each claim's."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ from agent.local.store import Store
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leaked_processes")]
 
 
-def test_a_run_recorded_with_another_attempts_summary_gets_its_own_back(tmp_path):
+def test_a_run_recorded_from_the_wrong_launch_gets_its_own_summary_back(tmp_path):
     store_path = tmp_path / "sweeps.db"
     config = {"method": "grid", "metric": {"name": "score", "goal": "maximize"}, "parameters": {"x": {"values": [1]}}}
     sweep_id = create_sweep(store_path, config)
     store = Store(store_path)
-    with store.write():
-        run = store.add_run(sweep_id, {"x": 1}, "agent-a")
-    with store.write():  # as recorded from the first attempt's log, which an orphan kept fresh
-        store.finish_run(run.attempt, "finished", 0, {"score": 1}, None)
+    with store.write() as tx:
+        run = tx.add_run(sweep_id, {"x": 1}, "agent-a")
+    with store.write() as tx:  # as recorded from the first launch's log, which an orphan kept fresh
+        tx.finish_run(run.claim, "finished", 0, {"score": 1}, None)
     store.close()
-    db = sqlite3.connect(store_path)  # a store from before it kept each attempt's folder
-    db.executescript("DROP TABLE run_logs; PRAGMA user_version = 1;")
+    db = sqlite3.connect(store_path)  # a store from before it kept each claim's folder: schema 1
+    db.executescript("DROP TABLE run_logs; ALTER TABLE runs RENAME COLUMN claims TO attempts; PRAGMA user_version = 1;")
     db.close()
-    # The attempt that finished: its log, with its summary (score max 3) and an exit record.
+    # The launch that finished: its log, with its summary (score max 3) and an exit record.
     done = run_program([str(PROGRAMS / "flood.py")], cwd=tmp_path, env={"WANDB_RUN_ID": run.run_id})
     assert done.returncode == 0, done.stderr
 

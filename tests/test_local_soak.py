@@ -69,7 +69,8 @@ def test_a_stale_heartbeat_is_requeued_only_once_a_later_claim_finds_it_unchange
     the lock is free, and must not be taken for dead; a run whose agent really died still is."""
     store = Store(tmp_path / "sweeps.db")
     grid = {"method": "grid", "command": ["true"], "parameters": {"x": {"values": [1, 2, 3]}}}
-    sweep_id = store.create_sweep(grid, None, None)
+    with store.write() as tx:
+        sweep_id = tx.create_sweep(grid, None, None)
     live = controller.claim_next_run(store, sweep_id, "live", 10).run
     now = [0.0]
     expiry = controller.Expiry(clock=lambda: now[0])
@@ -84,10 +85,11 @@ def test_a_stale_heartbeat_is_requeued_only_once_a_later_claim_finds_it_unchange
 
     beats_stop()
     assert claim().run.config == {"x": 2}  # found stale, not requeued
-    store.beat(live.attempt)  # the live agent's beat, once the lock is free: it still owns its run
+    with store.write() as tx:
+        tx.beat(live.claim)  # the live agent's beat, once the lock is free: it still owns its run
     now[0] += expiry.grace_s
     assert claim().run.config == {"x": 3}
-    assert store.run(live.run_id).attempts == 1
+    assert store.run(live.run_id).claims == 1
 
     beats_stop()  # now its agent is gone
     assert isinstance(claim(), controller.Wait)
@@ -95,5 +97,5 @@ def test_a_stale_heartbeat_is_requeued_only_once_a_later_claim_finds_it_unchange
     assert isinstance(claim(), controller.Wait)  # not yet a whole grace without a beat
     now[0] += expiry.grace_s / 2
     taken = claim()
-    assert (taken.run.run_id, taken.run.attempts, taken.run.agent_id) == (live.run_id, 2, "other")
+    assert (taken.run.run_id, taken.run.claims, taken.run.agent_id) == (live.run_id, 2, "other")
     store.close()

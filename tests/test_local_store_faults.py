@@ -50,7 +50,8 @@ def folder_snapshot(folder: Path) -> dict[str, bytes]:
 
 def make_store_with_a_sweep(path: Path) -> str:
     store = Store(path)
-    sweep_id = store.create_sweep(GRID, None, None)
+    with store.write() as tx:
+        sweep_id = tx.create_sweep(GRID, None, None)
     store.close()
     return sweep_id
 
@@ -108,7 +109,8 @@ def test_a_store_from_before_the_schema_version_is_still_read(tmp_path):
     store = tmp_path / "sweeps.db"
     sweep_id = make_store_with_a_sweep(store)
     db = sqlite3.connect(store)
-    db.execute("DROP TABLE run_logs")  # a store from before the stamp has only the first tables
+    db.execute("DROP TABLE run_logs")  # a store from before the stamp has only the first tables,
+    db.execute("ALTER TABLE runs RENAME COLUMN claims TO attempts")  # as they were then
     db.execute("PRAGMA application_id = 0")
     db.execute("PRAGMA user_version = 0")
     db.close()
@@ -196,8 +198,8 @@ def test_a_disk_filling_mid_run_stops_the_program_and_leaves_the_run_requeueable
         (run,) = runs_of(store, sweep_id)
         assert run.state == "running"
         live = Store(store)
-        with live.write():
-            assert controller.requeue_expired_runs(live, sweep_id, heartbeat_timeout_s=0) == [run.run_id]
+        with live.write() as tx:
+            assert controller.requeue_expired_runs(tx, sweep_id, heartbeat_timeout_s=0) == [run.run_id]
         assert live.runs(sweep_id)[0].state == "pending"
         live.close()
 

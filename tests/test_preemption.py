@@ -21,7 +21,7 @@ from helpers import REPO, adapter, assert_same_weights, inspect_summary, logged_
 
 from agent.local.launch import FLUSH_INTERVAL_ENV
 from agent.local.metrics import inspect_command
-from agent.local.processes import ATTEMPT_ENV, end_marked
+from agent.local.processes import CLAIM_ENV, end_marked
 from agent.records import RunState
 from agent.trial.checkpoint import COMPLETE_MARKER, read_launches
 
@@ -47,7 +47,7 @@ def launch(cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, st
     # Marked as the local agent marks an attempt, so `kill` ends what it started (its wandb-core) too.
     attempt = f"{log.with_suffix('')}/{run_id}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1", **(env or {})}
-    env[ATTEMPT_ENV] = attempt
+    env[CLAIM_ENV] = attempt
     args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     with log.open("w") as stderr:
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -60,7 +60,7 @@ def kill(process: subprocess.Popen) -> None:
     wandb-core runs in its own session and would otherwise hold the run id for the relaunch."""
     process.kill()
     process.wait()
-    end_marked(ATTEMPT_ENV, process.attempt)
+    end_marked(CLAIM_ENV, process.attempt)
 
 
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:

@@ -15,6 +15,7 @@ import click
 from agent.env_vars import GPU_HOURLY_USD_ENV, HEARTBEAT_TIMEOUT_ENV, STORE_ENV
 from agent.errors import UserError
 from agent.local import options as agent_defaults
+from agent.records import SweepState
 
 STORE_OPTION = click.option(
     "--store",
@@ -150,10 +151,10 @@ def validate_command(sweep_yaml: str) -> None:
 @click.option("--local", is_flag=True, help="Create the sweep in the local store (no W&B server).")
 @click.option("--project", help="W&B project the runs log to (also used by a later `wandb sync`).")
 @click.option("--name", help="A name for the sweep.")
-@click.option("--stop", "action", flag_value="FINISHED", help="Take no new runs; running ones finish.")
-@click.option("--cancel", "action", flag_value="CANCELED", help="Take no new runs and stop running ones.")
-@click.option("--pause", "action", flag_value="PAUSED", help="Take no new runs until --resume.")
-@click.option("--resume", "action", flag_value="RUNNING", help="Take new runs again.")
+@click.option("--stop", "action", flag_value=SweepState.FINISHED, help="Take no new runs; running ones finish.")
+@click.option("--cancel", "action", flag_value=SweepState.CANCELED, help="Take no new runs and stop running ones.")
+@click.option("--pause", "action", flag_value=SweepState.PAUSED, help="Take no new runs until --resume.")
+@click.option("--resume", "action", flag_value=SweepState.RUNNING, help="Take new runs again.")
 @STORE_OPTION
 def sweep_command(target, local, project, name, action, store_path) -> None:
     """Create a local sweep from SWEEP_YAML, or control one by SWEEP_ID.
@@ -173,7 +174,8 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
     if action is not None:
         store = open_store(store_path, writable=True)
         try:
-            store.set_sweep_state(target, action)
+            with store.write() as tx:
+                tx.set_sweep_state(target, action)
         except UnknownSweep as error:
             raise click.ClickException(f"{error} (a W&B sweep? use `wandb sweep`)") from None
         click.echo(f"sweep {target}: {action.lower()}")
@@ -182,7 +184,8 @@ def sweep_command(target, local, project, name, action, store_path) -> None:
         raise click.ClickException("only local sweeps are created here: add --local, or use `wandb sweep SWEEP_YAML`")
     config = checked_sweep(target)
     store = open_store(store_path, must_exist=False)
-    sweep_id = store.create_sweep(config, project or config.get("project"), name or config.get("name"))
+    with store.write() as tx:
+        sweep_id = tx.create_sweep(config, project or config.get("project"), name or config.get("name"))
     size = grid_size(config)
     runs = f"{size} runs" if size is not None else f"{config['method']} search"
     store_flag = f" --store {store_path}" if store_path else ""

@@ -16,9 +16,9 @@ import psutil
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
 from agent.local.options import HEARTBEAT_INTERVAL_S
-from agent.local.processes import ATTEMPT_ENV, attempt_mark, end_marked, signal_group
-from agent.local.store import RunRow, Store
-from agent.records import QUEUED_STATES, RunState
+from agent.local.processes import CLAIM_ENV, claim_mark, end_marked, signal_group
+from agent.local.store import RunRow, Store, Transaction
+from agent.records import QUEUED_STATES, RunState, SweepState
 
 # Our run states in the engine's vocabulary. STOPPED (early-terminated or cancelled) is what
 # W&B's engine calls killed; hyperband and Bayes both treat it as a terminal run. PREEMPTED is
@@ -68,36 +68,36 @@ def claim_next_run(
 ) -> Claimed | Wait | Done:
     """Give `agent_id` its next run, atomically: one write transaction around every decision.
     `expiry`: the agent's own, kept across its claims (see `Expiry`); None requeues at once."""
-    with store.write():
-        requeue_expired_runs(store, sweep_id, heartbeat_timeout_s, expiry)
+    with store.write() as tx:
+        requeue_expired_runs(tx, sweep_id, heartbeat_timeout_s, expiry)
         sweep = store.sweep(sweep_id)
-        if sweep.state in ("FINISHED", "CANCELED"):
+        if sweep.state in (SweepState.FINISHED, SweepState.CANCELED):
             return Done(f"sweep {sweep_id} is {sweep.state.lower()}")
-        if sweep.state == "PAUSED":
+        if sweep.state == SweepState.PAUSED:
             return Wait(f"sweep {sweep_id} is paused")
 
         runs = store.runs(sweep_id)
         pending = [run for run in runs if run.state in QUEUED_STATES]
         if pending:
-            return Claimed(store.claim_pending(pending[0].run_id, agent_id))
+            return Claimed(tx.claim_pending(pending[0].run_id, agent_id))
 
         running = [run for run in runs if run.state == RunState.RUNNING]
         run_cap = sweep.config.get("run_cap")
         if run_cap is not None and len(runs) >= run_cap:
-            return _wait_or_finish(store, sweep_id, running, f"run_cap {run_cap} reached")
+            return _wait_or_finish(tx, sweep_id, running, f"run_cap {run_cap} reached")
 
         proposal = sweeps.next_run(sweep.config, [to_engine_run(run) for run in runs])
         if proposal is None:  # only a grid runs out
-            return _wait_or_finish(store, sweep_id, running, "every grid point is taken")
+            return _wait_or_finish(tx, sweep_id, running, "every grid point is taken")
         config = {key: spec["value"] for key, spec in proposal.config.items()}
-        return Claimed(store.add_run(sweep_id, config, agent_id))
+        return Claimed(tx.add_run(sweep_id, config, agent_id))
 
 
-def _wait_or_finish(store: Store, sweep_id: str, running: list[RunRow], why: str) -> Wait | Done:
+def _wait_or_finish(tx: Transaction, sweep_id: str, running: list[RunRow], why: str) -> Wait | Done:
     # While a run is still running its agent may yet die and the run come back: wait for it.
     if running:
         return Wait(f"{why}; waiting for {len(running)} running run(s)")
-    store.set_sweep_state(sweep_id, "FINISHED")
+    tx.set_sweep_state(sweep_id, SweepState.FINISHED)
     return Done(f"{why} and done; sweep {sweep_id} finished")
 
 
@@ -114,7 +114,7 @@ class Expiry:
     clock: Callable[[], float] = time.monotonic
     """Monotonic: a machine's sleep does not count as time in which a run could beat."""
     found: dict[tuple[str, int], tuple[float | None, float]] = field(default_factory=dict)
-    """(run id, attempt) -> (its heartbeat then, when this agent found it stale)."""
+    """(run id, claim number) -> (its heartbeat then, when this agent found it stale)."""
 
     def confirmed(self, stale: list[RunRow]) -> list[RunRow]:
         """Of the runs stale now, those stale since a claim `grace_s` ago with no beat since."""
@@ -122,7 +122,7 @@ class Expiry:
         earlier, self.found = self.found, {}
         confirmed = []
         for run in stale:
-            key = (run.run_id, run.attempts)
+            key = (run.run_id, run.claims)
             heartbeat, since = earlier.get(key, (run.heartbeat_at, now))
             if heartbeat != run.heartbeat_at:  # it beat meanwhile, and is stale again: start over
                 heartbeat, since = run.heartbeat_at, now
@@ -134,33 +134,33 @@ class Expiry:
 
 
 def requeue_expired_runs(
-    store: Store, sweep_id: str, heartbeat_timeout_s: float, expiry: Expiry | None = None
+    tx: Transaction, sweep_id: str, heartbeat_timeout_s: float, expiry: Expiry | None = None
 ) -> list[str]:
     """Runs whose agent stopped beating (killed, frozen) go back to pending, history kept: the next
-    attempt resumes from the run's checkpoint if it left one. With `expiry`, only once a later
+    claim's launch resumes from the run's checkpoint if it left one. With `expiry`, only once a later
     claim confirms it (`Expiry`)."""
     deadline = time.time() - heartbeat_timeout_s
     expired = [
         run
-        for run in store.runs(sweep_id, with_history=False)
+        for run in tx.store.runs(sweep_id, with_history=False)
         if run.state == RunState.RUNNING and (run.heartbeat_at or 0) < deadline
     ]
     if expiry is not None:
         expired = expiry.confirmed(expired)
     for run in expired:
         kill_orphan(run)
-        store.requeue(run.attempt)
+        tx.requeue(run.claim)
     return [run.run_id for run in expired]
 
 
 def kill_orphan(run: RunRow) -> None:
-    """The dead agent's attempt may still be running: its program in its own process group, and
-    W&B's `wandb-core` in a session of its own, writing that attempt's log. End both, so two
-    processes never write the same run and the next attempt never reads the old one's log. Only
-    processes that carry this run's id or this attempt's mark are touched."""
+    """The dead agent's launch may still be running: its program in its own process group, and
+    W&B's `wandb-core` in a session of its own, writing that launch's log. End both, so two
+    processes never write the same run and the next launch never reads the old one's log. Only
+    processes that carry this run's id or this claim's mark are touched."""
     if run.pid is not None and _environ(run.pid).get("WANDB_RUN_ID") == run.run_id:
         signal_group(run.pid, signal.SIGKILL)
-    end_marked(ATTEMPT_ENV, attempt_mark(run.run_id, run.attempts))
+    end_marked(CLAIM_ENV, claim_mark(run.run_id, run.claims))
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -173,7 +173,7 @@ def _environ(pid: int) -> dict[str, str]:
 def should_stop(store: Store, sweep_id: str, run_id: str) -> str | None:
     """Why this running run must stop now (cancelled sweep, hyperband), or None."""
     sweep = store.sweep(sweep_id)
-    if sweep.state == "CANCELED":
+    if sweep.state == SweepState.CANCELED:
         return "sweep cancelled"
     if "early_terminate" not in sweep.config:
         return None

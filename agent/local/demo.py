@@ -20,7 +20,8 @@ def run_demo(
 
     `env` is what the runs start from; the entry point sets WANDB_MODE=offline there unless the
     user chose a mode, so the demo never needs an account."""
-    sweep_id = store.create_sweep(config, config.get("project"), "demo")
+    with store.write() as tx:
+        sweep_id = tx.create_sweep(config, config.get("project"), "demo")
     echo(f"demo: local sweep {sweep_id} from {source} in {store.path}")
     started = time.monotonic()
     result = run_agent(store, sweep_id, AgentOptions(), echo=echo, env=env)

@@ -32,7 +32,7 @@ from typing import Any
 from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
 
-from agent.local.processes import ATTEMPT_ENV, attempt_mark, start_child
+from agent.local.processes import CLAIM_ENV, claim_mark, start_child
 
 FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
 
@@ -46,7 +46,7 @@ class Launch:
     wandb_dir: Path
     """The folder holding `wandb/offline-run-*-<run_id>/`, as the program's wandb.init() sees it."""
     earlier_run_dirs: frozenset[Path] = frozenset()
-    """The run id's folders there before this launch: earlier attempts', never this one's."""
+    """The run id's folders there before this launch: earlier launches', never this one's."""
 
 
 def prepare_launch(
@@ -57,27 +57,39 @@ def prepare_launch(
     project: str | None = None,
     *,
     base_env: Mapping[str, str],
-    attempt: int = 1,
+    claim: int = 1,
 ) -> Launch:
-    """The command line and environment for the `attempt`-th launch of a run; `base_env` is the
-    agent's environment."""
+    """What to start to launch a run for its `claim`-th claim, with its parameter file written;
+    `base_env` is the agent's environment."""
+    env = launch_env(base_env, sweep_id, run_id, project, claim)
+    command_args = {name: {"value": value} for name, value in params.items()}
+    config_util.save_config_file_from_dict(env["WANDB_SWEEP_PARAM_PATH"], command_args)
+    json_path = Path(env["WANDB_SWEEP_PARAM_PATH"]).with_suffix(".json")
+    wandb_dir = Path(env["WANDB_DIR"]) / "wandb"
+    return Launch(
+        argv=command_line(sweep_config, command_args, json_path),
+        env=env,
+        wandb_dir=wandb_dir,
+        earlier_run_dirs=run_dirs(wandb_dir, run_id),
+    )
+
+
+def launch_env(
+    base_env: Mapping[str, str], sweep_id: str, run_id: str, project: str | None, claim: int
+) -> dict[str, str]:
+    """The program's environment: what `wandb agent` sets, the claim's mark, and the local
+    controller's defaults, over the agent's own environment."""
     env = dict(base_env)
     # `${interpreter}` is the literal `python`: make it ours, as an activated venv would.
     env["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), env.get("PATH")]))
     # `wandb agent` runs programs where the agent runs; W&B writes under WANDB_DIR (or the cwd).
     env.setdefault("WANDB_DIR", os.path.abspath(os.getcwd()))
-    base_dir = Path(env["WANDB_DIR"])
-    sweep_dir = base_dir / "wandb" / f"sweep-{sweep_id}"
-    param_path = sweep_dir / f"config-{run_id}.yaml"
-    json_path = sweep_dir / f"config-{run_id}.json"
-
-    command_args = {name: {"value": value} for name, value in params.items()}
-    config_util.save_config_file_from_dict(str(param_path), command_args)
-
     env.pop("WANDB_SWEEP_ID", None)  # see the module docstring: the run must sync as a plain run
     env["WANDB_RUN_ID"] = run_id
-    env[ATTEMPT_ENV] = attempt_mark(run_id, attempt)  # found and ended with the attempt, wherever it runs
-    env["WANDB_SWEEP_PARAM_PATH"] = str(param_path)
+    env[CLAIM_ENV] = claim_mark(run_id, claim)  # found and ended with the claim, wherever it runs
+    env["WANDB_SWEEP_PARAM_PATH"] = str(
+        Path(env["WANDB_DIR"]) / "wandb" / f"sweep-{sweep_id}" / f"config-{run_id}.yaml"
+    )
     # Offline unless the user chose a mode: the local controller must work with no server.
     env.setdefault("WANDB_MODE", "offline")
     # One group per sweep, so runs synced later sit together in W&B's panels.
@@ -88,7 +100,12 @@ def prepare_launch(
     # only view of a live run) sees nothing in between. One second keeps hyperband prompt.
     env.setdefault(FLUSH_INTERVAL_ENV, "1")
     env.pop("WANDB_SERVICE", None)  # never share the agent's wandb service with a child
+    return env
 
+
+def command_line(sweep_config: dict[str, Any], command_args: dict[str, dict[str, Any]], json_path: Path) -> list[str]:
+    """The sweep's `command` with every macro expanded as `wandb agent` expands it; a command that
+    names `${args_json_file}` gets that file written at `json_path`."""
     sweep_vars: dict[str, Any] = sweep_utils.create_sweep_command_args({"args": command_args})
     sweep_command = sweep_utils.create_sweep_command(list(sweep_config.get("command") or []))
     if "${args_json_file}" in sweep_command:
@@ -106,8 +123,7 @@ def prepare_launch(
             argv += sweep_vars.get(chunk[2:-1]) or []
         else:
             argv.append(chunk)
-    wandb_dir = base_dir / "wandb"
-    return Launch(argv=argv, env=env, wandb_dir=wandb_dir, earlier_run_dirs=run_dirs(wandb_dir, run_id))
+    return argv
 
 
 def start_program(launch: Launch) -> subprocess.Popen:
@@ -128,9 +144,9 @@ def run_dirs(wandb_dir: Path, run_id: str) -> frozenset[Path]:
 
 
 def find_run_file(wandb_dir: Path, run_id: str, earlier: frozenset[Path]) -> Path | None:
-    """The `.wandb` log the program's wandb.init() created for this attempt, once it exists.
+    """The `.wandb` log the program's wandb.init() created for this launch, once it exists.
 
-    A requeued run id has folders from earlier attempts, and something may still be writing to one
-    (an orphaned `wandb-core`): only a folder that was not there at launch is this attempt's."""
+    A requeued run id has folders from earlier launches, and something may still be writing to one
+    (an orphaned `wandb-core`): only a folder that was not there at launch is this launch's."""
     logs = [folder / f"run-{run_id}.wandb" for folder in run_dirs(wandb_dir, run_id) - earlier]
     return max((log for log in logs if log.exists()), key=lambda log: log.parent.name, default=None)

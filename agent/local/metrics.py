@@ -26,7 +26,7 @@ from typing import Any
 
 from wandb.util import get_core_path
 
-from agent.local.processes import ATTEMPT_ENV, signal_group, start_child
+from agent.local.processes import CLAIM_ENV, signal_group, start_child
 from agent.records import Objective
 
 _AGGREGATES = ("max", "min", "last", "mean", "first", "best")
@@ -56,23 +56,39 @@ def inspect_command(run_file: Path, *flags: str) -> list[str]:
 
 def inspector_env(base_env: Mapping[str, str] | None) -> dict[str, str]:
     """Reading a local file needs no server: keep the inspector from reaching for one. It reads the
-    attempt's log but is not the attempt's: it does not carry the attempt's mark."""
+    launch's log but is not the launch's: it does not carry the claim's mark."""
     env = {**(base_env or {}), "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false"}
-    env.pop(ATTEMPT_ENV, None)
+    env.pop(CLAIM_ENV, None)
     return env
 
 
+@dataclass(frozen=True)
+class _StreamEnd:
+    """What the reader thread saw in the whole stream, handed over once when the stream ends."""
+
+    exit_code: int | None
+    preempting: bool
+
+
 class HistoryFollower:
-    """Streams a live run's history rows from `wandb leet inspect --follow --json`."""
+    """Streams a live run's history rows from `wandb leet inspect --follow --json`.
+
+    Its reader thread alone reads the inspector's output: rows go to a queue, and what the stream
+    says about the run's end goes to the agent's thread once, through `_stream_ended` (the values
+    first, then the event). `exit_code` and `preempting` belong to the agent's thread, set by
+    `close()`."""
 
     def __init__(self, run_file: Path, env: Mapping[str, str] | None = None):
         self.run_file = run_file
         self.env = inspector_env(env)
         self.exit_code: int | None = None
+        """The exit code in the run's exit record; None until `close()`, and when it has none."""
         self.preempting = False
-        """The run called `mark_preempting()`: if it dies, it wants to be requeued."""
+        """The run called `mark_preempting()`: if it dies, it wants to be requeued. Known at `close()`."""
         self._seen_steps: set[Any] = set()
         self._rows: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._stream_end: _StreamEnd | None = None
+        self._stream_ended = threading.Event()
         self._process = start_child(
             inspect_command(run_file, "--follow", "--json"),
             stdout=subprocess.PIPE,
@@ -85,17 +101,22 @@ class HistoryFollower:
         self._reader.start()
 
     def _read(self) -> None:
-        for line in self._process.stdout:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("type") == "history":
-                self._rows.put(record["history"].get("item", {}))
-            elif record.get("type") == "exit":
-                self.exit_code = record["exit"].get("exit_code", 0)
-            elif record.get("type") == "preempting":
-                self.preempting = True
+        exit_code, preempting = None, False
+        try:
+            for line in self._process.stdout:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if record.get("type") == "history":
+                    self._rows.put(record["history"].get("item", {}))
+                elif record.get("type") == "exit":
+                    exit_code = record["exit"].get("exit_code", 0)
+                elif record.get("type") == "preempting":
+                    preempting = True
+        finally:
+            self._stream_end = _StreamEnd(exit_code, preempting)
+            self._stream_ended.set()
 
     def close(self, timeout_s: float) -> list[dict[str, Any]]:
         """The rows not yet taken, up to the end of the log.
@@ -103,6 +124,8 @@ class HistoryFollower:
         The inspector stops by itself after the run's exit record, so give it `timeout_s` to get
         there. A killed run never writes one: then stop following and read the finished log once
         (`inspect --json` without --follow stops at its end) for whatever the stream had not shown.
+        What the stream said about the run's end counts only once its reader has handed it over;
+        a reader still stuck after the join says nothing, and the log is read once instead.
         """
         try:
             self._process.wait(timeout=timeout_s)
@@ -111,6 +134,8 @@ class HistoryFollower:
         self.stop()
         self._reader.join(timeout=5)
         rows = self.new_rows()
+        if self._stream_ended.is_set():
+            self.exit_code, self.preempting = self._stream_end.exit_code, self._stream_end.preempting
         if self.exit_code is None:
             records = read_records(self.run_file, self.env)
             self.preempting = self.preempting or any(record.get("type") == "preempting" for record in records)

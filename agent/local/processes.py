@@ -9,8 +9,8 @@ a vanished thread held at the fork. So the child execs a fresh interpreter first
 environment it was given. An exec that fails comes back as the OSError Popen itself would raise.
 
 What a run starts in another session (W&B starts `wandb-core` in one of its own) escapes its process
-group, yet keeps its environment: `ATTEMPT_ENV` marks everything an attempt starts, so that it can
-be ended with it (`end_marked`).
+group, yet keeps its environment: `CLAIM_ENV` marks everything a claim's launch starts, so that it
+can be ended with it (`end_marked`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import sys
 from collections.abc import Sequence
 
 import psutil
-
-ATTEMPT_ENV = "LORA_SWEEP_ATTEMPT"
 
 _ARM = """
 import ctypes, os, sys
@@ -76,9 +74,9 @@ def signal_group(pid: int, signum: int) -> None:
         pass
 
 
-def attempt_mark(run_id: str, attempt: int) -> str:
-    """`ATTEMPT_ENV`'s value in everything the `attempt`-th launch of run `run_id` starts."""
-    return f"{run_id}/{attempt}"
+def claim_mark(run_id: str, claim: int) -> str:
+    """`CLAIM_ENV`'s value in everything the launch of the `claim`-th claim of run `run_id` starts."""
+    return f"{run_id}/{claim}"
 
 
 def end_marked(name: str, value: str) -> int:

@@ -13,8 +13,8 @@ resumes from its checkpoint. A run the agent stopped itself is `stopped`, never 
 
 The heartbeat has its own thread and its own store connection, and beats until the run is
 recorded, so nothing the agent waits for (a flood of output, the metrics follower, the summary
-read) can make a live run look dead. Every write names the attempt: an agent that was frozen
-past the timeout finds its run taken by another and drops its attempt without a write.
+read) can make a live run look dead. Every write names the claim: an agent that was frozen
+past the timeout finds its run taken by another and drops its claim without a write.
 """
 
 from __future__ import annotations
@@ -28,30 +28,41 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 from agent import sweep_config
 from agent.local import controller, launch, metrics
 from agent.local.options import AgentOptions
-from agent.local.processes import ATTEMPT_ENV, end_marked, signal_group
-from agent.local.store import RunRow, RunTaken, Store, StoreAttempt, StoreError, SweepRow, new_id
-from agent.records import FAILED_STATES, LOSS_KEY, PREEMPTED_EXIT_CODE, Objective, RunState, is_number, objective_of
+from agent.local.processes import CLAIM_ENV, end_marked, signal_group
+from agent.local.store import Claim, RunRow, RunTaken, Store, StoreError, SweepRow, new_id
+from agent.records import (
+    FAILED_STATES,
+    LOSS_KEY,
+    PREEMPTED_EXIT_CODE,
+    TAKEN,
+    Objective,
+    RunState,
+    SweepState,
+    is_number,
+    objective_of,
+    objective_value,
+)
 
-__all__ = ["AgentOptions", "AgentResult", "AttemptOutcome", "run_agent"]
+__all__ = ["AgentOptions", "AgentResult", "ClaimOutcome", "run_agent"]
 
 # `wandb agent` gives up once 5 runs failed and none finished (MAX_INITIAL_FAILURES).
 MAX_INITIAL_FAILURES = 5
 OUTPUT_TAIL_LINES = 40
-TAKEN = "another agent took it over after missed heartbeats; this attempt dropped"
+TAKEN_REASON = "another agent took it over after missed heartbeats; this claim dropped"
 OUTPUT_DRAIN_S = 60.0
 """How long a finished program's last output may take to reach us (a grandchild can hold the pipe)."""
 
 
 @dataclass(frozen=True)
-class AttemptOutcome:
-    """How one attempt of this agent at a run ended, for its one line."""
+class ClaimOutcome:
+    """How one claim of this agent ended, for its one line."""
 
     run_id: str
     state: RunState | None
@@ -66,12 +77,12 @@ class AttemptOutcome:
 
     @property
     def label(self) -> str:
-        return self.state or "taken"
+        return self.state or TAKEN
 
 
 @dataclass(frozen=True)
 class AgentResult:
-    outcomes: list[AttemptOutcome]
+    outcomes: list[ClaimOutcome]
     reason: str
     failed: bool = False
     """True when the agent gave up on failing runs, every run failed, or it was interrupted."""
@@ -113,25 +124,25 @@ def run_agent(
     sweep = store.sweep(sweep_id)  # fails fast on an unknown id
     agent_id = f"{socket.gethostname()}-{os.getpid()}-{new_id(4)}"
     grid_size = sweep_config.grid_size(sweep.config)
-    outcomes: list[AttemptOutcome] = []
+    outcomes: list[ClaimOutcome] = []
     last_wait = None
     expiry = controller.Expiry()  # across this agent's claims: a stale run is requeued once confirmed
     with _Interrupts() as interrupts:
         while options.count is None or len(outcomes) < options.count:
             if interrupts.count:
                 return AgentResult(outcomes, "interrupted", failed=True)
-            claim = controller.claim_next_run(store, sweep_id, agent_id, options.heartbeat_timeout_s, expiry)
-            if isinstance(claim, controller.Done):
-                return _when_done(store, sweep_id, outcomes, claim.reason)
-            if isinstance(claim, controller.Wait):
-                if claim.reason != last_wait:
-                    echo(f"agent: {claim.reason}")
-                    last_wait = claim.reason
+            answer = controller.claim_next_run(store, sweep_id, agent_id, options.heartbeat_timeout_s, expiry)
+            if isinstance(answer, controller.Done):
+                return _when_done(store, sweep_id, outcomes, answer.reason)
+            if isinstance(answer, controller.Wait):
+                if answer.reason != last_wait:
+                    echo(f"agent: {answer.reason}")
+                    last_wait = answer.reason
                 time.sleep(options.wait_interval_s)
                 continue
             last_wait = None
 
-            run = claim.run
+            run = answer.run
             of = f"/{grid_size}" if grid_size else ""
             echo(f"agent: run {run.run_id} (#{run.seq}{of}) {format_params(run.config)}")
             outcome = supervise_run(store, sweep, run, options, interrupts, env, program_output)
@@ -139,13 +150,13 @@ def run_agent(
             echo(describe_outcome(objective_of(sweep.config), outcome))
             if outcome.state == RunState.PENDING:  # interrupted and requeued
                 return AgentResult(outcomes, "interrupted", failed=True)
-            give_up = _give_up_reason(outcomes, options)
+            give_up = give_up_reason(outcomes, options)
             if give_up:
                 return AgentResult(outcomes, give_up, failed=True)
     return AgentResult(outcomes, f"--count {options.count} reached")
 
 
-def _give_up_reason(outcomes: list[AttemptOutcome], options: AgentOptions) -> str | None:
+def give_up_reason(outcomes: list[ClaimOutcome], options: AgentOptions) -> str | None:
     """As `wandb agent`: stop after too many failures in a row, or 5 failures and no success."""
     ended = [o for o in outcomes if o.state is not None]
     consecutive = 0
@@ -162,7 +173,7 @@ def _give_up_reason(outcomes: list[AttemptOutcome], options: AgentOptions) -> st
     return None
 
 
-def _when_done(store: Store, sweep_id: str, outcomes: list[AttemptOutcome], reason: str) -> AgentResult:
+def _when_done(store: Store, sweep_id: str, outcomes: list[ClaimOutcome], reason: str) -> AgentResult:
     """The sweep gives no more runs. If none of them succeeded, that is a failure, said plainly."""
     runs = store.runs(sweep_id, with_history=False)
     if runs and all(run.state in FAILED_STATES for run in runs):
@@ -176,21 +187,24 @@ def _when_done(store: Store, sweep_id: str, outcomes: list[AttemptOutcome], reas
 
 # --- one run ----------------------------------------------------------------------------------
 #
-# Three threads serve an attempt. The agent's thread launches, watches, collects and records it,
+# Four threads serve a claim. The agent's thread launches, watches, collects and records it,
 # and alone changes `_Watch` and `_Program`. The copier thread moves the program's output to the
 # screen and into `_OutputTail`, which has its own lock. The heartbeat thread beats and keeps what
-# ended it early under its own lock; the agent's thread asks it with `check()`.
+# ended it early under its own lock; the agent's thread asks it with `check()`. The follower's
+# reader thread (`metrics.HistoryFollower`) puts the run's history rows in a queue the agent's
+# thread empties, and hands over the run's exit code and preempting mark once, through an Event
+# that `close()` reads: a reader that has not set it by then has said nothing.
 
 
 class _Heartbeat:
-    """Beats for one attempt every `interval_s`, from its own thread and store connection, until
+    """Beats for one claim every `interval_s`, from its own thread and store connection, until
     closed. What ended it early (the run taken, or a store fault) is raised by `check()`."""
 
-    def __init__(self, store_path: Path, attempt: StoreAttempt, interval_s: float):
+    def __init__(self, store_path: Path, claim: Claim, interval_s: float):
         self._ended: RunTaken | StoreError | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(store_path, attempt, interval_s), daemon=True)
+        self._thread = threading.Thread(target=self._beat, args=(store_path, claim, interval_s), daemon=True)
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -201,7 +215,7 @@ class _Heartbeat:
         self._thread.join()
 
     def check(self) -> None:
-        """Raise RunTaken if the run was requeued under this attempt, or the store's fault."""
+        """Raise RunTaken if the run was requeued under this claim, or the store's fault."""
         with self._lock:
             ended = self._ended
         if ended is not None:
@@ -211,7 +225,7 @@ class _Heartbeat:
         with self._lock:
             self._ended = why
 
-    def _beat(self, store_path: Path, attempt: StoreAttempt, interval_s: float) -> None:
+    def _beat(self, store_path: Path, claim: Claim, interval_s: float) -> None:
         try:
             store = Store(store_path)
         except StoreError as error:
@@ -219,7 +233,8 @@ class _Heartbeat:
             return
         try:
             while not self._stop.wait(interval_s):
-                store.beat(attempt)
+                with store.write() as tx:
+                    tx.beat(claim)
         except (RunTaken, StoreError) as error:
             self._end(error)
         finally:
@@ -248,7 +263,7 @@ class _OutputTail:
 
 
 class _Program:
-    """The program of one attempt, started as `wandb agent` starts it, with its output copied."""
+    """The program of one launch, started as `wandb agent` starts it, with its output copied."""
 
     def __init__(self, plan: launch.Launch, sink: IO[str] | None):
         self.plan = plan
@@ -284,16 +299,16 @@ class _Program:
         self._copier.join(timeout=OUTPUT_DRAIN_S)
 
     def end(self) -> None:
-        """Nothing of it outlives the attempt: its process group, whether or not the program still
-        lives (a child it left runs on in the group), and whatever carries the attempt's mark in
+        """Nothing of it outlives the launch: its process group, whether or not the program still
+        lives (a child it left runs on in the group), and whatever carries the claim's mark in
         another session (W&B's `wandb-core`)."""
         self.kill()
         self.process.wait()
-        end_marked(ATTEMPT_ENV, self.plan.env[ATTEMPT_ENV])
+        end_marked(CLAIM_ENV, self.plan.env[CLAIM_ENV])
 
 
 class _Watch:
-    """One attempt at a run, from launch to record, as the agent's thread sees it.
+    """One claim of a run, from launch to record, as the agent's thread sees it.
 
     A stop goes one way: wanted (`stop_reason`, the first reason wins) -> SIGTERM -> SIGKILL to the
     group after the grace. An interrupt of the agent takes over the reason and puts the run back
@@ -308,14 +323,14 @@ class _Watch:
         self.requeue = False
         self._sigterm_at: float | None = None
         self._history_started = False
-        """This attempt has stored rows; its first ones replace what an earlier attempt stored from
+        """This claim has stored rows; its first ones replace what an earlier claim stored from
         their step on."""
         self.summary: dict[str, Any] = {}
         self.warning: str | None = None
 
     @property
-    def attempt(self) -> StoreAttempt:
-        return self.run.attempt
+    def claim(self) -> Claim:
+        return self.run.claim
 
     # -- while it runs
 
@@ -347,7 +362,8 @@ class _Watch:
         run_file = self.program.run_file(self.run.run_id)
         if run_file is not None:
             self.follower = metrics.HistoryFollower(run_file, self.program.plan.env)
-            store.record_run_log(self.attempt, run_file.parent)  # which log is whose, for a later --rescan
+            with store.write() as tx:
+                tx.record_run_log(self.claim, run_file.parent)  # which log is whose, for a later --rescan
         return self.follower is not None
 
     def _store_rows(self, store: Store, rows: list[dict]) -> bool:
@@ -356,7 +372,8 @@ class _Watch:
         metric_name = self.objective.name
         kept = [row for row in rows if metric_name is None or metric_name in row or LOSS_KEY in row]
         if kept:
-            store.append_history(self.attempt, kept, first=not self._history_started)
+            with store.write() as tx:
+                tx.append_history(self.claim, kept, first=not self._history_started)
             self._history_started = True
         return metric_name is not None and any(metric_name in row for row in kept)
 
@@ -382,33 +399,33 @@ class _Watch:
         self.warning = f"summary not read ({error}); the objective comes from the recorded history"
 
     def _summary_from_history(self, store: Store) -> dict[str, Any]:
-        name = self.objective.name
-        values = [row[name] for row in store.run(self.run.run_id).history if name and is_number(row.get(name))]
-        if not values:
-            return {}
-        return {name: max(values) if self.objective.maximize else min(values)}
+        """The objective's best value in the recorded history, as `objective_value` reads it. The
+        stored summary is left out: a requeued run's is an earlier launch's."""
+        history_only = replace(store.run(self.run.run_id).record(), summary={})
+        value = objective_value(history_only, self.objective)
+        return {} if value is None else {self.objective.name: value}
 
-    def record(self, store: Store) -> AttemptOutcome:
-        """How the attempt ended, into the store: put back, preempted (queued again), or over."""
+    def record(self, store: Store) -> ClaimOutcome:
+        """How the claim ended, into the store: put back, preempted (queued again), or over."""
         exit_code = self.program.exit_code
         tail = self.program.tail.text() + (f"lora-sweep: warning: {self.warning}\n" if self.warning else "")
-        with store.write():
+        with store.write() as tx:
             if self.requeue:
-                store.requeue(self.attempt)
+                tx.requeue(self.claim)
                 return self.outcome(RunState.PENDING)
             preempting = self.follower is not None and self.follower.preempting
-            state = _final_state(exit_code, self.stop_reason, preempting)
+            state = final_state(exit_code, self.stop_reason, preempting)
             if state == RunState.PREEMPTED:
-                store.preempt(self.attempt, exit_code, self.summary, tail or None)
+                tx.preempt(self.claim, exit_code, self.summary, tail or None)
             else:
-                store.finish_run(self.attempt, state, exit_code, self.summary, tail or None)
+                tx.finish_run(self.claim, state, exit_code, self.summary, tail or None)
         if state in FAILED_STATES:  # its last words say why, for the agent's one line
             return self.outcome(state, reason=self.program.tail.last_words())
         return self.outcome(state)
 
-    def outcome(self, state: RunState | None, reason: str | None = None) -> AttemptOutcome:
+    def outcome(self, state: RunState | None, reason: str | None = None) -> ClaimOutcome:
         value = self.summary.get(self.objective.name) if self.objective.name else None
-        return AttemptOutcome(
+        return ClaimOutcome(
             self.run.run_id,
             state,
             self.program.exit_code,
@@ -433,23 +450,23 @@ def supervise_run(
     interrupts: _Interrupts,
     env: Mapping[str, str],
     program_output: IO[str] | None = None,
-) -> AttemptOutcome:
+) -> ClaimOutcome:
     """Launch, watch, collect and record one run; the heartbeat lasts until it is recorded."""
     objective = objective_of(sweep.config)
-    with _Heartbeat(store.path, run.attempt, options.heartbeat_interval_s) as heartbeat:
+    with _Heartbeat(store.path, run.claim, options.heartbeat_interval_s) as heartbeat:
         try:
             watch = _launch(store, sweep, run, objective, env, program_output)
         except OSError as error:
             return _record_launch_failure(store, run, error)
         except RunTaken:
-            return AttemptOutcome(run.run_id, None, None, 0.0, TAKEN)
+            return ClaimOutcome(run.run_id, None, None, 0.0, TAKEN_REASON)
         try:
             _watch_until_exit(store, watch, options, interrupts, heartbeat)
             watch.collect(store)
             heartbeat.check()
             return watch.record(store)
         except RunTaken:
-            return watch.outcome(None, TAKEN)
+            return watch.outcome(None, TAKEN_REASON)
         finally:
             watch.end()
 
@@ -463,26 +480,27 @@ def _launch(
     program_output: IO[str] | None,
 ) -> _Watch:
     plan = launch.prepare_launch(
-        sweep.config, run.sweep_id, run.run_id, run.config, sweep.project, base_env=env, attempt=run.attempts
+        sweep.config, run.sweep_id, run.run_id, run.config, sweep.project, base_env=env, claim=run.claims
     )
     watch = _Watch(run, objective, _Program(plan, program_output))
     try:
-        store.set_pid(run.attempt, watch.program.process.pid)
+        with store.write() as tx:
+            tx.set_pid(run.claim, watch.program.process.pid)
     except BaseException:
         watch.end()
         raise
     return watch
 
 
-def _record_launch_failure(store: Store, run: RunRow, error: OSError) -> AttemptOutcome:
+def _record_launch_failure(store: Store, run: RunRow, error: OSError) -> ClaimOutcome:
     """A program that cannot start is the run's failure, not the agent's: record it, go on."""
     reason = f"cannot launch the program: {error}"
     try:
-        with store.write():
-            store.finish_run(run.attempt, RunState.FAILED, None, {}, reason + "\n")
+        with store.write() as tx:
+            tx.finish_run(run.claim, RunState.FAILED, None, {}, reason + "\n")
     except RunTaken:
-        return AttemptOutcome(run.run_id, None, None, 0.0, TAKEN)
-    return AttemptOutcome(run.run_id, RunState.FAILED, None, 0.0, reason)
+        return ClaimOutcome(run.run_id, None, None, 0.0, TAKEN_REASON)
+    return ClaimOutcome(run.run_id, RunState.FAILED, None, 0.0, reason)
 
 
 def _watch_until_exit(
@@ -496,15 +514,15 @@ def _watch_until_exit(
         watch.follow_history(store)
         if time.monotonic() - last_sweep_check >= options.heartbeat_interval_s:
             last_sweep_check = time.monotonic()
-            if watch.stop_reason is None and store.sweep(watch.run.sweep_id).state == "CANCELED":
+            if watch.stop_reason is None and store.sweep(watch.run.sweep_id).state == SweepState.CANCELED:
                 watch.want_stop("sweep cancelled")
         if interrupts.count:
             watch.put_back()
         watch.escalate_stop(options.kill_grace_s, kill_now=interrupts.count > 1)
 
 
-def _final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> RunState:
-    """How an attempt ended. Whatever follows a stop this agent sent is STOPPED (the trial
+def final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> RunState:
+    """How a claim's launch ended. Whatever follows a stop this agent sent is STOPPED (the trial
     program answers our SIGTERM with 143 too: only the agent knows it sent it)."""
     if stop_reason is not None:
         return RunState.STOPPED
@@ -533,7 +551,7 @@ def format_params(config: dict) -> str:
     return " ".join(f"{key}={value}" for key, value in config.items())
 
 
-def describe_outcome(objective: Objective, outcome: AttemptOutcome) -> str:
+def describe_outcome(objective: Objective, outcome: ClaimOutcome) -> str:
     """One line about how a run ended, from what the agent holds."""
     text = f"agent: run {outcome.run_id} {outcome.label} in {outcome.runtime_s:.1f}s"
     if outcome.state in FAILED_STATES:

@@ -1,13 +1,15 @@
 """The local sweep store: one SQLite file that every agent on this machine shares.
 
-SQLite in WAL mode lets readers (`lora-sweep runs`) work while an agent writes. Every decision
-that must not race (which run an agent gets, requeueing runs of dead agents) happens inside one
-`BEGIN IMMEDIATE` transaction, which takes the database's single write lock up front: two agents
-can never both read "point 7 is free" and both take it.
+SQLite in WAL mode lets readers (`lora-sweep runs`) work while an agent writes. Every change goes
+through one `BEGIN IMMEDIATE` transaction (`with store.write() as tx:`), which takes the
+database's single write lock up front, and only its `Transaction` holds the mutators: a decision
+that must not race (which run an agent gets, requeueing runs of dead agents) is one transaction,
+so two agents can never both read "point 7 is free" and both take it.
 
-Every write about a running run names the attempt that owns it (`StoreAttempt`): an agent that
-was frozen past the heartbeat timeout finds its run requeued and taken by another, and its late
-writes change nothing (`RunTaken`). Run states are `agent.records.RunState` words.
+Every write about a running run names the claim that owns it (`Claim`): an agent that was
+frozen past the heartbeat timeout finds its run requeued and claimed by another, and its late
+writes change nothing (`RunTaken`). Run states are `agent.records.RunState` words, sweep states
+`agent.records.SweepState` words.
 
 The file is marked as ours (`PRAGMA application_id`) with a schema version (`PRAGMA user_version`):
 an older store is upgraded when opened for writing (`MIGRATIONS`), a newer one is refused. A file
@@ -30,14 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UserError
-from agent.records import QUEUED_STATES, STEP_KEY, RunRecord, RunState, SweepRecord
+from agent.records import QUEUED_STATES, STEP_KEY, RunRecord, RunState, SweepRecord, SweepState
 
 DEFAULT_STORE = Path(".lora-sweep") / "sweeps.db"
 
 APPLICATION_ID = 0x4C535745  # "LSWE": this SQLite file is a lora-sweep store
-
-SWEEP_STATES = ("RUNNING", "PAUSED", "FINISHED", "CANCELED")
-"""W&B's sweep states: FINISHED takes no new runs (`--stop`), CANCELED also stops running ones."""
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the first schema. Version 0 is a new file, or a store from before the version stamp,
@@ -75,8 +74,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, idx)
     );
     """,
-    # 1 -> 2: which W&B run folder each attempt wrote, so a run's result can be read again from its
-    # own log (`lora-sweep runs --rescan`). Only writing commands query it.
+    # 1 -> 2: which W&B run folder each claim wrote (then named its attempt), so a run's result can
+    # be read again from its own log (`lora-sweep runs --rescan`). Only writing commands query it.
     """
     CREATE TABLE IF NOT EXISTS run_logs (
         run_id  TEXT NOT NULL REFERENCES runs(run_id),
@@ -84,6 +83,13 @@ MIGRATIONS: list[str] = [
         folder  TEXT NOT NULL,
         PRIMARY KEY (run_id, attempt)
     );
+    """,
+    # 2 -> 3: an agent's take of a run is a claim, as everywhere else: `runs.attempts` counted the
+    # claims and `run_logs.attempt` named one. Reading commands read an older store's `attempts`
+    # as it stands (`_claims`).
+    """
+    ALTER TABLE runs RENAME COLUMN attempts TO claims;
+    ALTER TABLE run_logs RENAME COLUMN attempt TO claim;
     """,
 ]
 """How each schema version is reached from the one before: `MIGRATIONS[n]` takes a store at
@@ -103,15 +109,36 @@ class UnknownSweep(StoreError, LookupError):
     """No sweep with that id in this store (or no store at all)."""
 
 
+class UnknownRun(StoreError, LookupError):
+    """No run with that id in this store."""
+
+
+def _unknown_sweep(path: Path, sweep_id: str) -> UnknownSweep:
+    return UnknownSweep(f"no local sweep {sweep_id!r} in {path}")
+
+
+def _unknown_run(path: Path, run_id: str) -> UnknownRun:
+    return UnknownRun(f"no run {run_id!r} in the local sweep store {path}")
+
+
+class TransactionError(RuntimeError):
+    """The store's write rule broken by its caller, never the store's fault: a write transaction
+    opened inside another of the same store, or one used after its block ended."""
+
+
+class RunNotQueued(Exception):
+    """`claim_pending` of a run that is not waiting for an agent: another agent holds it, or it ended."""
+
+
 class RunTaken(Exception):
-    """This attempt no longer owns its run: it was requeued (missed heartbeats) and maybe rerun."""
+    """This claim no longer owns its run: it was requeued (missed heartbeats) and maybe claimed again."""
 
 
 @dataclass(frozen=True)
-class StoreAttempt:
-    """One agent's try at a run, as the store counts it (`runs.attempts`): writes about a running
-    run carry it, so a stale try writes nothing. The trial program counts its own launches apart
-    (`agent.trial.checkpoint.LaunchRecord`)."""
+class Claim:
+    """One time an agent took a run from the store, as the store counts them (`runs.claims`):
+    writes about a running run carry it, so a stale claim writes nothing. The trial program counts
+    its own launches apart (`agent.trial.checkpoint.LaunchRecord`)."""
 
     run_id: str
     number: int
@@ -121,7 +148,7 @@ class StoreAttempt:
 class SweepRow:
     sweep_id: str
     config: dict[str, Any]
-    state: str
+    state: SweepState
     project: str | None
     name: str | None
 
@@ -129,7 +156,7 @@ class SweepRow:
 @dataclass(frozen=True)
 class RunRow:
     """A run as the store keeps it: the facts review code reads (`record()`), plus the local
-    controller's bookkeeping (order, owner, heartbeat, attempts)."""
+    controller's bookkeeping (order, owner, heartbeat, claims)."""
 
     run_id: str
     sweep_id: str
@@ -147,11 +174,13 @@ class RunRow:
     ended_at: float | None = None
     exit_code: int | None = None
     output_tail: str | None = None
-    attempts: int = 0
+    claims: int = 0
+    """How many times agents took the run; the latest of them owns it while it runs."""
 
     @property
-    def attempt(self) -> StoreAttempt:
-        return StoreAttempt(self.run_id, self.attempts)
+    def claim(self) -> Claim:
+        """The run's latest claim: the one a write about it while running must name."""
+        return Claim(self.run_id, self.claims)
 
     @property
     def runtime_s(self) -> float | None:
@@ -170,6 +199,12 @@ class RunRow:
             runtime_s=self.runtime_s,
             exit_code=self.exit_code,
         )
+
+
+def _claims(row: sqlite3.Row) -> int:
+    """A run's claim count: `claims`, or `attempts` in a store before schema 3, which a reading
+    command reads as it stands."""
+    return row["claims"] if "claims" in row.keys() else row["attempts"]
 
 
 def open_store(path: str | os.PathLike | None, must_exist: bool = True, writable: bool = False) -> Store:
@@ -288,7 +323,8 @@ def _upgrade(db: sqlite3.Connection) -> None:
 
 
 class Store:
-    """The sweeps and runs of one machine. One instance per thread; agents share the file."""
+    """The sweeps and runs of one machine: its reads, and `write()`, the one transaction through
+    which it changes (`Transaction`). One instance per thread; agents share the file."""
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path)
@@ -305,6 +341,7 @@ class Store:
         except sqlite3.Error as error:
             raise _store_error(self.path, error) from None
         self._db.row_factory = sqlite3.Row
+        self._transaction: Transaction | None = None
 
     def _open_for_writing(self, version: int | None) -> sqlite3.Connection:
         try:
@@ -341,58 +378,57 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def _sql(self, query: str, params: tuple | list = ()) -> sqlite3.Cursor:
+    def _sql(self, query: str, params: tuple | list = (), *, many: bool = False) -> sqlite3.Cursor:
+        """One statement (`many`: once for each set of `params`); any SQLite fault is a StoreError line."""
         try:
-            return self._db.execute(query, params)
+            return (self._db.executemany if many else self._db.execute)(query, params)
         except sqlite3.Error as error:
             raise _store_error(self.path, error) from None
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Store]:
-        """One write transaction; the lock is taken at BEGIN, so reads inside it stay true."""
+    def write(self) -> Iterator[Transaction]:
+        """One write transaction, the only way to change the store (`with store.write() as tx:`).
+        The lock is taken at BEGIN, so reads inside it stay true; the block commits when it ends and
+        rolls back when it raises. A write opened inside another of the same store is a
+        TransactionError: SQLite would refuse it too, but only in its own words and with the outer
+        one left open."""
+        if self._transaction is not None:
+            raise TransactionError(
+                f"a write transaction of the store {self.path} is already open: pass it on instead of opening another"
+            )
         self.check_present()
         self._sql("BEGIN IMMEDIATE")
+        self._transaction = Transaction(self)
         try:
-            yield self
+            yield self._transaction
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as error:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise _store_error(self.path, error) from None
+        else:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise _store_error(self.path, error) from None
+        finally:
+            self._transaction._end()
+            self._transaction = None
 
     # -- sweeps ---------------------------------------------------------------------------------
-
-    def create_sweep(self, config: dict[str, Any], project: str | None, name: str | None) -> str:
-        sweep_id = new_id()
-        self.check_present()
-        self._sql(
-            "INSERT INTO sweeps VALUES (?, ?, 'RUNNING', ?, ?, ?)",
-            (sweep_id, json.dumps(config), project, name, time.time()),
-        )
-        return sweep_id
 
     def sweep(self, sweep_id: str) -> SweepRow:
         row = self._sql("SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone()
         if row is None:
-            raise UnknownSweep(f"no local sweep {sweep_id!r} in {self.path}")
+            raise _unknown_sweep(self.path, sweep_id)
         return SweepRow(
             sweep_id=row["sweep_id"],
             config=json.loads(row["config"]),
-            state=row["state"],
+            state=SweepState(row["state"]),
             project=row["project"],
             name=row["name"],
         )
-
-    def set_sweep_state(self, sweep_id: str, state: str) -> None:
-        assert state in SWEEP_STATES, state
-        self.sweep(sweep_id)  # raises UnknownSweep
-        self.check_present()
-        self._sql("UPDATE sweeps SET state = ? WHERE sweep_id = ?", (state, sweep_id))
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -402,6 +438,8 @@ class Store:
 
     def run(self, run_id: str) -> RunRow:
         row = self._sql("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise _unknown_run(self.path, run_id)
         return self._run_row(row, with_history=True)
 
     def _run_row(self, row: sqlite3.Row, with_history: bool) -> RunRow:
@@ -426,92 +464,148 @@ class Store:
             ended_at=row["ended_at"],
             exit_code=row["exit_code"],
             output_tail=row["output_tail"],
-            attempts=row["attempts"],
+            claims=_claims(row),
         )
 
+    def run_log(self, claim: Claim) -> Path | None:
+        """The W&B run folder `claim` wrote, if the store recorded it (not before schema 2)."""
+        row = self._sql(
+            "SELECT folder FROM run_logs WHERE run_id = ? AND claim = ?", (claim.run_id, claim.number)
+        ).fetchone()
+        return Path(row[0]) if row else None
+
+    # -- the shape review code reads ------------------------------------------------------------
+
+    def sweep_record(self, sweep_id: str) -> SweepRecord:
+        sweep = self.sweep(sweep_id)
+        return SweepRecord(
+            sweep_id=sweep.sweep_id, config=sweep.config, runs=[run.record() for run in self.runs(sweep_id)]
+        )
+
+
+class Transaction:
+    """One open write transaction of a `Store` (`with store.write() as tx:`), and the only holder of
+    the store's changes: every mutator is here, and refuses to run once its block has ended. Each
+    change checks what it changed: an unknown sweep id is UnknownSweep, an unknown run id
+    UnknownRun, and a claim that no longer owns its run RunTaken."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        """Reads inside the transaction go through it: they see the transaction's own changes."""
+        self._open = True
+
+    def _end(self) -> None:
+        """Called by `Store.write()` when the block ends: nothing goes through this one after that."""
+        self._open = False
+
+    def _sql(self, query: str, params: tuple | list = (), *, many: bool = False) -> sqlite3.Cursor:
+        if not self._open:
+            raise TransactionError(
+                "this write transaction has ended: change the store inside `with store.write() as tx:`"
+            )
+        return self.store._sql(query, params, many=many)
+
+    def _require_run(self, run_id: str) -> None:
+        if self._sql("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise _unknown_run(self.store.path, run_id)
+
+    # -- sweeps ---------------------------------------------------------------------------------
+
+    def create_sweep(self, config: dict[str, Any], project: str | None, name: str | None) -> str:
+        sweep_id = new_id()
+        self._sql(
+            "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, ?)",
+            (sweep_id, json.dumps(config), SweepState.RUNNING, project, name, time.time()),
+        )
+        return sweep_id
+
+    def set_sweep_state(self, sweep_id: str, state: SweepState) -> None:
+        cursor = self._sql("UPDATE sweeps SET state = ? WHERE sweep_id = ?", (SweepState(state), sweep_id))
+        if cursor.rowcount != 1:
+            raise _unknown_sweep(self.store.path, sweep_id)
+
+    # -- runs -----------------------------------------------------------------------------------
+
     def add_run(self, sweep_id: str, config: dict[str, Any], agent_id: str) -> RunRow:
-        """A new run, already claimed by `agent_id` (call inside `write()`)."""
+        """A new run of `sweep_id`, already claimed by `agent_id` (its first claim)."""
+        if self._sql("SELECT 1 FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone() is None:
+            raise _unknown_sweep(self.store.path, sweep_id)
         seq = self._sql("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE sweep_id = ?", (sweep_id,)).fetchone()[0]
         run_id = new_id()
         now = time.time()
         self._sql(
             "INSERT INTO runs (run_id, sweep_id, seq, state, config, agent_id, heartbeat_at,"
-            " started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            " started_at, claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
             (run_id, sweep_id, seq, RunState.RUNNING, json.dumps(config), agent_id, now, now),
         )
-        return self.run(run_id)
+        return self.store.run(run_id)
 
     def claim_pending(self, run_id: str, agent_id: str) -> RunRow:
-        """Give a requeued run (pending or preempted) to `agent_id` (call inside `write()`): a new
-        attempt under the same run id. Its history stays until the new attempt logs."""
+        """Give a queued run (pending or preempted) to `agent_id`: a new claim under the same run id.
+        Its history stays until the new claim's launch logs. A run that is not queued is never taken
+        from whoever holds it, nor reopened once ended: RunNotQueued (UnknownRun if there is no
+        such run), and the transaction's caller decides what to do."""
         now = time.time()
-        self._sql(
+        cursor = self._sql(
             "UPDATE runs SET state = ?, agent_id = ?, heartbeat_at = ?, started_at = ?,"
-            " ended_at = NULL, exit_code = NULL, attempts = attempts + 1"
+            " ended_at = NULL, exit_code = NULL, claims = claims + 1"
             f" WHERE run_id = ? AND state IN ({', '.join('?' * len(QUEUED_STATES))})",
             (RunState.RUNNING, agent_id, now, now, run_id, *QUEUED_STATES),
         )
-        return self.run(run_id)
+        if cursor.rowcount != 1:
+            self._require_run(run_id)
+            raise RunNotQueued(f"run {run_id} is {self.store.run(run_id).state}, not queued: it was not claimed")
+        return self.store.run(run_id)
 
-    def _update_attempt(self, attempt: StoreAttempt, assignments: str, values: tuple) -> None:
-        """Change a running run only while `attempt` still owns it; else RunTaken."""
+    def _update_claim(self, claim: Claim, assignments: str, values: tuple) -> None:
+        """Change a running run only while `claim` still owns it; else RunTaken."""
         cursor = self._sql(
-            f"UPDATE runs SET {assignments} WHERE run_id = ? AND attempts = ? AND state = ?",
-            (*values, attempt.run_id, attempt.number, RunState.RUNNING),
+            f"UPDATE runs SET {assignments} WHERE run_id = ? AND claims = ? AND state = ?",
+            (*values, claim.run_id, claim.number, RunState.RUNNING),
         )
         if cursor.rowcount != 1:
-            raise RunTaken(f"run {attempt.run_id} was requeued while attempt {attempt.number} ran")
+            self._require_run(claim.run_id)
+            raise RunTaken(f"run {claim.run_id} was requeued while its claim {claim.number} ran")
 
-    def record_run_log(self, attempt: StoreAttempt, folder: Path) -> None:
-        """The W&B run folder this attempt writes, once its agent has found it."""
-        with self.write():
-            self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
-            self._sql(
-                "INSERT OR REPLACE INTO run_logs (run_id, attempt, folder) VALUES (?, ?, ?)",
-                (attempt.run_id, attempt.number, str(folder)),
-            )
-
-    def run_log(self, attempt: StoreAttempt) -> Path | None:
-        """The W&B run folder `attempt` wrote, if the store recorded it (not before schema 2)."""
-        row = self._sql(
-            "SELECT folder FROM run_logs WHERE run_id = ? AND attempt = ?", (attempt.run_id, attempt.number)
-        ).fetchone()
-        return Path(row[0]) if row else None
+    def record_run_log(self, claim: Claim, folder: Path) -> None:
+        """The W&B run folder this claim's launch writes, once its agent has found it."""
+        self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
+        self._sql(
+            "INSERT OR REPLACE INTO run_logs (run_id, claim, folder) VALUES (?, ?, ?)",
+            (claim.run_id, claim.number, str(folder)),
+        )
 
     def replace_summary(self, run_id: str, summary: dict[str, Any]) -> None:
-        """A finished run's summary, read again from its own log (call inside `write()`)."""
-        self._sql("UPDATE runs SET summary = ? WHERE run_id = ?", (json.dumps(summary), run_id))
+        """A finished run's summary, read again from its own log."""
+        cursor = self._sql("UPDATE runs SET summary = ? WHERE run_id = ?", (json.dumps(summary), run_id))
+        if cursor.rowcount != 1:
+            raise _unknown_run(self.store.path, run_id)
 
-    def set_pid(self, attempt: StoreAttempt, pid: int) -> None:
-        with self.write():
-            self._update_attempt(attempt, "pid = ?", (pid,))
+    def set_pid(self, claim: Claim, pid: int) -> None:
+        self._update_claim(claim, "pid = ?", (pid,))
 
-    def beat(self, attempt: StoreAttempt) -> None:
-        with self.write():
-            self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
+    def beat(self, claim: Claim) -> None:
+        self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
 
-    def append_history(self, attempt: StoreAttempt, rows: list[dict[str, Any]], first: bool = False) -> None:
-        """Store an attempt's rows. `first`: the attempt's first rows, which say where it took up
-        the run: rows an earlier attempt stored from that step on are dropped (a resumed attempt
+    def append_history(self, claim: Claim, rows: list[dict[str, Any]], first: bool = False) -> None:
+        """Store a claim's rows. `first`: the claim's first rows, which say where its launch took up
+        the run: rows an earlier claim stored from that step on are dropped (a resumed launch
         trains them again), so the stored curve is the continued one. Rows without a step start
         the history over."""
-        with self.write():
-            self._update_attempt(attempt, "heartbeat_at = ?", (time.time(),))
-            if first:
-                self._drop_history_from(attempt.run_id, rows[0].get(STEP_KEY) if rows else None)
-            start = self._sql(
-                "SELECT COALESCE(MAX(idx), -1) + 1 FROM history WHERE run_id = ?", (attempt.run_id,)
-            ).fetchone()[0]
-            try:
-                self._db.executemany(
-                    "INSERT INTO history VALUES (?, ?, ?)",
-                    [(attempt.run_id, start + i, json.dumps(row)) for i, row in enumerate(rows)],
-                )
-            except sqlite3.Error as error:
-                raise _store_error(self.path, error) from None
+        self._update_claim(claim, "heartbeat_at = ?", (time.time(),))
+        if first:
+            self._drop_history_from(claim.run_id, rows[0].get(STEP_KEY) if rows else None)
+        start = self._sql(
+            "SELECT COALESCE(MAX(idx), -1) + 1 FROM history WHERE run_id = ?", (claim.run_id,)
+        ).fetchone()[0]
+        self._sql(
+            "INSERT INTO history VALUES (?, ?, ?)",
+            [(claim.run_id, start + i, json.dumps(row)) for i, row in enumerate(rows)],
+            many=True,
+        )
 
     def _drop_history_from(self, run_id: str, step: Any) -> None:
-        """Rows at `step` or later go (a resumed attempt logs them again); with no step to go by,
+        """Rows at `step` or later go (a resumed launch logs them again); with no step to go by,
         every row goes (a program that does not log one starts over on each launch)."""
         if not isinstance(step, int | float) or isinstance(step, bool):
             self._sql("DELETE FROM history WHERE run_id = ?", (run_id,))
@@ -523,47 +617,35 @@ class Store:
 
     def finish_run(
         self,
-        attempt: StoreAttempt,
+        claim: Claim,
         state: RunState,
         exit_code: int | None,
         summary: dict[str, Any],
         output_tail: str | None,
     ) -> None:
-        """Record how the attempt ended (call inside `write()`)."""
+        """Record how the claim's launch ended."""
         assert RunState(state) not in (RunState.PENDING, RunState.RUNNING), state
-        self._update_attempt(
-            attempt,
+        self._update_claim(
+            claim,
             "state = ?, exit_code = ?, summary = ?, output_tail = ?, ended_at = ?",
             (state, exit_code, json.dumps(summary), output_tail, time.time()),
         )
 
-    def requeue(self, attempt: StoreAttempt) -> None:
-        """Back to pending under the same id, for the next agent (call inside `write()`): the
-        agent was interrupted, or died (its heartbeat expired). Only the attempt that owns the
-        run, or the agent that finds it expired, may do this.
+    def requeue(self, claim: Claim) -> None:
+        """Back to pending under the same id, for the next agent: the agent was interrupted, or
+        died (its heartbeat expired). Only the claim that owns the run, or the agent that finds it
+        expired, may do this.
 
-        The history stays: the next attempt resumes from the run's checkpoint if it has one, and
-        its first rows replace what it trains again (`append_history(first=True)`)."""
-        self._update_attempt(
-            attempt, "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL", (RunState.PENDING,)
-        )
+        The history stays: the next claim's launch resumes from the run's checkpoint if it has
+        one, and its first rows replace what it trains again (`append_history(first=True)`)."""
+        self._update_claim(claim, "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL", (RunState.PENDING,))
 
-    def preempt(
-        self, attempt: StoreAttempt, exit_code: int | None, summary: dict[str, Any], output_tail: str | None
-    ) -> None:
-        """The attempt ended by preemption: record how, and queue the run again under the same id
-        (call inside `write()`). The history stays, as on `requeue`."""
-        self._update_attempt(
-            attempt,
+    def preempt(self, claim: Claim, exit_code: int | None, summary: dict[str, Any], output_tail: str | None) -> None:
+        """The claim's launch ended by preemption: record how, and queue the run again under the
+        same id. The history stays, as on `requeue`."""
+        self._update_claim(
+            claim,
             "state = ?, agent_id = NULL, pid = NULL, heartbeat_at = NULL, exit_code = ?, summary = ?,"
             " output_tail = ?, ended_at = ?",
             (RunState.PREEMPTED, exit_code, json.dumps(summary), output_tail, time.time()),
-        )
-
-    # -- the shape review code reads ------------------------------------------------------------
-
-    def sweep_record(self, sweep_id: str) -> SweepRecord:
-        sweep = self.sweep(sweep_id)
-        return SweepRecord(
-            sweep_id=sweep.sweep_id, config=sweep.config, runs=[run.record() for run in self.runs(sweep_id)]
         )

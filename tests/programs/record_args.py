@@ -2,7 +2,7 @@
 
 Each event is one line written in one append, so concurrent runs never interleave; the tests
 then count exactly which grid points ran to the end, and how often. `--sleep` applies to a run's
-first attempt only: a requeued run (same run id, already in the log) finishes at once.
+first launch only: a requeued run (same run id, already in the log) finishes at once.
 """
 
 import json
@@ -22,15 +22,15 @@ def append(event):
     os.close(fd)
 
 
-def attempts_so_far():
+def launches_so_far():
     if not os.path.exists(args["log"]):
         return 0
     with open(args["log"]) as log:
         return sum(json.loads(line)["run_id"] == run_id for line in log if '"start"' in line)
 
 
-first_attempt = attempts_so_far() == 0
+first_launch = launches_so_far() == 0
 append("start")
-if first_attempt:
+if first_launch:
     time.sleep(float(args.get("sleep", 0)))
 append("done")
