@@ -16,11 +16,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agent"
 ALLOWED = {
     "agent.errors": set(),
     "agent.records": set(),
-    "agent.trial": {"agent.errors", "agent.records"},
+    "agent.signals": set(),
+    "agent.trial": {"agent.errors", "agent.records", "agent.signals"},
     "agent.sweep_config": {"agent.errors", "agent.records", "agent.trial"},
-    "agent.local": {"agent.errors", "agent.records", "agent.sweep_config"},
+    "agent.local": {"agent.errors", "agent.records", "agent.signals", "agent.sweep_config"},
     "agent.review": {"agent.errors", "agent.records", "agent.local"},
-    "agent.fleet": {"agent.errors", "agent.records", "agent.sweep_config", "agent.local", "agent.trial"},
+    "agent.fleet": {
+        "agent.errors",
+        "agent.records",
+        "agent.signals",
+        "agent.sweep_config",
+        "agent.local",
+        "agent.trial",
+    },
     "agent.train": {"agent.trial"},
     # The root names each part's commands by module path and imports them when used.
     "agent.cli": {"agent.errors"},
