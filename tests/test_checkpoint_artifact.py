@@ -26,7 +26,7 @@ from agent.trial.checkpoint import (
     seal,
 )
 from agent.trial.checkpoint_artifact import ArtifactMirror, NoMirror, PullFailed, artifact_name, checkpoint_mirror
-from agent.trial.stopping import PREEMPT, StopRequest
+from agent.trial.stopping import StopKind, StopRequest
 
 RUN_ID = "r8pod1"
 
@@ -123,7 +123,7 @@ def test_a_run_preempted_on_one_pod_resumes_on_another_from_the_artifact_and_old
 def test_a_push_during_a_preemptions_grace_only_logs_the_version(server, tmp_path):
     run = launch_on(tmp_path / "pod")
     stop = StopRequest()
-    stop.kind = PREEMPT
+    stop.kind = StopKind.PREEMPT
     folder = tmp_path / "pod" / "checkpoints"
     write_checkpoint(folder, 4)
     server.mutations.clear()

@@ -229,10 +229,10 @@ def test_sigterm_saves_only_when_the_last_measured_save_fits_in_the_grace():
     from transformers import TrainerControl, TrainerState
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
-    from agent.trial.stopping import PREEMPT, StopRequest
+    from agent.trial.stopping import StopKind, StopRequest
 
     request = StopRequest()
-    request.kind, request.received_at = PREEMPT, time.monotonic() - 1.0  # SIGTERM came 1 s ago
+    request.kind, request.received_at = StopKind.PREEMPT, time.monotonic() - 1.0  # SIGTERM came 1 s ago
     keeper = CheckpointKeeper(request, BestAdapterKeeper(), grace_s=4.0)
     state = TrainerState(global_step=13)
 
@@ -255,7 +255,7 @@ def test_a_sigterm_during_a_periodic_save_is_answered_by_the_next_steps_save(tmp
     from transformers import TrainerControl, TrainerState
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
-    from agent.trial.stopping import PREEMPT, StopRequest
+    from agent.trial.stopping import StopKind, StopRequest
 
     request = StopRequest()
     keeper = CheckpointKeeper(request, BestAdapterKeeper(), grace_s=4.0)
@@ -263,7 +263,7 @@ def test_a_sigterm_during_a_periodic_save_is_answered_by_the_next_steps_save(tmp
 
     keeper.on_step_end(args, TrainerState(global_step=20), TrainerControl(should_save=True))  # periodic
     (tmp_path / "checkpoint-20").mkdir()  # as the Trainer leaves it before on_save
-    request.kind, request.received_at = PREEMPT, time.monotonic()  # SIGTERM, while it is being written
+    request.kind, request.received_at = StopKind.PREEMPT, time.monotonic()  # SIGTERM, while it is being written
     keeper.on_save(args, TrainerState(global_step=20), TrainerControl())
     assert "preempted" not in capsys.readouterr().err
 

@@ -36,7 +36,7 @@ from agent.records import (
 )
 from agent.trial.config import PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
 from agent.trial.gpu_share import SHARE_ENV, CudaMemory, GpuShare, cap_memory, parse_share, within_share
-from agent.trial.stopping import Preempted, StopRequest
+from agent.trial.stopping import Preempted, StopKind, StopRequest
 
 if TYPE_CHECKING:
     from agent.trial.callbacks import BestAdapterKeeper
@@ -398,7 +398,7 @@ def train_adapter(trial: Trial, stop: StopRequest, resume_from: Path | None) -> 
         final_step = step_of(resume_from)  # a relaunch after the training ended: nothing is trained again
     else:
         trial.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        if stop.preempted:
+        if stop.poll() is StopKind.PREEMPT:
             return 0.0
         final_step = trial.trainer.state.global_step
     if trial.rouge.last_step != final_step:
