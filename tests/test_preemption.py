@@ -25,9 +25,8 @@ from agent.local.processes import ATTEMPT_ENV, end_marked
 from agent.records import RunState
 from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
 
-TRIAL = [
-    "-m",
-    "agent.train",
+TRIAL = ("-m", "agent.train")
+FLAGS = [
     "--model_name_or_path=builtin:tiny-llama",
     "--max_steps=30",
     "--eval_steps=10",
@@ -39,8 +38,11 @@ TRIAL = [
 ]
 
 
-def launch(cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
+def launch(
+    cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, str] | None = None, program: tuple = TRIAL
+) -> subprocess.Popen:
+    """The trial program (or `program`, one that runs it) as an agent launches it; a relaunch with the
+    same run id is a requeue."""
     # As the local agent launches it: W&B writes the run's log every second, so what the run marked
     # (preempting) is on disk before a kill that comes seconds later.
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
@@ -48,7 +50,7 @@ def launch(cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, st
     attempt = f"{log.with_suffix('')}/{run_id}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1", **(env or {})}
     env[ATTEMPT_ENV] = attempt
-    args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
+    args = [sys.executable, *program, *FLAGS, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     with log.open("w") as stderr:
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     process.log, process.attempt = log, attempt

@@ -21,17 +21,11 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import signal
-import threading
 import time
 from collections.abc import Mapping
 
 from agent.signals import SignalLatch
-
-SIGTERM_AT_ENV = "LORA_SWEEP_SIGTERM_AT"
-"""For tests only, inert unless set: the name of a boundary just after which the program sends itself
-SIGTERM, from another thread, so the signal lands inside the code that follows (tests/test_stop_phases.py)."""
 
 
 class StopKind(enum.Enum):
@@ -65,7 +59,6 @@ class StopRequest:
         """When the signal behind `kind` was sent (`time.monotonic()`): the grace counts from here."""
         self._polled = 0
         """How many of the latch's arrivals `poll` has classified."""
-        self.sigterm_at = self.environ.get(SIGTERM_AT_ENV, "")
 
     def install(self) -> StopRequest:
         self.latch.install()
@@ -108,12 +101,11 @@ class StopRequest:
         return self.seconds_since() + seconds <= grace_s
 
     def boundary(self, name: str, remaining_s: float = math.inf, grace_s: float = 0.0) -> None:
-        """A safe point between two phases: a recorded preemption ends the launch here (raises Preempted),
-        unless what is left of the launch (`remaining_s`, measured) fits in the grace."""
+        """A safe point between two phases, named for the tests that stop a launch there: a recorded
+        preemption ends the launch here (raises Preempted), unless what is left of the launch
+        (`remaining_s`, measured) fits in the grace."""
         if self.poll() is StopKind.PREEMPT and not self.fits(remaining_s, grace_s):
             raise Preempted(name)
-        if self.sigterm_at == name:
-            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM), daemon=True).start()
 
     def _in_flight_s(self, kind: StopKind, arrived_wall: float) -> float:
         """How long before this signal arrived the supervisor got the one it passes on (0 when the
