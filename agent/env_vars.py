@@ -56,13 +56,6 @@ NOTICE_ENV = variable(
     help="The supervisor's notice file, which tells a preemption from a controller's stop, and says when "
     "the supervisor got the signal.",
 )
-SIGTERM_AT_ENV = variable(
-    "LORA_SWEEP_SIGTERM_AT",
-    set_by="tests (tests/test_stop_phases.py)",
-    read_by="the trial program (agent/trial/stopping.py)",
-    help="For tests only, inert unless set: a boundary of the trial program just after which it sends itself "
-    "SIGTERM, from another thread, so the signal lands inside the code that follows.",
-)
 CACHE_ENV = variable(
     "LORA_SWEEP_CACHE",
     set_by="the user",

@@ -20,7 +20,7 @@ from wandb_backend import serve
 from agent.trial.checkpoint import CHECKPOINT_FILES, latest_checkpoint, read_launches, seal
 from agent.trial.checkpoint_artifact import ArtifactMirror, NoMirror, PullFailed, artifact_name, checkpoint_mirror
 from agent.trial.launches import begin_launch, end_launch
-from agent.trial.stopping import PREEMPT, StopRequest
+from agent.trial.stopping import StopKind, StopRequest
 
 RUN_ID = "r8pod1"
 
@@ -117,7 +117,7 @@ def test_a_run_preempted_on_one_pod_resumes_on_another_from_the_artifact_and_old
 def test_a_push_during_a_preemptions_grace_only_logs_the_version(server, tmp_path):
     run = launch_on(tmp_path / "pod")
     stop = StopRequest()
-    stop.kind = PREEMPT
+    stop.kind = StopKind.PREEMPT
     folder = tmp_path / "pod" / "checkpoints"
     write_checkpoint(folder, 4)
     server.mutations.clear()

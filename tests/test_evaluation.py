@@ -39,6 +39,7 @@ def test_a_static_cache_predicts_what_the_dynamic_one_does_on_the_trials_model(t
 def test_a_preemption_during_the_final_scoring_ends_it_at_the_next_batch_unless_the_rest_fits(
     tiny_model_dir, tiny_tokenizer
 ):
+    import os
     import signal
 
     import pytest
@@ -55,17 +56,18 @@ def test_a_preemption_during_the_final_scoring_ends_it_at_the_next_batch_unless_
     def preempted_after_two(done: int, total: int) -> None:
         batches_seen.append(done)
         if done == 2 and stop.kind is None:
-            stop._handle(signal.SIGTERM, None)  # as the handler records a SIGTERM landing mid-scoring
+            os.kill(os.getpid(), signal.SIGTERM)  # a SIGTERM landing mid-scoring
         check(done, total)
 
     check = scoring_check(stop, save_s=0.5, grace_s=0.0)
-    with pytest.raises(Preempted):
+    with stop.latch, pytest.raises(Preempted):
         generate(model, tiny_tokenizer, prompts, max_new_tokens=4, batch_size=2, between_batches=preempted_after_two)
     assert batches_seen == [0, 1, 2]  # the third batch never ran
 
     stop, batches_seen = StopRequest(), []
     check = scoring_check(stop, save_s=0.5, grace_s=60.0)  # the rest fits the grace: scoring goes on
-    texts = generate(
-        model, tiny_tokenizer, prompts, max_new_tokens=4, batch_size=2, between_batches=preempted_after_two
-    )
+    with stop.latch:
+        texts = generate(
+            model, tiny_tokenizer, prompts, max_new_tokens=4, batch_size=2, between_batches=preempted_after_two
+        )
     assert stop.preempted and batches_seen == [0, 1, 2] and len(texts) == 6

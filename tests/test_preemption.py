@@ -25,9 +25,8 @@ from agent.local.processes import CLAIM_ENV, end_marked
 from agent.records import RunState
 from agent.trial.checkpoint import COMPLETE_MARKER, read_launches
 
-TRIAL = [
-    "-m",
-    "agent.train",
+TRIAL = ("-m", "agent.train")
+FLAGS = [
     "--model_name_or_path=builtin:tiny-llama",
     "--max_steps=30",
     "--eval_steps=10",
@@ -39,8 +38,11 @@ TRIAL = [
 ]
 
 
-def launch(cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """The trial program as an agent launches it; a relaunch with the same run id is a requeue."""
+def launch(
+    cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, str] | None = None, program: tuple = TRIAL
+) -> subprocess.Popen:
+    """The trial program (or `program`, one that runs it) as an agent launches it; a relaunch with the
+    same run id is a requeue."""
     # As the local agent launches it: W&B writes the run's log every second, so what the run marked
     # (preempting) is on disk before a kill that comes seconds later.
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
@@ -48,7 +50,7 @@ def launch(cwd: Path, dataset: Path, run_id: str, *extra: str, env: dict[str, st
     attempt = f"{log.with_suffix('')}/{run_id}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1", **(env or {})}
     env[CLAIM_ENV] = attempt
-    args = [sys.executable, *TRIAL, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
+    args = [sys.executable, *program, *FLAGS, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     with log.open("w") as stderr:
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     process.log, process.attempt = log, attempt
@@ -229,10 +231,10 @@ def test_sigterm_saves_only_when_the_last_measured_save_fits_in_the_grace():
     from transformers import TrainerControl, TrainerState
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
-    from agent.trial.stopping import PREEMPT, StopRequest
+    from agent.trial.stopping import StopKind, StopRequest
 
     request = StopRequest()
-    request.kind, request.received_at = PREEMPT, time.monotonic() - 1.0  # SIGTERM came 1 s ago
+    request.kind, request.received_at = StopKind.PREEMPT, time.monotonic() - 1.0  # SIGTERM came 1 s ago
     keeper = CheckpointKeeper(request, BestAdapterKeeper(), grace_s=4.0)
     state = TrainerState(global_step=13)
 
@@ -255,7 +257,7 @@ def test_a_sigterm_during_a_periodic_save_is_answered_by_the_next_steps_save(tmp
     from transformers import TrainerControl, TrainerState
 
     from agent.trial.callbacks import BestAdapterKeeper, CheckpointKeeper
-    from agent.trial.stopping import PREEMPT, StopRequest
+    from agent.trial.stopping import StopKind, StopRequest
 
     request = StopRequest()
     keeper = CheckpointKeeper(request, BestAdapterKeeper(), grace_s=4.0)
@@ -263,7 +265,7 @@ def test_a_sigterm_during_a_periodic_save_is_answered_by_the_next_steps_save(tmp
 
     keeper.on_step_end(args, TrainerState(global_step=20), TrainerControl(should_save=True))  # periodic
     (tmp_path / "checkpoint-20").mkdir()  # as the Trainer leaves it before on_save
-    request.kind, request.received_at = PREEMPT, time.monotonic()  # SIGTERM, while it is being written
+    request.kind, request.received_at = StopKind.PREEMPT, time.monotonic()  # SIGTERM, while it is being written
     keeper.on_save(args, TrainerState(global_step=20), TrainerControl())
     assert "preempted" not in capsys.readouterr().err
 

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from agent.trial.shutdown_notice import NOTICE_ENV, announce_shutdown, post, sigterm_is_preemption
-from agent.trial.stopping import Preempted, StopRequest
+from agent.trial.stopping import Preempted, StopKind, StopRequest
 
 
 @pytest.fixture
@@ -20,32 +20,32 @@ def request_in_training(tmp_path):
     """A StopRequest handling this process's real SIGTERM and SIGINT, under a live supervisor's notice."""
     notice = tmp_path / "supervisor.notice"
     post(notice)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     request = StopRequest({NOTICE_ENV: str(notice)}).install()
     yield request, notice
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+    request.latch.restore()
 
 
 def test_a_sigterm_the_supervisor_did_not_announce_is_a_stop(request_in_training):
     request, _ = request_in_training
     os.kill(os.getpid(), signal.SIGTERM)
+    assert request.poll() is StopKind.STOP
     assert request.stopped and not request.preempted
 
 
 def test_an_announced_shutdown_makes_a_sigterm_a_preemption_that_outranks_an_earlier_stop(request_in_training):
     request, notice = request_in_training
     os.kill(os.getpid(), signal.SIGTERM)  # the controller's stop, then the machine goes away
+    assert request.poll() is StopKind.STOP
     announce_shutdown(notice)
     os.kill(os.getpid(), signal.SIGTERM)
-    assert request.preempted
+    assert request.poll() is StopKind.PREEMPT and request.preempted
 
 
 def test_a_preemption_is_only_recorded_by_the_handler_and_answered_at_the_next_boundary(request_in_training):
     request, notice = request_in_training
     announce_shutdown(notice)
     os.kill(os.getpid(), signal.SIGTERM)  # nothing is raised into the code the signal interrupted
-    assert request.preempted
+    assert request.poll() is StopKind.PREEMPT
     request.boundary("save", remaining_s=0.5, grace_s=4.0)  # the rest fits the grace: it goes on
     with pytest.raises(Preempted):
         request.boundary("load")  # nothing unfinished fits a grace

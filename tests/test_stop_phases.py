@@ -1,8 +1,8 @@
 """A SIGTERM at every phase of a trial's life is a preemption or a finish, never a failure.
 
-The program sends itself a real SIGTERM just after the boundary that `LORA_SWEEP_SIGTERM_AT` names
-(`agent.trial.stopping`), so the signal lands in the phase that follows, keyed to the program's own
-progress rather than to sleeps. One run id is launched again and again, each launch stopped one phase
+The program, run by tests/programs/sigterm_at.py, sends itself a real SIGTERM just after the boundary
+that one names (`StopRequest.boundary`), so the signal lands in the phase that follows, keyed to the
+program's own progress rather than to sleeps. One run id is launched again and again, each launch stopped one phase
 later than the one before, as a pool that keeps reclaiming the machine would; the launch that finishes
 must end where a run never stopped ends. W&B runs offline; the supervisor's notice is absent, so every
 SIGTERM is a preemption.
@@ -13,11 +13,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers import adapter, assert_same_weights, inspect_summary
+from helpers import REPO, adapter, assert_same_weights, inspect_summary
 from test_preemption import finish, launch, launch_dirs, marked_preempting, train_steps
 
 from agent.trial.checkpoint import read_launches
-from agent.trial.stopping import SIGTERM_AT_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +42,8 @@ PHASES = [
 
 
 def launch_stopped_at(cwd, dialogues, run_id, phase, *flags):
-    return finish(launch(cwd, dialogues, run_id, *SHORT, *flags, env={SIGTERM_AT_ENV: phase}))
+    program = (str(REPO / "tests" / "programs" / "sigterm_at.py"), phase)
+    return finish(launch(cwd, dialogues, run_id, *SHORT, *flags, program=program))
 
 
 @pytest.fixture(scope="module")

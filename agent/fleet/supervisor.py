@@ -38,6 +38,7 @@ import psutil
 from agent.env_vars import MAX_RESTARTS_ENV, NOTICE_ENV, RESTART_BACKOFF_ENV, SLOT_ENV, STAGGER_ENV
 from agent.fleet.field_options import option
 from agent.local.processes import end_marked, start_child
+from agent.signals import SignalLatch
 from agent.trial import shutdown_notice
 
 POLL_S = 0.1
@@ -228,13 +229,15 @@ class Supervisor:
         self.echo = echo
         self.notice = notice
         self.outputs = _Outputs(echo)
-        self.pending_signals: list[tuple[int, float]] = []
-        """Signals received and when (Unix time), forwarded by the supervising loop."""
+        self.signals = SignalLatch()
+        """SIGINT and SIGTERM received while it runs, forwarded by the supervising loop."""
+        self.forwarded = 0
+        """How many of `signals.arrivals` the loop has forwarded."""
         self.signal_received: int | None = None
 
     def run(self) -> SupervisionResult:
         """Supervise until every child is done; SIGINT and SIGTERM are forwarded while it runs."""
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.signals.install()
         shutdown_notice.post(self.notice)
         try:
             while not all(slot.done for slot in self.slots):
@@ -243,8 +246,7 @@ class Supervisor:
                     self._step(slot)
                 self.outputs.pump(POLL_S)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            self.signals.restore()
             self._kill_leftovers()
             self._end_runs_left_behind()
             self.outputs.close()
@@ -252,12 +254,10 @@ class Supervisor:
         outcomes = tuple(ChildOutcome(s.child.label, s.returncode, s.restarts) for s in self.slots)
         return SupervisionResult(outcomes, self.signal_received)
 
-    def _on_signal(self, signum, _frame) -> None:
-        self.pending_signals.append((signum, time.time()))
-
     def _forward_signals(self) -> None:
-        while self.pending_signals:
-            signum, received_at = self.pending_signals.pop(0)
+        while self.forwarded < len(self.signals.arrivals):
+            signum, _, received_at = self.signals.arrivals[self.forwarded]
+            self.forwarded += 1
             self.signal_received = self.signal_received or signum
             # Before the signal: runs read it when it arrives, and count their grace from `received_at`.
             shutdown_notice.announce_shutdown(self.notice, sent_at=received_at)

@@ -20,6 +20,7 @@ past the timeout finds its run taken by another and drops its claim without a wr
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import socket
@@ -49,6 +50,7 @@ from agent.records import (
     objective_of,
     objective_value,
 )
+from agent.signals import SignalLatch
 
 __all__ = ["AgentOptions", "AgentResult", "ClaimOutcome", "run_agent"]
 
@@ -88,27 +90,6 @@ class AgentResult:
     """True when the agent gave up on failing runs, every run failed, or it was interrupted."""
 
 
-class _Interrupts:
-    """SIGINT/SIGTERM to the agent: the first asks for a clean stop, the second for a kill."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.count += 1
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def run_agent(
     store: Store,
     sweep_id: str,
@@ -127,9 +108,13 @@ def run_agent(
     outcomes: list[ClaimOutcome] = []
     last_wait = None
     expiry = controller.Expiry()  # across this agent's claims: a stale run is requeued once confirmed
-    with _Interrupts() as interrupts:
+    # SIGINT/SIGTERM to the agent: the first asks for a clean stop, the second for a kill. Called from
+    # another thread, the agent leaves signals to its caller: only the main thread can set handlers.
+    interrupts = SignalLatch()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    with interrupts if on_main_thread else contextlib.nullcontext(interrupts):
         while options.count is None or len(outcomes) < options.count:
-            if interrupts.count:
+            if interrupts.arrivals:
                 return AgentResult(outcomes, "interrupted", failed=True)
             answer = controller.claim_next_run(store, sweep_id, agent_id, options.heartbeat_timeout_s, expiry)
             if isinstance(answer, controller.Done):
@@ -447,7 +432,7 @@ def supervise_run(
     sweep: SweepRow,
     run: RunRow,
     options: AgentOptions,
-    interrupts: _Interrupts,
+    interrupts: SignalLatch,
     env: Mapping[str, str],
     program_output: IO[str] | None = None,
 ) -> ClaimOutcome:
@@ -504,7 +489,7 @@ def _record_launch_failure(store: Store, run: RunRow, error: OSError) -> ClaimOu
 
 
 def _watch_until_exit(
-    store: Store, watch: _Watch, options: AgentOptions, interrupts: _Interrupts, heartbeat: _Heartbeat
+    store: Store, watch: _Watch, options: AgentOptions, interrupts: SignalLatch, heartbeat: _Heartbeat
 ) -> None:
     """Poll the program until it exits: history to the store, stop checks, stop escalation."""
     last_sweep_check = time.monotonic()
@@ -516,9 +501,9 @@ def _watch_until_exit(
             last_sweep_check = time.monotonic()
             if watch.stop_reason is None and store.sweep(watch.run.sweep_id).state == SweepState.CANCELED:
                 watch.want_stop("sweep cancelled")
-        if interrupts.count:
+        if interrupts.arrivals:
             watch.put_back()
-        watch.escalate_stop(options.kill_grace_s, kill_now=interrupts.count > 1)
+        watch.escalate_stop(options.kill_grace_s, kill_now=len(interrupts.arrivals) > 1)
 
 
 def final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> RunState:

@@ -18,7 +18,7 @@ from transformers.trainer_callback import ExportableState
 from agent.records import EVAL_PREFIX, MEMORY_KEYS, OBJECTIVE, STEP_KEY
 from agent.trial.checkpoint import BEST_ADAPTER_FILE, CHECKPOINT_PREFIX, seal, sync_file, write_trial_config
 from agent.trial.checkpoint_artifact import CheckpointMirror, NoMirror
-from agent.trial.stopping import StopRequest
+from agent.trial.stopping import StopKind, StopRequest
 
 
 class BestAdapterKeeper:
@@ -70,7 +70,7 @@ class RougeCallback(TrainerCallback, ExportableState):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         # Under preemption the grace period is for the checkpoint, not for a generation pass.
-        if self.due(state.global_step) and not self.request.preempted:
+        if self.due(state.global_step) and self.request.poll() is not StopKind.PREEMPT:
             self.evaluate(model, state.global_step)
 
     def due(self, step: int) -> bool:
@@ -142,7 +142,7 @@ class CheckpointKeeper(TrainerCallback):
             self.save_seconds = measure_save(Path(args.output_dir), model)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.request.kind is not None:
+        if self.request.poll() is not None:
             control.should_training_stop = True
             if self.request.preempted:
                 fits = self.request.fits(self.save_seconds, self.grace_s)

@@ -27,7 +27,7 @@ from agent.env_vars import CACHE_ENV, GPU_HOURLY_USD_ENV, SHARE_ENV
 from agent.records import COST_KEY, PREEMPTED_EXIT_CODE, PULL_FAILURES_KEY, SHARE_KEY
 from agent.trial.config import DEFAULT_CACHE_ROOT, PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
 from agent.trial.gpu_share import CudaMemory, GpuShare, cap_memory, parse_share, within_share
-from agent.trial.stopping import Preempted, StopRequest
+from agent.trial.stopping import Preempted, StopKind, StopRequest
 
 if TYPE_CHECKING:
     from agent.trial.checkpoint_artifact import CheckpointMirror
@@ -234,7 +234,7 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest, surroundings: Su
     except BaseException as error:
         ledger.failed(error)
         raise
-    ledger.ended(stopped=stop.stopped)
+    ledger.ended(stopped=stop.poll() is StopKind.STOP)  # a Ctrl-C after the last boundary too
     return 0
 
 

@@ -54,7 +54,7 @@ from agent.trial.model import (
     load_tokenizer,
     use_bf16,
 )
-from agent.trial.stopping import Preempted, StopRequest
+from agent.trial.stopping import Preempted, StopKind, StopRequest
 from agent.trial.trainer import ResumableTrainer
 
 # Sample predictions logged as a W&B Table: enough to read, small enough to sync quickly.
@@ -170,7 +170,7 @@ def train_adapter(trial: Trial, stop: StopRequest, resume_from: Path | None) -> 
         final_step = step_of(resume_from)  # a relaunch after the training ended: nothing is trained again
     else:
         trial.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        if stop.preempted:
+        if stop.poll() is StopKind.PREEMPT:
             return 0.0
         final_step = trial.trainer.state.global_step
     if trial.rouge.last_step != final_step:

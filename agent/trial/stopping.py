@@ -9,24 +9,32 @@
 
 Which SIGTERM is which: `agent.trial.shutdown_notice`.
 
-The handler only records the request, as Lightning's signal connector does: raising from it would
-raise inside whatever code the signal interrupted (W&B's, json's, an import). The program asks at
-its boundaries (`StopRequest.boundary`), and the Trainer's loop at the end of every step
-(`callbacks.CheckpointKeeper`). docs/preemption.md lists the boundaries and what each one does.
+The handler only records the signal (`agent.signals.SignalLatch`), as Lightning's signal connector
+does: raising from it would raise inside whatever code the signal interrupted (W&B's, json's, an
+import). Only the second SIGINT raises, decided in the handler from what arrived before it. The
+program asks at its boundaries (`StopRequest.boundary`), and the Trainer's loop at the end of every
+step (`callbacks.CheckpointKeeper`); `StopRequest.poll` turns what arrived into a `StopKind` there,
+in the program's own flow. docs/preemption.md lists the boundaries and what each one does.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-import os
 import signal
-import threading
 import time
 from collections.abc import Mapping
 
-from agent.env_vars import SIGTERM_AT_ENV
+from agent.signals import SignalLatch
 
-PREEMPT, STOP = "preempt", "stop"
+
+class StopKind(enum.Enum):
+    """What the signals received ask of the launch."""
+
+    PREEMPT = "preempt"
+    """The machine is going away: checkpoint within the grace, exit 143 to be requeued."""
+    STOP = "stop"
+    """End now and keep what you have: score and save the best adapter, exit 0, never requeued."""
 
 
 class Preempted(Exception):
@@ -36,57 +44,53 @@ class Preempted(Exception):
 class StopRequest:
     """The first stop or preemption received, and when.
 
-    The handler appends the signal and its arrival times to `arrived`, nothing more: which kind it
-    is (reading the supervisor's notice, importing psutil) is worked out when the program next asks,
-    so no file read or import runs inside whatever code the signal interrupted, such as a half-done
-    import of psutil itself.
+    Its latch's handler records the signal and its arrival times, nothing more. Which kind it is
+    (reading the supervisor's notice, importing psutil) is worked out by `poll`, which the
+    boundaries, `fits`, `time_left` and `seconds_since` call first; `kind`, `preempted` and
+    `stopped` only say what the last poll found.
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = environ or {}
-        """Where the supervisor's shutdown notice is named, read when a SIGTERM is first asked about."""
-        self.arrived: list[tuple[int, float, float]] = []
-        """Signals not yet classified: (signum, time.monotonic(), time.time()) at arrival."""
-        self._kind: str | None = None
+        """Where the supervisor's shutdown notice is named, read when a SIGTERM is first polled."""
+        self.latch = SignalLatch(interrupt_on_second_sigint=True)
+        self.kind: StopKind | None = None
         self.received_at = 0.0
-        self.sigterm_at = self.environ.get(SIGTERM_AT_ENV, "")
+        """When the signal behind `kind` was sent (`time.monotonic()`): the grace counts from here."""
+        self._polled = 0
+        """How many of the latch's arrivals `poll` has classified."""
 
-    @property
-    def kind(self) -> str | None:
-        self._classify()
-        return self._kind
+    def install(self) -> StopRequest:
+        self.latch.install()
+        return self
 
-    def _classify(self) -> None:
-        """Turn the signals that arrived into the request: a preemption outranks a stop."""
+    def poll(self) -> StopKind | None:
+        """Classify the signals that arrived since the last poll: a preemption outranks a stop."""
+        arrived = self.latch.arrivals[self._polled :]
+        if not arrived:
+            return self.kind
         # Imported here, in the program's own flow: the entry point installs this request before it
         # checks that its python has the project's packages (psutil among them).
         from agent.trial.shutdown_notice import sigterm_is_preemption
 
-        while self.arrived:  # the handler only appends; this runs in the program's own flow
-            signum, at, wall = self.arrived.pop(0)
-            kind = PREEMPT if signum == signal.SIGTERM and sigterm_is_preemption(self.environ) else STOP
-            if self._kind is None or kind == PREEMPT and self._kind != PREEMPT:
-                self._kind, self.received_at = kind, at - self._in_flight_s(kind, wall)
-
-    @kind.setter
-    def kind(self, kind: str | None) -> None:
-        self._kind = kind
-
-    def install(self) -> StopRequest:
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
-        return self
+        for signum, at, wall in arrived:
+            preempt = signum == signal.SIGTERM and sigterm_is_preemption(self.environ)
+            kind = StopKind.PREEMPT if preempt else StopKind.STOP
+            if self.kind is None or kind is StopKind.PREEMPT and self.kind is not StopKind.PREEMPT:
+                self.kind, self.received_at = kind, at - self._in_flight_s(kind, wall)
+        self._polled += len(arrived)
+        return self.kind
 
     @property
     def preempted(self) -> bool:
-        return self.kind == PREEMPT
+        return self.kind is StopKind.PREEMPT
 
     @property
     def stopped(self) -> bool:
-        return self.kind == STOP
+        return self.kind is StopKind.STOP
 
     def seconds_since(self) -> float:
-        self._classify()
+        self.poll()
         return time.monotonic() - self.received_at
 
     def time_left(self, grace_s: float) -> float:
@@ -97,22 +101,16 @@ class StopRequest:
         return self.seconds_since() + seconds <= grace_s
 
     def boundary(self, name: str, remaining_s: float = math.inf, grace_s: float = 0.0) -> None:
-        """A safe point between two phases: a recorded preemption ends the launch here (raises Preempted),
-        unless what is left of the launch (`remaining_s`, measured) fits in the grace."""
-        if self.preempted and not self.fits(remaining_s, grace_s):
+        """A safe point between two phases, named for the tests that stop a launch there: a recorded
+        preemption ends the launch here (raises Preempted), unless what is left of the launch
+        (`remaining_s`, measured) fits in the grace."""
+        if self.poll() is StopKind.PREEMPT and not self.fits(remaining_s, grace_s):
             raise Preempted(name)
-        if self.sigterm_at == name:
-            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM), daemon=True).start()
 
-    def _handle(self, signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and (self._kind is not None or self.arrived):
-            raise KeyboardInterrupt  # a second Ctrl-C: the person means it
-        self.arrived.append((signum, time.monotonic(), time.time()))
-
-    def _in_flight_s(self, kind: str, arrived_wall: float) -> float:
+    def _in_flight_s(self, kind: StopKind, arrived_wall: float) -> float:
         """How long before this signal arrived the supervisor got the one it passes on (0 when the
         notice does not say)."""
         from agent.trial.shutdown_notice import shutdown_sent_at
 
-        sent_at = shutdown_sent_at(self.environ) if kind == PREEMPT else None
+        sent_at = shutdown_sent_at(self.environ) if kind is StopKind.PREEMPT else None
         return min(max(arrived_wall - sent_at, 0.0), 3600.0) if sent_at is not None else 0.0
