@@ -82,7 +82,7 @@ def test_an_overrun_of_the_share_is_one_line_with_the_share_the_peak_and_the_n_t
     assert line.startswith("out of GPU memory within this trial's share 1/4 of 80.0 GiB (20.0 GiB)")
     assert "it needed at least 24.0 GiB" in line  # its peak so far and the allocation that failed
     assert "lower --agents-per-gpu to 3" in line  # 80 // 24
-    assert isinstance(failed.value, ConfigError)  # the program prints it as one `error:` line, a failed attempt
+    assert isinstance(failed.value, ConfigError)  # the program prints it as one `error:` line, a failed launch
 
 
 def test_other_errors_and_unshared_ooms_pass_through_unchanged():

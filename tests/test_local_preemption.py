@@ -18,7 +18,7 @@ from helpers import REPO, adapter, agent_env, assert_same_weights, create_sweep,
 
 from agent.local.store import Store
 from agent.records import LOSS_KEY, STEP_KEY
-from agent.trial.checkpoint import COMPLETE_MARKER, read_attempts
+from agent.trial.checkpoint import COMPLETE_MARKER, read_launches
 
 MAX_STEPS = 40
 
@@ -161,8 +161,8 @@ def test_a_run_whose_program_gets_sigterm_is_preempted_requeued_and_resumed(stra
     run = only_run(tmp_path, sweep_id)
     assert (run.run_id, run.state, run.claims) == (run_id, "finished", 2)
     stopped_at = int(re.search(r"preempted: checkpoint at step (\d+) written", out)[1])
-    assert run.summary["attempt/resumed_from_step"] == stopped_at
-    assert [a["outcome"] for a in read_attempts(tmp_path / "volume" / run_id)] == ["preempted", "finished"]
+    assert run.summary["launch/resumed_from_step"] == stopped_at
+    assert [a["outcome"] for a in read_launches(tmp_path / "volume" / run_id)] == ["preempted", "finished"]
     assert_continued_as_never_stopped(run, straight, tmp_path)
     print(
         f"SIGTERM at step {stopped_at}: 0 steps lost, final eval/rougeL {run.summary['eval/rougeL']}"
@@ -191,7 +191,7 @@ def test_a_killed_agents_run_is_requeued_by_heartbeat_and_resumes_from_its_last_
     assert rescuer.returncode == 0, out[-3000:]
     run = only_run(tmp_path, sweep_id)
     assert (run.run_id, run.state, run.claims) == (run_id, "finished", 2)
-    assert run.summary["attempt/resumed_from_step"] == saved  # the last periodic checkpoint
+    assert run.summary["launch/resumed_from_step"] == saved  # the last periodic checkpoint
     assert 0 <= lost < 10  # at most one eval interval lost
     assert_continued_as_never_stopped(run, straight, tmp_path)
     print(
@@ -210,7 +210,7 @@ def test_a_run_that_fails_on_every_launch_ends_failed_after_max_attempts(tiny_mo
     assert "preempted" in out  # the first failure was marked: requeued
     run = only_run(tmp_path, sweep_id)
     assert (run.state, run.claims, run.exit_code) == ("failed", 2, 1)
-    reason = "failed on attempt 2, the last of max_attempts=2: NotADirectoryError"
+    reason = "failed on launch 2, the last of max_attempts=2: NotADirectoryError"
     assert run.summary["failure_reason"].startswith(reason)
     assert "every run of sweep" in out and "failed" in out
 
@@ -228,7 +228,7 @@ def test_a_resumed_claims_first_rows_replace_what_it_trains_again(tmp_path):
     with store.write() as tx:
         tx.append_history(first.claim, rows[10:], first=False)  # steps 11-13, then the machine is lost
     with store.write() as tx:
-        tx.preempt(first.claim, 143, {"attempt/outcome": "preempted"}, None)
+        tx.preempt(first.claim, 143, {"launch/outcome": "preempted"}, None)
     assert store.run(first.run_id).state == "preempted"
 
     second = controller.claim_next_run(store, sweep_id, "two", 60).run

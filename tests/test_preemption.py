@@ -46,23 +46,23 @@ def launch(
     # As the local agent launches it: W&B writes the run's log every second, so what the run marked
     # (preempting) is on disk before a kill that comes seconds later.
     log = cwd / f"launch-{len(list(cwd.glob('launch-*.log')))}.log"
-    # Marked as the local agent marks an attempt, so `kill` ends what it started (its wandb-core) too.
-    attempt = f"{log.with_suffix('')}/{run_id}"
+    # Marked as the local agent marks a claim, so `kill` ends what it started (its wandb-core) too.
+    claim = f"{log.with_suffix('')}/{run_id}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_RUN_ID": run_id, FLUSH_INTERVAL_ENV: "1", **(env or {})}
-    env[CLAIM_ENV] = attempt
+    env[CLAIM_ENV] = claim
     args = [sys.executable, *program, *FLAGS, f"--dataset={dataset}", f"--checkpoint_dir={cwd / 'volume'}", *extra]
     with log.open("w") as stderr:
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    process.log, process.attempt = log, attempt
+    process.log, process.claim = log, claim
     return process
 
 
 def kill(process: subprocess.Popen) -> None:
-    """SIGKILL the program and everything it started, as an agent ends a dead attempt: W&B's
+    """SIGKILL the program and everything it started, as an agent ends a dead claim: W&B's
     wandb-core runs in its own session and would otherwise hold the run id for the relaunch."""
     process.kill()
     process.wait()
-    end_marked(CLAIM_ENV, process.attempt)
+    end_marked(CLAIM_ENV, process.claim)
 
 
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:

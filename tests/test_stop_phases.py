@@ -30,7 +30,7 @@ PHASES = [
     ("init", (), 143),  # during wandb.init
     ("run", (), 143),  # while the trial config is rebuilt from the run's
     ("pull", (), 143),  # during the checkpoint pull
-    ("pulled", (), 143),  # while the attempt is counted
+    ("pulled", (), 143),  # while the launch is counted
     ("load", (), 143),  # while data and model load
     ("baseline", (), 143),  # during the untuned baseline's evaluation
     ("train", (), 143),  # during the first training step: a checkpoint at step 1
@@ -77,7 +77,7 @@ def test_a_sigterm_at_every_phase_is_a_preemption_or_a_finish_and_the_run_ends_a
         if code == 143 and new_runs:
             assert marked_preempting(new_runs[0]), f"SIGTERM after {phase!r}: not marked preempting"
 
-    # Launches stopped before the pull had begun no attempt; every later one is counted, none as failed.
+    # Launches stopped before the pull had begun no launch record; every later one is counted, none as failed.
     assert [a["outcome"] for a in read_launches(tmp_path / "volume" / "often")] == ["preempted"] * 7 + ["finished"]
     summary = assert_ends_as_a_run_never_stopped(tmp_path, "often", never_stopped)
     assert summary["launch/resumed_from_step"] == 4
@@ -102,5 +102,5 @@ def test_a_relaunch_with_another_config_is_refused_in_one_line(never_stopped, di
     assert code == 1
     assert stderr.strip().splitlines()[-1].startswith("error: "), stderr[-3000:]
     assert "learning_rate" in stderr and "lora_r" in stderr and "Traceback" not in stderr, stderr[-3000:]
-    assert read_launches(volume / "straight") == history  # refused before it counted as an attempt
+    assert read_launches(volume / "straight") == history  # refused before it counted as a launch
     assert not marked_preempting(launch_dirs(tmp_path, "straight")[-1])  # not requeued: it would be refused again

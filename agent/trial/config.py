@@ -157,7 +157,7 @@ class EvalArgs:
 
 @dataclass(frozen=True)
 class PreemptArgs:
-    """Checkpoints and attempts: what lets a run survive preemption (docs/preemption.md)."""
+    """Checkpoints and launches: what lets a run survive preemption (docs/preemption.md)."""
 
     checkpoint_dir: str = param(
         "",

@@ -161,7 +161,7 @@ class GpuCost:
     started: float
     """time.monotonic() at wandb.init: the run's runtime, as W&B counts it, starts there."""
     earlier_usd: float = 0.0
-    """What earlier attempts of a resumed run cost (their summary's cost/usd, when W&B kept it)."""
+    """What earlier launches of a resumed run cost (their summary's cost/usd, when W&B kept it)."""
 
     @classmethod
     def begin(cls, run: Any, gpu_hourly_usd: float | None, share: GpuShare | None) -> GpuCost:
@@ -188,7 +188,7 @@ def sweep_parameter_names(path: str | None) -> set[str]:
 def trial_params(run_config: dict[str, Any], sweep_names: set[str]) -> dict[str, Any]:
     """Our parameters out of wandb.config.
 
-    A resumed run's config also holds what others wrote there on an earlier attempt (transformers'
+    A resumed run's config also holds what others wrote there on an earlier launch (transformers'
     WandbCallback copies its 100+ TrainingArguments fields, W&B adds `_wandb`): those are left out.
     Every name the sweep itself sets is kept, so a typo in a sweep file still fails.
     """
