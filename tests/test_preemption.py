@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from helpers import REPO, adapter, assert_same_weights, inspect_summary, logged_rows
 
+from agent.env_vars import CLAIM_ENV
 from agent.local.launch import FLUSH_INTERVAL_ENV
 from agent.local.metrics import inspect_command
-from agent.local.processes import CLAIM_ENV, end_marked
+from agent.local.processes import end_marked
 from agent.records import RunState
 from agent.trial.checkpoint import COMPLETE_MARKER, read_launches
 

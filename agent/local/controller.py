@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import psutil
 
 import sweeps  # its pydantic warning on import is silenced once, in agent/__init__.py
+from agent.env_vars import CLAIM_ENV
 from agent.local.options import HEARTBEAT_INTERVAL_S
-from agent.local.processes import CLAIM_ENV, claim_mark, end_marked, signal_group
+from agent.local.processes import claim_mark, end_marked, signal_group
 from agent.local.store import RunRow, Store, Transaction
 from agent.records import QUEUED_STATES, RunState, SweepState
 

@@ -32,7 +32,8 @@ from typing import Any
 from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
 
-from agent.local.processes import CLAIM_ENV, claim_mark, start_child
+from agent.env_vars import CLAIM_ENV
+from agent.local.processes import claim_mark, start_child
 
 FLUSH_INTERVAL_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"  # setting x_transaction_log_flush_interval
 

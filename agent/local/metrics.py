@@ -26,7 +26,8 @@ from typing import Any
 
 from wandb.util import get_core_path
 
-from agent.local.processes import CLAIM_ENV, signal_group, start_child
+from agent.env_vars import CLAIM_ENV
+from agent.local.processes import signal_group, start_child
 from agent.records import Objective
 
 _AGGREGATES = ("max", "min", "last", "mean", "first", "best")

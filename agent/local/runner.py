@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent import sweep_config
+from agent.env_vars import CLAIM_ENV
 from agent.local import controller, launch, metrics
 from agent.local.options import AgentOptions
-from agent.local.processes import CLAIM_ENV, end_marked, signal_group
+from agent.local.processes import end_marked, signal_group
 from agent.local.store import Claim, RunRow, RunTaken, Store, StoreError, SweepRow, new_id
 from agent.records import (
     FAILED_STATES,
