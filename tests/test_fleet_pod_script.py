@@ -162,7 +162,10 @@ def test_the_watchdog_stops_the_agents_and_removes_the_pod(tmp_path):
     assert done.returncode == 143, done.stdout + done.stderr
     assert time.monotonic() - started < 60
     assert "deadline reached (--max-hours 0.0008 since the first boot)" in done.stdout
-    assert sorted(event["gpu"] for event in events(tmp_path, "signal")) == ["0", "1"]
+    # Every agent the supervisor had started got the stop, and none started after it. How many had
+    # started by the deadline, 3 s after boot, is the machine's load (the second one is staggered).
+    started = sorted(event["gpu"] for event in events(tmp_path, "start"))
+    assert started and sorted(event["gpu"] for event in events(tmp_path, "signal")) == started
     assert_ended_once_at_the_end(tmp_path)
 
 

@@ -138,7 +138,7 @@ class RunTaken(Exception):
 class Claim:
     """One time an agent took a run from the store, as the store counts them (`runs.claims`):
     writes about a running run carry it, so a stale claim writes nothing. The trial program counts
-    its own launches apart (`agent.trial.checkpoint.LaunchRecord`)."""
+    its own launches apart (`agent/trial/launches.py`)."""
 
     run_id: str
     number: int
