@@ -25,14 +25,22 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
-from agent.errors import UserError
-from agent.records import COST_KEY, LOSS_KEY, MEMORY_KEYS, PEAK_MEMORY_KEY, STEP_KEY, Objective, SweepRecord
+from agent.errors import UserError, first_line
+from agent.records import (
+    COST_KEY,
+    LOSS_KEY,
+    MEMORY_KEYS,
+    PEAK_MEMORY_KEY,
+    RUNTIME_KEY,
+    STEP_KEY,
+    TOKENS_PER_S_KEY,
+    Objective,
+    SweepRecord,
+)
 from agent.review.findings import Findings
 from agent.review.results import Parameter, describe_swept
 from agent.sweep_config import grid_size
 
-TOKENS_KEY = "train/tokens_per_s"
-RUNTIME_KEY = "_runtime"
 MIN_RUNS_SHOWN = 10  # W&B's own default
 MAX_RUNS_CEILING = 100  # an open-ended sweep shows its first 100 runs, best first; more slows every panel
 
@@ -102,7 +110,7 @@ def build_panels(view: SweepView) -> dict[str, list]:
         "Cost": [
             wr.ScatterPlot(x=wr.SummaryMetric(COST_KEY), y=wr.SummaryMetric(metric), title=f"{metric} vs {COST_KEY}"),
             wr.BarPlot(metrics=[wr.SummaryMetric(COST_KEY)], title="Cost per run (USD)", max_runs_to_show=shown),
-            wr.BarPlot(metrics=[wr.SummaryMetric(TOKENS_KEY)], title="Training tokens/s", max_runs_to_show=shown),
+            wr.BarPlot(metrics=[wr.SummaryMetric(TOKENS_PER_S_KEY)], title="Training tokens/s", max_runs_to_show=shown),
             wr.BarPlot(metrics=[wr.SummaryMetric(RUNTIME_KEY)], title="Runtime (s)", max_runs_to_show=shown),
         ],
         "Learning curves": [
@@ -259,8 +267,3 @@ def publish(path: str, with_report: bool) -> list[str]:
     # Saving goes through the same GraphQL transport as reading (see fetch.py).
     except (wandb.errors.Error, ValueError, WandbApiFailedError) as error:
         raise DashboardError(f"cannot save the W&B views of sweep {path}: {first_line(error)}") from error
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
