@@ -26,6 +26,8 @@ ALLOWED = {
     "agent.local": SHARED | {"agent.signals", "agent.sweep_config"},
     "agent.review": SHARED | {"agent.sweep_config", "agent.local"},
     "agent.fleet": SHARED | {"agent.signals", "agent.sweep_config", "agent.local", "agent.trial"},
+    # Slurm, SkyPilot and Kubernetes files around `lora-sweep agent`, which the fleet defines.
+    "agent.clusters": SHARED | {"agent.sweep_config", "agent.local", "agent.fleet"},
     "agent.train": {"agent.trial"},
     # The root names each part's commands by module path and imports them when used.
     "agent.cli": {"agent.errors"},
