@@ -45,6 +45,9 @@ MEMORY_KEYS = ("gpu/allocated_gb", "gpu/reserved_gb")
 """The run's own CUDA memory (torch's allocator, this process only), logged with each training loss."""
 PEAK_MEMORY_KEY = "gpu/peak_allocated_gb"
 """The run's peak CUDA memory allocated, in its summary when it ran on a GPU."""
+GPU_TOTAL_KEY = "gpu/total_gb"
+"""The memory the run could use, in its summary when it ran on a GPU: the GPU's total, or its
+share's cap under `--agents-per-gpu` (the review's headroom is this minus the largest peak)."""
 EVAL_PREFIX = "eval/"
 """Each evaluation on the fixed subset logs `eval/<metric>` (rouge1, rouge2, rougeL, rougeLsum, gen_len)."""
 FINAL_PREFIX = "final/"
