@@ -12,12 +12,14 @@ from typing import Any
 from agent.records import (
     COST_KEY,
     FINAL_PREFIX,
+    GPU_TOTAL_KEY,
     LOSS_KEY,
     MEMORY_KEYS,
     PEAK_MEMORY_KEY,
     RUNTIME_KEY,
     SHARE_KEY,
     STEP_KEY,
+    TRAINABLE_PARAMS_KEY,
     RunRecord,
     SweepRecord,
     config_value,
@@ -63,6 +65,10 @@ class RunResult:
     """(step, GB) of CUDA memory allocated by the run, logged with each training loss on a GPU."""
     gpu_share: float = 1.0
     """The fraction of its GPU the run had: 1/N when N agents shared it."""
+    gpu_total_gb: float | None = None
+    """The memory the run could use (its GPU's, or its share's cap); None on CPU."""
+    trainable_params: float | None = None
+    """The adapter's trainable parameters, when the trial logged them."""
 
     @property
     def finished(self) -> bool:
@@ -139,9 +145,11 @@ def collect_run(run: RunRecord, specs: dict, sweep: SweepRecord) -> RunResult:
         peak_memory_gb=number_in(run.summary, PEAK_MEMORY_KEY),
         cost_usd=number_in(run.summary, COST_KEY),
         curve=series_of(run.history, sweep.objective.name),
-        loss=series_of(run.history, LOSS_KEY),
+        loss=series_of(run.history, LOSS_KEY, keep_non_finite=True),
         memory=series_of(run.history, MEMORY_KEYS[0]),
         gpu_share=number_in(run.summary, SHARE_KEY) or 1.0,
+        gpu_total_gb=number_in(run.summary, GPU_TOTAL_KEY),
+        trainable_params=number_in(run.summary, TRAINABLE_PARAMS_KEY),
     )
 
 
@@ -149,17 +157,26 @@ def number_in(summary: dict, key: str) -> float | None:
     return float(summary[key]) if is_number(summary.get(key)) else None
 
 
-def series_of(history: list[dict], key: str) -> list[tuple[float, float]]:
+def series_of(history: list[dict], key: str, keep_non_finite: bool = False) -> list[tuple[float, float]]:
     """(step, value) for every history row holding a number under `key` and a numeric step.
 
     The step is `train/global_step`, else W&B's `_step`; a row whose step is not a number is left out.
+    `keep_non_finite` keeps NaN and infinite values (a diverged loss), which W&B stores as floats or
+    as the strings "NaN" and "Infinity".
     """
     points = []
     for row in history:
-        step = row.get(STEP_KEY, row.get("_step"))
-        if is_number(row.get(key)) and is_number(step):
-            points.append((float(step), float(row[key])))
+        step, value = row.get(STEP_KEY, row.get("_step")), row.get(key)
+        if keep_non_finite and value in NON_FINITE:
+            value = float(value)
+        if not is_number(step):
+            continue
+        if is_number(value) or (keep_non_finite and isinstance(value, float)):
+            points.append((float(step), float(value)))
     return points
+
+
+NON_FINITE = ("NaN", "nan", "Infinity", "-Infinity", "inf", "-inf")
 
 
 def describe_swept(specs: dict, runs: list[RunResult]) -> list[Parameter]:
