@@ -185,7 +185,7 @@ def test_a_sweep_without_a_metric_is_shown_by_the_trial_programs_objective():
     assert importance.with_respect_to == "eval/rougeL"
 
 
-def test_the_report_holds_the_verdicts_the_cost_the_winner_and_the_same_panels():
+def test_the_report_holds_the_answers_the_verdicts_the_cost_the_recommendation_and_the_same_panels():
     view = view_of()
     findings = assess(
         SweepRecord(
@@ -197,8 +197,10 @@ def test_the_report_holds_the_verdicts_the_cost_the_winner_and_the_same_panels()
     report = build_report(view, "Sweep team/lora/sw33p: ...", findings)
     assert (report.entity, report.project) == ("team", "lora")
     lists = [block.items for block in report.blocks if isinstance(block, wr.UnorderedList)]
-    assert lists == [findings.verdicts, findings.cost_verdicts]
-    assert [block.code for block in report.blocks if isinstance(block, wr.CodeBlock)] == [findings.best_yaml]
+    answers = [f"{heading} {sentence}" for heading, sentence in findings.answers.lines()]
+    assert lists == [answers, findings.verdicts, findings.cost_verdicts]
+    codes = [block.code for block in report.blocks if isinstance(block, wr.CodeBlock)]
+    assert codes == [findings.best_yaml, findings.next_yaml]
     grids = [block for block in report.blocks if isinstance(block, wr.PanelGrid)]
     assert [type(panel) for grid in grids for panel in grid.panels] == [
         type(panel) for panels in build_panels(view).values() for panel in panels

@@ -180,7 +180,8 @@ def build_workspace(view: SweepView) -> Any:
 
 
 def build_report(view: SweepView, summary: str, findings: Findings) -> Any:
-    """The report: the verdicts, what the cost buys and the winner from `lora-sweep report`, then the same panels."""
+    """The report: the answers, the verdicts, what the cost buys and the recommended configuration from
+    `lora-sweep report`, then the same panels."""
     import wandb_workspaces.reports.v2 as wr
 
     best_first = wr.OrderBy(wr.SummaryMetric(view.objective.name), ascending=not view.objective.maximize)
@@ -194,10 +195,17 @@ def build_report(view: SweepView, summary: str, findings: Findings) -> Any:
     )
     blocks: list = [wr.P(summary)]
     blocks += [wr.CalloutBlock(f"Warning: {warning}") for warning in findings.warnings]
+    answers = [f"{heading} {sentence}" for heading, sentence in findings.answers.lines()]
+    blocks += [
+        wr.H2("Answers"),
+        wr.P(f"Tolerance: {findings.tolerance:.2g} {view.objective.name}."),
+        wr.UnorderedList(answers),
+    ]
     blocks += [wr.H2("Verdicts"), wr.UnorderedList(findings.verdicts)]
     if findings.cost_verdicts:
         blocks += [wr.H2("What the cost buys"), wr.UnorderedList(findings.cost_verdicts)]
-    blocks += [wr.H2("Winning configuration (best.yaml)"), wr.CodeBlock(findings.best_yaml, language="yaml")]
+    blocks += [wr.H2("Recommended configuration (best.yaml)"), wr.CodeBlock(findings.best_yaml, language="yaml")]
+    blocks += [wr.H2("The next sweep (next.yaml)"), wr.CodeBlock(findings.next_yaml, language="yaml")]
     for name, panels in build_panels(view).items():
         blocks += [wr.H2(name), wr.PanelGrid(runsets=[runset], panels=panels)]
     return wr.Report(

@@ -1,7 +1,9 @@
 """The figures: parallel coordinates (objective as the last, coloured axis, as W&B's panel draws
-it), objective-vs-steps and loss-vs-steps curves of every run, the importance bars, the objective
-against each run's cost (for runs that logged `cost/usd`), and each run's own GPU memory: allocated
-against steps, and its peak (for runs that ran on a GPU).
+it), the objective and the loss against steps grouped by each swept parameter (median line, min-max
+band, one panel per parameter, loss spikes marked), the objective against memory coloured by target
+modules, the importance bars, the objective against each run's cost (for runs that logged
+`cost/usd`), and each run's own GPU memory: its peak, and (with the per-run curves, drawn only for
+sweeps of up to MAX_RUN_LINES runs) allocated against steps.
 
 Each figure is defined once, as data: what it shows. Two renderers draw any definition: plotly for
 the interactive HTML page, matplotlib for the PNGs (plotly's own PNG export needs kaleido and a
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import assert_never
 
@@ -25,7 +27,8 @@ import plotly.offline
 from matplotlib import cm, colors
 from plotly.subplots import make_subplots
 
-from agent.records import COST_KEY, LOSS_KEY, MEMORY_KEYS, PEAK_MEMORY_KEY, STEP_KEY
+from agent.records import COST_KEY, LOSS_KEY, MEMORY_KEYS, PEAK_MEMORY_KEY, STEP_KEY, TRAINABLE_PARAMS_KEY
+from agent.review.answers import TARGET_MODULES
 from agent.review.findings import Findings
 from agent.review.formatting import format_usd, format_value
 from agent.review.importance import Importance
@@ -33,7 +36,9 @@ from agent.review.results import Parameter, RunResult, SweepResults
 
 COLORMAP = "viridis"  # the objective's colours on the parallel coordinates, in both renderers
 BLUE, ORANGE, GREEN, RED, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"  # tab10, read by both
+PALETTE = matplotlib.colormaps["tab10"].colors  # one colour per value in a panel, the same in both renderers
 MAX_TICKS = 8
+MAX_RUN_LINES = 10  # beyond this many runs a line per run is unreadable: the grouped figures remain
 NO_HISTORY = "no run logged any history"
 
 
@@ -74,6 +79,34 @@ class Curves:
 
 
 @dataclass(frozen=True)
+class Band:
+    name: str
+    """The value the band's runs share (`lora_r=8`)."""
+    steps: list[float]
+    median: list[float]
+    low: list[float]
+    high: list[float]
+    """The median, least and greatest value of the band's runs at each step any of them logged."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    bands: list[Band]
+
+
+@dataclass(frozen=True)
+class GroupedCurves:
+    title: str
+    y_label: str
+    panels: list[Panel]
+    """One per swept parameter."""
+    marks: list[tuple[float, float]] = field(default_factory=list)
+    """(step, value) points drawn on every panel (loss spikes)."""
+    mark_label: str = ""
+
+
+@dataclass(frozen=True)
 class Bars:
     title: str
     values: list[float]
@@ -100,6 +133,8 @@ class Point:
     y: float
     mark: str = ""
     """What makes the point stand out ("winner"); empty for the rest."""
+    group: str = ""
+    """The point's colour group (its target modules); empty: one colour for all."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +145,7 @@ class Scatter:
     points: list[Point]
 
 
-Chart = ParallelCoordinates | Curves | BarChart | Scatter
+Chart = ParallelCoordinates | Curves | GroupedCurves | BarChart | Scatter
 
 
 def define_figures(findings: Findings) -> dict[str, Chart]:
@@ -118,17 +153,28 @@ def define_figures(findings: Findings) -> dict[str, Chart]:
     order the files are listed."""
     results, importance = findings.results, findings.importance
     objective_title = f"{results.metric} vs training steps (step 0: the untuned base model)"
-    charts: dict[str, Chart] = {
-        "parallel_coordinates": define_parallel_coordinates(results),
-        "curves": define_curves(results, lambda run: run.curve, results.metric, objective_title),
-    }
+    per_run = len(results.runs) <= MAX_RUN_LINES
+    charts: dict[str, Chart] = {"parallel_coordinates": define_parallel_coordinates(results)}
+    if results.swept:
+        charts["grouped_curves"] = define_grouped(results, lambda run: run.curve, results.metric, objective_title)
+    if per_run or not results.swept:
+        charts["curves"] = define_curves(results, lambda run: run.curve, results.metric, objective_title)
     if importance:
         charts["importance"] = define_importance(importance, results.metric)
     if any(run.loss for run in results.runs):
-        charts["loss"] = define_curves(results, lambda run: run.loss, LOSS_KEY, f"{LOSS_KEY} vs training steps")
+        loss_title = f"{LOSS_KEY} vs training steps"
+        if results.swept:
+            spikes = [spike for facts in findings.answers.facts.values() if facts.loss for spike in facts.loss.spikes]
+            grouped = define_grouped(results, lambda run: run.loss, LOSS_KEY, loss_title + ", spikes marked")
+            charts["grouped_loss"] = GroupedCurves(**{**vars(grouped), "marks": spikes, "mark_label": "spike"})
+        if per_run or not results.swept:
+            charts["loss"] = define_curves(results, lambda run: run.loss, LOSS_KEY, loss_title)
+    tradeoff = define_memory_tradeoff(results)
+    if tradeoff is not None:
+        charts["memory_tradeoff"] = tradeoff
     if results.priced:
         charts["cost"] = define_cost(findings)
-    if any(run.memory for run in results.runs):
+    if per_run and any(run.memory for run in results.runs):
         title = f"CUDA memory allocated by each run ({MEMORY_KEYS[0]}) vs training steps"
         charts["memory"] = define_curves(results, lambda run: run.memory, "GB", title)
     if with_peak_memory(results):
@@ -176,6 +222,74 @@ def decades(numbers: list[float]) -> list[float]:
 def define_curves(results: SweepResults, points_of: Callable[[RunResult], list], label: str, title: str) -> Curves:
     lines = [Line(describe_run(results, run), points_of(run)) for run in results.runs if points_of(run)]
     return Curves(title, label, lines)
+
+
+def define_grouped(
+    results: SweepResults, points_of: Callable[[RunResult], list], label: str, title: str
+) -> GroupedCurves:
+    """One panel per swept parameter, one band per value, over every run that logged the series."""
+    panels = []
+    for parameter in results.swept:
+        groups: dict[str, list[list]] = {}
+        for run in results.runs:
+            if points_of(run):
+                groups.setdefault(format_value(run.params.get(parameter.name)), []).append(points_of(run))
+        ordered = sorted(groups, key=lambda value: sort_key(parameter, value))
+        bands = [band_of(f"{parameter.name}={value}", groups[value]) for value in ordered]
+        panels.append(Panel(f"by {parameter.name}", bands))
+    return GroupedCurves(title, label, panels)
+
+
+def sort_key(parameter: Parameter, shown: str) -> tuple:
+    return (0, float(shown), "") if not parameter.categorical and is_float(shown) else (1, 0.0, shown)
+
+
+def is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def band_of(name: str, series: list[list[tuple[float, float]]]) -> Band:
+    at_step: dict[float, list[float]] = {}
+    for points in series:
+        for step, value in points:
+            if math.isfinite(value):
+                at_step.setdefault(step, []).append(value)
+    steps = sorted(at_step)
+    return Band(
+        name,
+        steps,
+        [float(np.median(at_step[step])) for step in steps],
+        [min(at_step[step]) for step in steps],
+        [max(at_step[step]) for step in steps],
+    )
+
+
+def define_memory_tradeoff(results: SweepResults) -> Scatter | None:
+    """The objective against each finished run's peak GPU memory (its trainable parameters on CPU),
+    coloured by target modules when the sweep varies them; None when runs logged neither."""
+    runs = results.finished
+    if any(run.peak_memory_gb is not None for run in runs):
+        x_of, x_label = (lambda run: run.peak_memory_gb), f"{PEAK_MEMORY_KEY} (GB)"
+    elif any(run.trainable_params is not None for run in runs):
+        x_of, x_label = (lambda run: run.trainable_params), f"{TRAINABLE_PARAMS_KEY} (no GPU memory: CPU runs)"
+    else:
+        return None
+    colored = any(parameter.name == TARGET_MODULES for parameter in results.swept)
+    points = [
+        Point(
+            describe_run(results, run),
+            x_of(run),
+            run.objective,
+            group=f"{TARGET_MODULES}={format_value(run.params.get(TARGET_MODULES))}" if colored else "",
+        )
+        for run in runs
+        if x_of(run) is not None
+    ]
+    return Scatter(f"{results.metric} vs {x_label.split(' (')[0]}", x_label, results.metric, points)
 
 
 def describe_run(results: SweepResults, run: RunResult) -> str:
@@ -244,6 +358,8 @@ def to_plotly(chart: Chart) -> go.Figure:
             return plot_parallel_coordinates(chart)
         case Curves():
             return plot_curves(chart)
+        case GroupedCurves():
+            return plot_grouped(chart)
         case BarChart():
             return plot_bars(chart)
         case Scatter():
@@ -275,6 +391,49 @@ def plot_curves(chart: Curves) -> go.Figure:
     return figure
 
 
+def grid_of(panels: int) -> tuple[int, int]:
+    """Rows and columns for the panels: two side by side."""
+    columns = min(2, max(panels, 1))
+    return math.ceil(max(panels, 1) / columns), columns
+
+
+def plotly_color(index: int, alpha: float = 1.0) -> str:
+    red, green, blue = (round(255 * channel) for channel in PALETTE[index % len(PALETTE)])
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def plot_grouped(chart: GroupedCurves) -> go.Figure:
+    rows, columns = grid_of(len(chart.panels))
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[panel.title for panel in chart.panels])
+    for number, panel in enumerate(chart.panels):
+        row, column = number // columns + 1, number % columns + 1
+        for index, band in enumerate(panel.bands):
+            envelope = go.Scatter(
+                x=band.steps + band.steps[::-1],
+                y=band.high + band.low[::-1],
+                fill="toself",
+                fillcolor=plotly_color(index, 0.2),
+                line=dict(width=0),
+                hoverinfo="skip",
+                showlegend=False,
+            )
+            figure.add_trace(envelope, row=row, col=column)
+            line = go.Scatter(
+                x=band.steps, y=band.median, mode="lines", name=band.name, line=dict(color=plotly_color(index))
+            )
+            figure.add_trace(line, row=row, col=column)
+        if chart.marks:
+            steps, values = zip(*chart.marks)
+            marks = go.Scatter(
+                x=steps, y=values, mode="markers", name=chart.mark_label, marker=dict(color="red", symbol="x", size=10)
+            )
+            figure.add_trace(marks, row=row, col=column)
+        figure.update_xaxes(title_text=STEP_KEY, row=row, col=column)
+        figure.update_yaxes(title_text=chart.y_label, row=row, col=column)
+    figure.update_layout(title=chart.title + " (median line, min-max band)", height=380 * rows)
+    return figure
+
+
 def plot_bars(chart: BarChart) -> go.Figure:
     panels = chart.panels
     figure = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, subplot_titles=[p.title for p in panels])
@@ -288,6 +447,8 @@ def plot_bars(chart: BarChart) -> go.Figure:
 
 
 def plot_scatter(chart: Scatter) -> go.Figure:
+    if any(point.group for point in chart.points):
+        return plot_grouped_scatter(chart)
     figure = go.Figure()
     for marked in (False, True):  # the marked points last, on top
         points = [point for point in chart.points if bool(point.mark) == marked]
@@ -307,6 +468,28 @@ def plot_scatter(chart: Scatter) -> go.Figure:
     return figure
 
 
+def plot_grouped_scatter(chart: Scatter) -> go.Figure:
+    figure = go.Figure()
+    for index, group in enumerate(groups_of(chart)):
+        points = [point for point in chart.points if point.group == group]
+        figure.add_trace(
+            go.Scatter(
+                x=[point.x for point in points],
+                y=[point.y for point in points],
+                hovertext=[point.label for point in points],
+                mode="markers",
+                marker=dict(color=plotly_color(index), size=9),
+                name=group,
+            )
+        )
+    figure.update_layout(title=chart.title, xaxis_title=chart.x_label, yaxis_title=chart.y_label)
+    return figure
+
+
+def groups_of(chart: Scatter) -> list[str]:
+    return sorted({point.group for point in chart.points})
+
+
 # matplotlib: the PNGs
 
 
@@ -316,6 +499,8 @@ def save_png(chart: Chart, path: Path) -> None:
             figure = draw_parallel_coordinates(chart)
         case Curves():
             figure = draw_curves(chart)
+        case GroupedCurves():
+            figure = draw_grouped(chart)
         case BarChart():
             figure = draw_bars(chart)
         case Scatter():
@@ -375,6 +560,30 @@ def draw_curves(chart: Curves) -> matplotlib.figure.Figure:
     return figure
 
 
+def draw_grouped(chart: GroupedCurves) -> matplotlib.figure.Figure:
+    rows, columns = grid_of(len(chart.panels))
+    figure = matplotlib.figure.Figure(figsize=(6 * columns, 4 * rows), layout="constrained")
+    plots = figure.subplots(rows, columns, squeeze=False).flatten()
+    for plot, panel in zip(plots, chart.panels):
+        for index, band in enumerate(panel.bands):
+            color = PALETTE[index % len(PALETTE)]
+            plot.fill_between(band.steps, band.low, band.high, color=color, alpha=0.2, linewidth=0)
+            plot.plot(band.steps, band.median, color=color, label=band.name)
+        if chart.marks:
+            steps, values = zip(*chart.marks)
+            plot.scatter(steps, values, color="red", marker="x", s=50, zorder=3, label=chart.mark_label)
+        plot.set_title(panel.title)
+        plot.set_xlabel(STEP_KEY)
+        plot.set_ylabel(chart.y_label)
+        plot.grid(alpha=0.3)
+        if panel.bands:
+            plot.legend(fontsize=8)
+    for plot in plots[len(chart.panels) :]:
+        plot.set_visible(False)
+    figure.suptitle(chart.title + " (median line, min-max band)")
+    return figure
+
+
 def draw_bars(chart: BarChart) -> matplotlib.figure.Figure:
     figure = matplotlib.figure.Figure(figsize=(10, 0.45 * len(chart.labels) + 1.5), layout="constrained")
     for plot, bars in zip(figure.subplots(1, len(chart.panels), sharey=True, squeeze=False)[0], chart.panels):
@@ -392,8 +601,13 @@ def draw_bars(chart: BarChart) -> matplotlib.figure.Figure:
 def draw_scatter(chart: Scatter) -> matplotlib.figure.Figure:
     figure = matplotlib.figure.Figure(figsize=(10, 5), layout="constrained")
     plot = figure.add_subplot()
-    plain = [point for point in chart.points if not point.mark]
+    plain = [point for point in chart.points if not point.mark and not point.group]
     plot.scatter([p.x for p in plain], [p.y for p in plain], color=BLUE, s=30)
+    for index, group in enumerate(group for group in groups_of(chart) if group):
+        grouped = [point for point in chart.points if point.group == group]
+        plot.scatter([p.x for p in grouped], [p.y for p in grouped], color=PALETTE[index], s=30, label=group)
+    if any(point.group for point in chart.points):
+        plot.legend(fontsize=8)
     for point in chart.points:
         if point.mark:
             plot.scatter([point.x], [point.y], color=ORANGE, s=80, zorder=3)

@@ -1,6 +1,7 @@
 """What a review finds in a sweep, before anything is drawn or written: the results, parameter
-importance, one verdict per swept parameter, warnings about the winner, and the winner as best.yaml;
-when runs logged their cost, the cheapest run as good as the winner and one cost verdict per parameter.
+importance, one verdict per swept parameter, warnings about the winner, the answers to the six
+questions, the recommended configuration as best.yaml and the next sweep as next.yaml; when runs
+logged their cost, the cheapest run as good as the winner and one cost verdict per parameter.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import yaml
 
 from agent.errors import UserError
 from agent.records import SweepRecord
+from agent.review.answers import Answers, answer_questions
 from agent.review.importance import Importance, compute_importance
+from agent.review.next_sweep import format_next_sweep
 from agent.review.results import RunResult, SweepResults, collect_results
 from agent.review.verdict import (
     find_cheapest_near_best,
@@ -36,7 +39,10 @@ class Findings:
     importance: list[Importance]
     verdicts: list[str]
     warnings: list[str]
+    answers: Answers
     best_yaml: str
+    """The recommended run's parameters (the winner's when nothing lighter comes close)."""
+    next_yaml: str
     tolerance: float
     """The smallest difference in the objective that counts (MIN_GAIN, or the noise when larger)."""
     cheapest: RunResult | None = None
@@ -52,28 +58,41 @@ def assess(sweep: SweepRecord) -> Findings:
         raise ReviewError(explain_nothing_finished(results))
     noise = measure_noise(results)
     tolerance = tolerance_of(noise)
+    answers = answer_questions(results, tolerance)
     return Findings(
         results=results,
         importance=compute_importance(results),
         verdicts=judge_parameters(results, tolerance),
         warnings=warn_about_winner(results, noise),
-        best_yaml=format_best_config(results),
+        answers=answers,
+        best_yaml=format_best_config(results, answers),
+        next_yaml=format_next_sweep(sweep.config, results, answers),
         tolerance=tolerance,
         cheapest=find_cheapest_near_best(results, tolerance),
         cost_verdicts=judge_costs(results, tolerance),
     )
 
 
-def format_best_config(results: SweepResults) -> str:
-    """The winner's sweep parameters, swept and fixed, as the flat mapping the trainer reads."""
-    winner = results.finished[0]
-    parameters = {name: value for name, value in winner.params.items() if value is not None}
-    header = (
-        f"# Winning configuration of sweep {results.sweep_id}: run {winner.run_id}, "
-        f"{results.metric} = {winner.objective:.4f}\n"
-        f"# Rerun or promote it with: {RERUN_COMMAND}\n"
-    )
-    return header + yaml.safe_dump(parameters, sort_keys=False)
+def format_best_config(results: SweepResults, answers: Answers) -> str:
+    """The recommended run's sweep parameters, swept and fixed, as the flat mapping the trainer
+    reads; the header names the raw winner and why a lighter run was chosen over it."""
+    chosen, winner = answers.recommended, answers.winner
+    parameters = {name: value for name, value in chosen.params.items() if value is not None}
+    if chosen is winner:
+        header = (
+            f"# Winning configuration of sweep {results.sweep_id}: run {winner.run_id}, "
+            f"{results.metric} = {winner.objective:.4f}\n"
+        )
+        if answers.why_recommended:
+            header += f"# Kept although {answers.why_recommended}\n"
+    else:
+        header = (
+            f"# Recommended configuration of sweep {results.sweep_id}: run {chosen.run_id}, "
+            f"{results.metric} = {chosen.objective:.4f}\n"
+            f"# The raw winner is run {winner.run_id} ({results.metric} = {winner.objective:.4f}); this one is\n"
+            f"# {answers.why_recommended}\n"
+        )
+    return header + f"# Rerun or promote it with: {RERUN_COMMAND}\n" + yaml.safe_dump(parameters, sort_keys=False)
 
 
 def explain_nothing_finished(results: SweepResults) -> str:

@@ -1,9 +1,10 @@
 """The review as text: the terminal table, a Markdown summary for pull requests, and the HTML page
 that holds every interactive figure (plotly's JavaScript inlined once, so it works offline).
 
-Figures arrive by name (`parallel_coordinates`, `curves`, `importance`, `loss`, `cost`, `memory`,
-`gpu_memory`), as
-`figures.define_figures` names them; each goes under its own heading, when the sweep has it.
+Figures arrive by name (`parallel_coordinates`, `grouped_curves`, `grouped_loss`, `memory_tradeoff`,
+`curves`, `importance`, `loss`, `cost`, `memory`, `gpu_memory`), as `figures.define_figures` names
+them; each goes under its own heading, when the sweep has it. The six answers come first, with the
+figures they are read from.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def format_terminal(review: Findings) -> str:
     parts += ["Verdicts:", *(f"  - {verdict}" for verdict in review.verdicts)]
     if review.cost_verdicts:
         parts += ["What the cost buys:", *(f"  - {verdict}" for verdict in review.cost_verdicts)]
+    parts += ["", f"Answers (tolerance {review.tolerance:.2g} {results.metric}):"]
+    parts += [f"  {heading}\n    {sentence}" for heading, sentence in review.answers.lines()]
     parts += [f"WARNING: {warning}" for warning in review.warnings]
     return "\n".join(parts)
 
@@ -120,10 +123,13 @@ def write_markdown(review: Findings, pictures: dict[str, str], path: Path) -> No
     results, importance = review.results, review.importance
     parts = [f"# Sweep review: {results.sweep_id}", "", format_summary(review), ""]
     parts += [f"> **Warning:** {warning}" for warning in review.warnings]
+    parts += ["", "## Answers", "", f"Tolerance: {review.tolerance:.2g} {results.metric}.", ""]
+    parts += [f"- **{heading}** {sentence}" for heading, sentence in review.answers.lines()]
     parts += ["", "## Verdicts", "", *(f"- {verdict}" for verdict in review.verdicts), ""]
     if review.cost_verdicts:
         parts += ["## What the cost buys", "", *(f"- {verdict}" for verdict in review.cost_verdicts), ""]
-    parts += ["## Winning configuration (`best.yaml`)", "", "```yaml", review.best_yaml.rstrip(), "```", ""]
+    parts += ["## Recommended configuration (`best.yaml`)", "", "```yaml", review.best_yaml.rstrip(), "```", ""]
+    parts += ["## The next sweep (`next.yaml`)", "", "```yaml", review.next_yaml.rstrip(), "```", ""]
     parts += ["## Runs", "", format_markdown_table(*results_table(results)), ""]
     if importance:
         parts += ["## Parameter importance", "", format_markdown_table(*importance_table(importance)), ""]
@@ -136,6 +142,9 @@ def write_markdown(review: Findings, pictures: dict[str, str], path: Path) -> No
 
 MARKDOWN_FIGURES = [
     ("parallel_coordinates", "Parallel coordinates", "parallel coordinates"),
+    ("grouped_curves", "Objective vs steps, by parameter", "objective vs steps, median and min-max band per value"),
+    ("grouped_loss", "Training loss vs steps, by parameter", "train/loss vs steps per value, spikes marked"),
+    ("memory_tradeoff", "Objective vs memory", "objective vs peak memory, coloured by target modules"),
     ("curves", "Objective vs steps", "objective vs steps"),
     ("loss", "Training loss vs steps", "train/loss vs steps"),
     ("cost", "Objective vs cost", "objective vs cost per run"),
@@ -154,12 +163,15 @@ def write_html(review: Findings, charts: dict[str, str], library: str, path: Pat
         f"<h1>Sweep review: {html.escape(results.sweep_id)}</h1>",
         f"<p>{html.escape(format_summary(review))}</p>",
         *(f'<p class="warning">Warning: {html.escape(warning)}</p>' for warning in review.warnings),
+        *html_answers(review, charts),
         "<h2>Verdicts</h2><ul>",
         *(f"<li>{html.escape(verdict)}</li>" for verdict in review.verdicts),
         "</ul>",
         *html_cost(review, charts),
-        "<h2>Winning configuration (best.yaml)</h2>",
+        "<h2>Recommended configuration (best.yaml)</h2>",
         f"<pre>{html.escape(review.best_yaml)}</pre>",
+        "<h2>The next sweep (next.yaml)</h2>",
+        f"<pre>{html.escape(review.next_yaml)}</pre>",
         "<h2>Runs</h2>",
         html_table(*results_table(results)),
         "<h2>Parallel coordinates</h2>",
@@ -175,6 +187,22 @@ def write_html(review: Findings, charts: dict[str, str], library: str, path: Pat
     )
     path.write_text(page + "\n".join(body) + "\n</body></html>\n")
 
+
+def html_answers(review: Findings, charts: dict[str, str]) -> list[str]:
+    """The six answers and the recommendation, then the figures they are read from."""
+    heading = (
+        f'<h2 id="answers">Answers</h2><p>Tolerance: {review.tolerance:.2g} {html.escape(review.results.metric)}.</p>'
+    )
+    rows = "".join(
+        f"<dt>{html.escape(question)}</dt><dd>{html.escape(sentence)}</dd>"
+        for question, sentence in review.answers.lines()
+    )
+    evidence = [charts[name] for name in ANSWER_FIGURES if name in charts]
+    return [heading, f'<dl class="answers">{rows}</dl>', *evidence]
+
+
+ANSWER_FIGURES = ("grouped_curves", "grouped_loss", "memory_tradeoff")
+"""The figures the answers are read from, shown under them on the HTML page."""
 
 NO_IMPORTANCE = "<p>Too few finished runs.</p>"
 NO_COST = (
@@ -197,7 +225,8 @@ def html_cost(review: Findings, charts: dict[str, str]) -> list[str]:
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
-    "td,th{border:1px solid #ccc;padding:2px 6px} .warning{color:#b00;font-weight:bold}"
+    "td,th{border:1px solid #ccc;padding:2px 6px} .warning{color:#b00;font-weight:bold} "
+    ".answers dt{font-weight:bold;margin-top:.6em} .answers dd{margin-left:1.5em}"
 )
 
 

@@ -6,16 +6,22 @@
 Files written to the output folder:
     report.html               everything, interactive (plotly.js inlined once; works offline)
     summary.md                the same in Markdown, for a pull request
-    parallel_coordinates.png  curves.png  importance.png
-    loss.png                  train/loss vs steps, when runs logged it
+    answers.json              the six answers, the recommendation and the winner (docs/review.md)
+    next.yaml                 the next sweep, a comment on every line saying why
+    parallel_coordinates.png  importance.png
+    grouped_curves.png        the objective vs steps, grouped by each swept parameter
+    grouped_loss.png          train/loss vs steps, grouped, spikes marked (when runs logged it)
+    memory_tradeoff.png       the objective vs peak GPU memory (trainable parameters on CPU)
+    curves.png  loss.png      one line per run, for sweeps of up to 10 runs
     cost.png                  the objective vs cost/usd per run, when runs logged a cost
-    memory.png                each run's CUDA memory allocated vs steps, when runs ran on a GPU
+    memory.png                each run's CUDA memory allocated vs steps, when runs ran on a GPU (up to 10 runs)
     gpu_memory.png            peak GPU memory per run, when runs logged it
-    best.yaml                 the winner's parameters: `python -m agent.train --config best.yaml`
+    best.yaml                 the recommended parameters: `python -m agent.train --config best.yaml`
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +66,9 @@ def write_review(sweep: SweepRecord, out_dir: Path) -> Review:
 def write_files(findings: Findings, out: Path) -> tuple[str, ...]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "best.yaml").write_text(findings.best_yaml)
+    (out / "next.yaml").write_text(findings.next_yaml)
+    answers = findings.answers.to_json(findings.results)
+    (out / "answers.json").write_text(json.dumps(answers, indent=2, allow_nan=False) + "\n")
     charts = figures.define_figures(findings)
     pictures = {name: f"{name}.png" for name in charts}
     for name, chart in charts.items():
@@ -67,4 +76,4 @@ def write_files(findings: Findings, out: Path) -> tuple[str, ...]:
     fragments = {name: figures.to_html(chart, div_id=f"figure-{name}") for name, chart in charts.items()}
     pages.write_html(findings, fragments, figures.plotly_library(), out / "report.html")
     pages.write_markdown(findings, pictures, out / "summary.md")
-    return ("report.html", "summary.md", "best.yaml", *pictures.values())
+    return ("report.html", "summary.md", "answers.json", "best.yaml", "next.yaml", *pictures.values())
