@@ -13,7 +13,7 @@ COMMANDS = {
     "validate": "agent.local.cli:validate_command",
     "sweep": "agent.local.cli:sweep_command",
     "runs": "agent.local.cli:runs_command",
-    "demo": "agent.local.cli:demo_command",
+    "demo": "agent.review.cli:demo_command",
     "agent": "agent.fleet.cli:agent_command",
     "pods": "agent.fleet.cli:pods_group",
     "report": "agent.review.cli:report_command",

@@ -195,7 +195,7 @@ def test_the_demo_says_plainly_when_every_run_failed(tmp_path, monkeypatch):
     }
     lines: list[str] = []
     store = Store(tmp_path / "sweeps.db")
-    ok = run_demo(store, config, "inline", echo=lines.append, env=agent_env(WANDB_DIR=str(tmp_path)))
+    _, ok = run_demo(store, config, "inline", echo=lines.append, env=agent_env(WANDB_DIR=str(tmp_path)))
     assert ok is False
     assert any(line.startswith("demo: FAILED: every run of sweep") for line in lines)
     assert not any("finished" in line for line in lines if line.startswith("demo:"))

@@ -226,28 +226,3 @@ def runs_command(sweep_id, output_format, store_path, rescan) -> None:
 
 # The shipped sweeps sit beside the package in the checkout that `make install` installs from.
 SMOKE_SWEEP = Path(__file__).resolve().parents[2] / "sweeps" / "smoke.yaml"
-
-
-@click.command("demo")
-@click.option(
-    "--sweep-yaml",
-    default=str(SMOKE_SWEEP),
-    show_default="sweeps/smoke.yaml",
-    type=click.Path(exists=True, dir_okay=False),
-)
-@STORE_OPTION
-def demo_command(sweep_yaml, store_path) -> None:
-    """Run the smoke sweep locally to the end, offline on CPU, and show the best configuration.
-
-    \b
-    Example:
-      lora-sweep demo        # a few minutes on a laptop CPU, no W&B account
-    """
-    from agent.local.demo import run_demo
-    from agent.local.store import open_store
-
-    config = checked_sweep(sweep_yaml)
-    store = open_store(store_path, must_exist=False)
-    # The demo never needs an account: runs stay local unless the user chose a W&B mode.
-    if not run_demo(store, config, sweep_yaml, echo=click.echo, env=program_env(WANDB_MODE="offline")):
-        raise SystemExit(1)

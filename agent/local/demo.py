@@ -15,8 +15,9 @@ from agent.records import RunState, best_run, objective_value
 
 def run_demo(
     store: Store, config: dict[str, Any], source: str, echo: Callable[[str], None], *, env: Mapping[str, str]
-) -> bool:
-    """Run the (already checked) sweep `config` from `source` to the end; True when every run finished.
+) -> tuple[str, bool]:
+    """Run the (already checked) sweep `config` from `source` to the end: its id, and whether every
+    run finished.
 
     `env` is what the runs start from; the entry point sets WANDB_MODE=offline there unless the
     user chose a mode, so the demo never needs an account."""
@@ -41,6 +42,5 @@ def run_demo(
     echo("")
     if result.failed:
         echo(f"demo: FAILED: {result.reason}")
-        return False
-    echo(f"Review: lora-sweep report {sweep_id}; upload later: wandb sync --yes (see docs/offline.md)")
-    return all(run.state == RunState.FINISHED for run in record.runs)
+        return sweep_id, False
+    return sweep_id, all(run.state == RunState.FINISHED for run in record.runs)

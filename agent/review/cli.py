@@ -1,4 +1,5 @@
-"""The review's commands: `report` (offline, any sweep) and `dashboard` (a W&B view of a W&B sweep)."""
+"""The review's commands: `report` (offline, any sweep), `dashboard` (a W&B view of a W&B sweep),
+and `demo` (the smoke sweep run locally, then reviewed)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agent.local.cli import STORE_OPTION
+from agent.local.cli import SMOKE_SWEEP, STORE_OPTION
 from agent.records import is_wandb_path
 
 
@@ -69,3 +70,41 @@ def dashboard_command(sweep_path: str, with_report: bool) -> None:
     click.echo(f"Workspace: {urls[0]}")
     if with_report:
         click.echo(f"Report: {urls[1]}")
+
+
+@click.command("demo")
+@click.option(
+    "--sweep-yaml",
+    default=str(SMOKE_SWEEP),
+    show_default="sweeps/smoke.yaml",
+    type=click.Path(exists=True, dir_okay=False),
+)
+@STORE_OPTION
+def demo_command(sweep_yaml: str, store_path: str | None) -> None:
+    """Run the smoke sweep locally to the end, offline on CPU, then review it: the best
+    configuration, the six answers and the files of `lora-sweep report`.
+
+    \b
+    Example:
+      lora-sweep demo        # a few minutes on a laptop CPU, no W&B account
+    """
+    from agent.local.cli import checked_sweep, program_env
+    from agent.local.demo import run_demo
+    from agent.local.store import open_store
+    from agent.records import best_run
+    from agent.review.pages import format_answers
+    from agent.review.report import default_out_dir, write_review
+
+    config = checked_sweep(sweep_yaml)
+    store = open_store(store_path, must_exist=False)
+    # The demo never needs an account: runs stay local unless the user chose a W&B mode.
+    sweep_id, finished = run_demo(store, config, sweep_yaml, echo=click.echo, env=program_env(WANDB_MODE="offline"))
+    record = store.sweep_record(sweep_id)
+    if best_run(record) is not None:  # something to review, even when a run failed
+        out = default_out_dir(sweep_id)
+        review = write_review(record, out)
+        click.echo(format_answers(review.findings))
+        click.echo(f"\nWrote {out}/: {', '.join(review.files)}")
+        click.echo(f"Again: lora-sweep report {sweep_id}; upload later: wandb sync --yes (see docs/offline.md)")
+    if not finished:
+        raise SystemExit(1)

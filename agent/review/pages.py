@@ -112,10 +112,16 @@ def format_terminal(review: Findings) -> str:
     parts += ["Verdicts:", *(f"  - {verdict}" for verdict in review.verdicts)]
     if review.cost_verdicts:
         parts += ["What the cost buys:", *(f"  - {verdict}" for verdict in review.cost_verdicts)]
-    parts += ["", f"Answers (tolerance {review.tolerance:.2g} {results.metric}):"]
-    parts += [f"  {heading}\n    {sentence}" for heading, sentence in review.answers.lines()]
+    parts += ["", format_answers(review)]
     parts += [f"WARNING: {warning}" for warning in review.warnings]
     return "\n".join(parts)
+
+
+def format_answers(review: Findings) -> str:
+    """The six answers and the recommendation, for a terminal."""
+    lines = [f"Answers (tolerance {review.tolerance:.2g} {review.results.metric}):"]
+    lines += [f"  {heading}\n    {sentence}" for heading, sentence in review.answers.lines()]
+    return "\n".join(lines)
 
 
 def write_markdown(review: Findings, pictures: dict[str, str], path: Path) -> None:
