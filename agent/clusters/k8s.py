@@ -99,7 +99,7 @@ def job_manifest(job: K8sJob) -> dict:
         "image": job.image,
         "command": ["bash", "-c", "set -e\n" + INSTALL + AGENT],
         "env": container_env(job),
-        "resources": {"limits": {"nvidia.com/gpu": job.gpus_per_pod}},
+        "resources": {"limits": {"nvidia.com/gpu": str(job.gpus_per_pod)}},  # a quantity, as the API returns it
     }
     pod: dict = {"restartPolicy": "Never", "terminationGracePeriodSeconds": job.grace_s, "containers": [container]}
     if job.volume_claim:
