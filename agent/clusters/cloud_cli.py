@@ -57,8 +57,8 @@ def sky_task_command(**params) -> None:
     Each node installs --package (checked first, as `pods up` checks it; offline the check is noted
     and the file still written) and runs one agent per GPU until the sweep has no more runs for it.
     WANDB_API_KEY is named in the task's secrets, never written: SkyPilot takes its value at launch
-    (`--secret WANDB_API_KEY`, from your shell). As a managed job (`sky jobs launch`), a node lost to
-    a spot reclaim is recovered and its agents start again; W&B hands them the runs it requeued.
+    (`--secret WANDB_API_KEY`, from your shell). As a managed job (`sky jobs launch`), a job hit by a
+    spot reclaim is relaunched and its agents start again; W&B hands them the runs it requeued.
 
     \b
     Example:
