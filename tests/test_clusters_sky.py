@@ -112,9 +112,13 @@ def test_spot_several_gpu_types_and_more_secrets():
     [
         (("--gpus", "A100"), "Error: --gpus 'A100': give TYPE:N, such as A100:1 or H100:8\n"),
         (("--gpus", "A100:0"), "Error: --gpus 'A100:0': give TYPE:N, such as A100:1 or H100:8\n"),
+        (
+            ("--gpus", "A100:1", "--secret", "HF TOKEN"),
+            "Error: --secret 'HF TOKEN': give the name of an environment variable, such as HF_TOKEN\n",
+        ),
     ],
 )
-def test_a_bad_gpu_spec_is_one_line_and_writes_nothing(args, message):
+def test_a_bad_gpu_spec_or_secret_name_is_one_line_and_writes_nothing(args, message):
     done = lora_sweep(*TASK, *args)
 
     assert (done.exit_code, done.stderr) == (1, message)

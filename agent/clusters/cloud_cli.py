@@ -66,7 +66,7 @@ def sky_task_command(**params) -> None:
     """
     task = SkyTask(**params)
     check_sweep_id(task.sweep_id, "SkyPilot nodes")
-    task.accelerators()  # a bad --gpus is one line before the package check
+    task.accelerators(), task.secret_names()  # a bad --gpus or --secret is one line before the package check
     task = replace(task, package=resolved_package(task.package))
     path = task.path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ signals, and it forwards SIGTERM to every agent (agent/fleet/supervisor.py)."""
 PREEMPTED_EXIT = 143
 """What the supervisor exits with after a SIGTERM (128 + 15): the node or pod was preempted, not failed."""
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 GPU_SPEC = re.compile(r"(?P<type>[A-Za-z][A-Za-z0-9_.-]*):(?P<count>[1-9][0-9]*)")
 
 

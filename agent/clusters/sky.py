@@ -12,9 +12,11 @@ from pathlib import Path
 
 from agent.clusters.install import (
     AGENT,
+    ENV_NAME,
     INSTALL,
     PREEMPTED_EXIT,
     WANDB_KEY,
+    ClusterError,
     check_gpu_spec,
     dump_yaml,
     package_option,
@@ -52,6 +54,12 @@ class SkyTask:
     def accelerators(self) -> list[str]:
         return [f"{kind}:{count}" for kind, count in map(check_gpu_spec, self.gpus)]
 
+    def secret_names(self) -> list[str]:
+        for name in self.secret:
+            if not ENV_NAME.fullmatch(name):
+                raise ClusterError(f"--secret {name!r}: give the name of an environment variable, such as HF_TOKEN")
+        return list(dict.fromkeys((WANDB_KEY, *self.secret)))
+
     def path(self) -> Path:
         return Path(self.out) if self.out else Path(".lora-sweep/sky") / f"{safe_name(self.sweep_id)}.yaml"
 
@@ -59,9 +67,10 @@ class SkyTask:
 def task_config(task: SkyTask) -> dict:
     """The task as SkyPilot's YAML holds it; `task.package` is resolved by now."""
     accelerators = task.accelerators()
-    resources: dict = {"accelerators": accelerators[0]} if len(accelerators) == 1 else {}
-    if len(accelerators) > 1:
-        resources["any_of"] = [{"accelerators": each} for each in accelerators]
+    one = len(accelerators) == 1
+    resources: dict = (
+        {"accelerators": accelerators[0]} if one else {"any_of": [{"accelerators": each} for each in accelerators]}
+    )
     resources["use_spot"] = task.spot
     # A managed job: a node whose agents ended on SIGTERM (143) is recovered without counting as a restart.
     resources["job_recovery"] = {
@@ -76,7 +85,7 @@ def task_config(task: SkyTask) -> dict:
         "envs": {SWEEP_ID_ENV: task.sweep_id, PACKAGE_ENV: task.package, TORCH_INDEX_ENV: task.torch_index},
         # A null value: SkyPilot takes it at launch from `--secret NAME` (this shell's variable) or its
         # secrets store, and never writes it into the task.
-        "secrets": {name: None for name in dict.fromkeys((WANDB_KEY, *task.secret))},
+        "secrets": {name: None for name in task.secret_names()},
         "setup": "set -e\n" + INSTALL,
         "run": AGENT,
     }
