@@ -16,6 +16,8 @@ COMMANDS = {
     "demo": "agent.review.cli:demo_command",
     "agent": "agent.fleet.cli:agent_command",
     "pods": "agent.fleet.cli:pods_group",
+    "sky": "agent.clusters.cloud_cli:sky_group",
+    "k8s": "agent.clusters.cloud_cli:k8s_group",
     "report": "agent.review.cli:report_command",
     "dashboard": "agent.review.cli:dashboard_command",
 }

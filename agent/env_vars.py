@@ -123,20 +123,20 @@ SLOT_ENV = variable(
 
 SWEEP_ID_ENV = variable(
     "LORA_SWEEP_ID",
-    set_by="`pods up`",
-    read_by="the pod script",
-    help="The W&B sweep the pod works, entity/project/id.",
+    set_by="`pods up`; `sky task` and `k8s job`, in the file they write (agent/clusters/)",
+    read_by="the pod script; the run command of a SkyPilot task's nodes and of a Kubernetes Job's pods",
+    help="The W&B sweep the pod (node) works, entity/project/id.",
 )
 PACKAGE_ENV = variable(
     "LORA_SWEEP_PACKAGE",
-    set_by="`pods up` (--package)",
-    read_by="the pod script",
+    set_by="`pods up`, `sky task` and `k8s job` (--package)",
+    read_by="the pod script; the setup of a SkyPilot task's nodes and of a Kubernetes Job's pods",
     help="The pip requirement for lora-sweep the pod installs: a pinned version or a git ref.",
 )
 TORCH_INDEX_ENV = variable(
     "LORA_SWEEP_TORCH_INDEX",
-    set_by="`pods up` (--torch-index)",
-    read_by="the pod script",
+    set_by="`pods up`, `sky task` and `k8s job` (--torch-index)",
+    read_by="the pod script; the setup of a SkyPilot task's nodes and of a Kubernetes Job's pods",
     help="The pip index of the torch build for the image's CUDA (\"\" keeps the image's torch).",
 )
 WORKDIR_ENV = variable(
