@@ -17,11 +17,14 @@ from agent.records import is_wandb_path
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder for report.html, summary.md, the PNGs and best.yaml  [default: outputs/review/<sweep>]",
+    help=(
+        "Folder for report.html, summary.md, answers.json, best.yaml, next.yaml and the PNGs  "
+        "[default: outputs/review/<sweep>]"
+    ),
 )
 @STORE_OPTION
 def report_command(sweep_id: str, out: Path | None, store_path: str | None) -> None:
-    """Review a sweep: results table, parallel coordinates, importance, verdicts and best.yaml.
+    """Review a sweep: the six answers, results table, figures, importance, verdicts, best.yaml and next.yaml.
 
     SWEEP_ID is a local sweep id, or entity/project/id for a W&B sweep (read through the
     W&B public API).
@@ -29,7 +32,8 @@ def report_command(sweep_id: str, out: Path | None, store_path: str | None) -> N
     \b
     Example:
       lora-sweep report 3fk2a9 --out review/
-      python -m agent.train --config review/best.yaml   # rerun the winner
+      python -m agent.train --config review/best.yaml   # rerun the recommended configuration
+      lora-sweep validate review/next.yaml              # the next sweep, ready to register
     """
     from agent.review.report import default_out_dir, review_sweep
 
@@ -45,7 +49,10 @@ def report_command(sweep_id: str, out: Path | None, store_path: str | None) -> N
     "--report",
     "with_report",
     is_flag=True,
-    help="Also publish a W&B Report: the same panels, the verdicts, what the cost buys and the winning configuration.",
+    help=(
+        "Also publish a W&B Report: the answers, the verdicts, what the cost buys, best.yaml, "
+        "next.yaml and the same panels."
+    ),
 )
 def dashboard_command(sweep_path: str, with_report: bool) -> None:
     """Save a W&B workspace view made for one W&B sweep, and print its URL.
