@@ -17,7 +17,7 @@ from agent.records import LOSS_KEY
 from agent.review.curves import LossCheck, beyond, check_loss, median_or_none, plateau_step
 from agent.review.formatting import format_value
 from agent.review.results import Parameter, RunResult, SweepResults
-from agent.review.verdict import best_score_per_value, show_score
+from agent.review.verdict import MAX_LEVELS, best_score_per_value, show_score
 
 RANK = "lora_r"
 LEARNING_RATE = "learning_rate"
@@ -225,6 +225,8 @@ def answer_learning_rate(
     others = ", ".join(
         f"{format_value(value)} {describe_plateau(rows[value])}" for value in sorted(rows) if value != fastest
     )
+    if len(rows) > MAX_LEVELS:  # a search over a range: one run a value, too many to list
+        others = f"{len(rows) - 1} other values"
     stability = (
         f"stable ({row['runs_with_loss']} runs with a smooth loss)"
         if stable
