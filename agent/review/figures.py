@@ -412,6 +412,7 @@ def plot_grouped(chart: GroupedCurves) -> go.Figure:
                 x=band.steps + band.steps[::-1],
                 y=band.high + band.low[::-1],
                 fill="toself",
+                mode="lines",
                 fillcolor=plotly_color(index, 0.2),
                 line=dict(width=0),
                 hoverinfo="skip",
