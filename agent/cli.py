@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": "agent.local.cli:demo_command",
     "agent": "agent.fleet.cli:agent_command",
     "pods": "agent.fleet.cli:pods_group",
+    "slurm": "agent.clusters.slurm_cli:slurm_group",
     "report": "agent.review.cli:report_command",
     "dashboard": "agent.review.cli:dashboard_command",
 }
