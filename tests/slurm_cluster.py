@@ -77,7 +77,7 @@ def free_ports(count: int) -> list[int]:
 
 def slurm_conf(folder: Path, ctld_port: int, node_port: int, cpus: int) -> str:
     return f"""ClusterName=lora-sweep-test
-SlurmctldHost={socket.gethostname().split(".")[0]}(127.0.0.1)
+SlurmctldHost={HOST}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={node_port}
 SlurmUser=root
@@ -102,13 +102,12 @@ ReturnToService=2
 KillWait=10
 MinJobAge=300
 InactiveLimit=0
-SchedulerParameters=defer_batch=0
 JobRequeue=1
 GresTypes=gpu
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
-NodeName={NODE} NodeHostname={socket.gethostname().split(".")[0]} NodeAddr=127.0.0.1 CPUs={cpus} Gres=gpu:2 RealMemory=2000 State=UNKNOWN
+NodeName={NODE} NodeHostname={HOST} NodeAddr=127.0.0.1 CPUs={cpus} Gres=gpu:2 RealMemory=2000 State=UNKNOWN
 PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 """
 
