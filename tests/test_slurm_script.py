@@ -163,7 +163,10 @@ def test_squeue_and_sacct_output_is_parsed():
         ("1234_[2-3]", "PENDING", "", "Resources"),
     ]
     assert tasks[1].line().split() == ["1234_[2-3]", "PENDING", "0:00", "(Resources)"]
-    sacct = "1234_0|COMPLETED|0:0|00:10:00|gpu07\n1234_0.batch|COMPLETED|0:0|00:10:00|gpu07\n1234_4|CANCELLED by 0|0:15|00:01:00|gpu08\n"
+    sacct = (
+        "1234_0|COMPLETED|0:0|00:10:00|gpu07\n1234_0.batch|COMPLETED|0:0|00:10:00|gpu07\n"
+        "1234_4|CANCELLED by 0|0:15|00:01:00|gpu08\n"
+    )
     assert [(t.job_id, t.state, t.detail) for t in parse_sacct(sacct)] == [
         ("1234_0", "COMPLETED", "0:0"),
         ("1234_4", "CANCELLED", "0:15"),
