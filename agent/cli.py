@@ -18,6 +18,7 @@ COMMANDS = {
     "pods": "agent.fleet.cli:pods_group",
     "sky": "agent.clusters.cloud_cli:sky_group",
     "k8s": "agent.clusters.cloud_cli:k8s_group",
+    "slurm": "agent.clusters.slurm_cli:slurm_group",
     "report": "agent.review.cli:report_command",
     "dashboard": "agent.review.cli:dashboard_command",
 }

@@ -117,3 +117,14 @@ OBJECTIVE = Objective("score", "maximize")
 )
 def test_the_one_line_about_a_claim(outcome, line):
     assert describe_outcome(OBJECTIVE, outcome) == line
+
+
+def test_a_second_sigint_kills_at_once_and_more_sigterms_do_not():
+    from agent.local.runner import asks_to_kill
+    from agent.signals import Arrival
+
+    term, interrupt = (Arrival(signal.SIGTERM, 0.0, 0.0), Arrival(signal.SIGINT, 0.0, 0.0))
+    assert not asks_to_kill([term])
+    assert not asks_to_kill([term, term, term])  # Slurm's, then the supervisor's, then the batch shell's
+    assert asks_to_kill([interrupt, interrupt])
+    assert asks_to_kill([term, interrupt])

@@ -254,3 +254,58 @@ def test_a_resumed_claims_first_rows_replace_what_it_trains_again(tmp_path):
         tx.append_history(third.claim, [{"score": 1.0}], first=True)
     assert store.run(first.run_id).history == [{"score": 1.0}]
     store.close()
+
+
+def signal_every_process(root: subprocess.Popen) -> list[str]:
+    """SIGCONT and SIGTERM to the process and every descendant at once, whatever its session: what
+    Slurm does to a job on a requeue, a preemption or the time limit. Returns their names."""
+    import psutil
+
+    tree = [psutil.Process(root.pid), *psutil.Process(root.pid).children(recursive=True)]
+    for process in tree:
+        for signum in (signal.SIGCONT, signal.SIGTERM):
+            try:
+                process.send_signal(signum)
+            except psutil.NoSuchProcess:
+                pass
+    return [process.name() for process in tree if process.is_running()]
+
+
+@pytest.mark.e2e
+def test_a_sigterm_to_every_process_of_a_supervised_agent_is_a_preemption(straight, dialogues, tmp_path):
+    # W&B's wandb-core service gets the SIGTERM too and dies at once: the run must still save its
+    # checkpoint, be recorded preempted (not failed, not left running, not counted as a failed
+    # launch), and resume from that checkpoint to the uninterrupted run's result.
+    config = trial_sweep(tmp_path, dialogues, preempt_grace_s=60.0)
+    sweep_id = create_sweep(tmp_path / "sweeps.db", config)
+    agent = start_agent(sweep_id, tmp_path, "--gpus", "0")
+    run_id = wait_past_a_checkpoint(agent, tmp_path, sweep_id)
+    names = signal_every_process(agent)
+    assert "wandb-core" in names, names
+    out = finish(agent)
+    run = only_run(tmp_path, sweep_id)
+    assert (run.run_id, run.state) == (run_id, "preempted"), out[-3000:]
+    saved = re.search(r"preempted: checkpoint at step (\d+) written", out)
+    assert saved, out[-3000:]
+    assert newest_checkpoint(tmp_path, run_id) == int(saved[1])
+    assert [a["outcome"] for a in read_launches(tmp_path / "volume" / run_id)] == ["preempted"]
+
+    out = finish(start_agent(sweep_id, tmp_path))
+    run = only_run(tmp_path, sweep_id)
+    assert (run.run_id, run.state, run.claims) == (run_id, "finished", 2), out[-3000:]
+    assert run.summary["launch/resumed_from_step"] == int(saved[1])
+    assert [a["outcome"] for a in read_launches(tmp_path / "volume" / run_id)] == ["preempted", "finished"]
+    assert_resumed_as_never_stopped(run, straight, tmp_path, int(saved[1]))
+
+
+def assert_resumed_as_never_stopped(run, straight: dict, cwd: Path, sigterm_step: int) -> None:
+    """As `assert_continued_as_never_stopped`, except for the history rows W&B's service had not
+    written when the same SIGTERM ended it: a few steps before the SIGTERM's checkpoint may lack a row."""
+    steps = train_steps(run)
+    assert steps == sorted(set(steps)) and steps[-1] == MAX_STEPS
+    assert set(range(1, MAX_STEPS + 1)) - set(steps) <= set(range(1, sigterm_step + 1))
+    assert eval_points(run).items() <= eval_points(straight["run"]).items()
+    assert run.summary["eval/rougeL"] == straight["run"].summary["eval/rougeL"]
+    assert run.summary["final/rougeL"] == straight["run"].summary["final/rougeL"]
+    assert_same_weights(adapter(cwd / "outputs" / run.run_id / "best_adapter"), straight["best"])
+    assert_same_weights(adapter(cwd / "volume" / run.run_id / f"checkpoint-{MAX_STEPS}"), straight["last"])

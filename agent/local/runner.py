@@ -307,6 +307,7 @@ class _Watch:
         self.follower: metrics.HistoryFollower | None = None
         self.stop_reason: str | None = None
         self.requeue = False
+        self.interrupted_by: int | None = None
         self._sigterm_at: float | None = None
         self._history_started = False
         """This claim has stored rows; its first ones replace what an earlier claim stored from
@@ -324,10 +325,13 @@ class _Watch:
         if self.stop_reason is None:
             self.stop_reason = reason
 
-    def put_back(self) -> None:
-        """The agent was interrupted: stop the program and queue the run again."""
+    def put_back(self, signum: int) -> None:
+        """The agent was interrupted: stop the program and queue the run again. A SIGTERM to the agent
+        is its machine going away (a scheduler signals every process of a job at once): a program that
+        answers it as a preemption is recorded preempted, not merely put back."""
         if not self.requeue:
             self.requeue, self.stop_reason = True, "agent interrupted"
+            self.interrupted_by = signum
 
     def escalate_stop(self, kill_grace_s: float, kill_now: bool) -> None:
         """SIGTERM once a stop is wanted; SIGKILL to the group after the grace, or at once on `kill_now`."""
@@ -396,11 +400,11 @@ class _Watch:
         exit_code = self.program.exit_code
         tail = self.program.tail.text() + (f"lora-sweep: warning: {self.warning}\n" if self.warning else "")
         with store.write() as tx:
-            if self.requeue:
+            preempting = self.follower is not None and self.follower.preempting
+            if self.requeue and not self._preempted_with_the_agent(exit_code, preempting):
                 tx.requeue(self.claim)
                 return self.outcome(RunState.PENDING)
-            preempting = self.follower is not None and self.follower.preempting
-            state = final_state(exit_code, self.stop_reason, preempting)
+            state = final_state(exit_code, None if self.requeue else self.stop_reason, preempting)
             if state == RunState.PREEMPTED:
                 tx.preempt(self.claim, exit_code, self.summary, tail or None)
             else:
@@ -408,6 +412,11 @@ class _Watch:
         if state in FAILED_STATES:  # its last words say why, for the agent's one line
             return self.outcome(state, reason=self.program.tail.last_words())
         return self.outcome(state)
+
+    def _preempted_with_the_agent(self, exit_code: int, preempting: bool) -> bool:
+        """The agent got SIGTERM and its program, which got one too, ended as a preemption."""
+        sigterm = self.interrupted_by == signal.SIGTERM
+        return sigterm and final_state(exit_code, None, preempting) == RunState.PREEMPTED
 
     def outcome(self, state: RunState | None, reason: str | None = None) -> ClaimOutcome:
         value = self.summary.get(self.objective.name) if self.objective.name else None
@@ -503,8 +512,15 @@ def _watch_until_exit(
             if watch.stop_reason is None and store.sweep(watch.run.sweep_id).state == SweepState.CANCELED:
                 watch.want_stop("sweep cancelled")
         if interrupts.arrivals:
-            watch.put_back()
-        watch.escalate_stop(options.kill_grace_s, kill_now=len(interrupts.arrivals) > 1)
+            watch.put_back(interrupts.arrivals[0].signum)
+        watch.escalate_stop(options.kill_grace_s, kill_now=asks_to_kill(interrupts.arrivals))
+
+
+def asks_to_kill(arrivals) -> bool:
+    """A second signal kills the program at once, unless it is another SIGTERM: a scheduler's
+    SIGTERM reaches the agent both directly and through its supervisor, and the program's
+    checkpoint needs the grace."""
+    return len(arrivals) > 1 and any(arrival.signum != signal.SIGTERM for arrival in arrivals)
 
 
 def final_state(exit_code: int, stop_reason: str | None, preempting: bool) -> RunState:

@@ -28,6 +28,7 @@ from agent.records import COST_KEY, PREEMPTED_EXIT_CODE, PULL_FAILURES_KEY, SHAR
 from agent.trial.config import DEFAULT_CACHE_ROOT, PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
 from agent.trial.gpu_share import CudaMemory, GpuShare, cap_memory, parse_share, within_share
 from agent.trial.stopping import Preempted, StopKind, StopRequest
+from agent.trial.wandb_link import RunLink
 
 if TYPE_CHECKING:
     from agent.trial.checkpoint_artifact import CheckpointMirror
@@ -89,7 +90,9 @@ def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> 
         # Our project name for standalone runs only: under `wandb agent SWEEP_ID` the agent found the
         # sweep through the project it resolved (WANDB_PROJECT or wandb/settings), and its runs belong there.
         os.environ.setdefault("WANDB_PROJECT", DEFAULT_PROJECT)
-    run = wandb.init(config=config.to_params())
+    # A scheduler's SIGTERM can take W&B's service down with it (Slurm signals every process of a
+    # job): after a SIGTERM, a W&B call that fails no longer fails the launch (agent/trial/wandb_link.py).
+    run = RunLink(wandb.init(config=config.to_params()), stop.latch)
     cost = GpuCost.begin(run, surroundings.hourly_usd, surroundings.share)
     if surroundings.share:  # the review counts this run's GPU-hours at its share (agent.review.results)
         run.summary[SHARE_KEY] = float(surroundings.share.fraction)

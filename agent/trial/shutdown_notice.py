@@ -17,6 +17,7 @@ stopped run wastes a little compute, dropping a preempted one loses its training
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -53,16 +54,29 @@ def shutdown_sent_at(environ: Mapping[str, str]) -> float | None:
         return None
 
 
-def sigterm_is_preemption(environ: Mapping[str, str]) -> bool:
+NOTICE_WAIT_S = 1.0
+"""How long a SIGTERM that the living supervisor has not announced waits for its announcement. A
+scheduler that signals every process of a job at once (Slurm) reaches the run and the supervisor at
+the same moment: the supervisor writes `shutdown` within its poll (0.1 s), and the run must not take
+the signal for a controller's stop in between. A controller's stop is answered this much later."""
+
+
+def sigterm_is_preemption(environ: Mapping[str, str], wait_s: float = NOTICE_WAIT_S) -> bool:
     path = environ.get(NOTICE_ENV)
     if not path:
         return True  # no supervisor to ask
-    try:
-        pid, started, *rest = Path(path).read_text().split()
-        supervisor_alive = _alive(int(pid), float(started))
-    except (OSError, ValueError):
-        return True  # no readable notice: nothing says this was a controller's stop
-    return SHUTDOWN in rest or not supervisor_alive
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            pid, started, *rest = Path(path).read_text().split()
+            supervisor_alive = _alive(int(pid), float(started))
+        except (OSError, ValueError):
+            return True  # no readable notice: nothing says this was a controller's stop
+        if SHUTDOWN in rest or not supervisor_alive:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _identity() -> str:
