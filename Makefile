@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python benchmarks/rouge_aggregate.py
 	$(BIN)/python benchmarks/training_padding.py
 	$(BIN)/python benchmarks/agent_overhead.py
+	$(BIN)/python benchmarks/time_to_answer.py
 
 # One prepared run on a CUDA machine, about 8 minutes (docs/performance.md); tests run its --dry-run.
 bench-gpu: install

@@ -1,5 +1,6 @@
-"""The prepared GPU benchmark runs end to end on this CPU, in its --dry-run sizes: the tiny shape,
-a few steps, a sweep through the real `lora-sweep agent --agents-per-gpu 2` and local controller."""
+"""Benchmarks run end to end on this CPU in their small sizes. The prepared GPU benchmark in its
+--dry-run: the tiny shape, a few steps, a sweep through the real `lora-sweep agent --agents-per-gpu 2`
+and local controller. The time-to-answer benchmark in its --quick mode: both of its grids."""
 
 import subprocess
 import sys
@@ -46,3 +47,18 @@ def parse_tables(out: str) -> dict[str, list[dict[str, str]]]:
         elif set(cells) != {"---"}:
             tables[columns[0]].append(dict(zip(columns, cells)))
     return tables
+
+
+@pytest.mark.e2e
+def test_the_time_to_answer_benchmark_runs_both_grids_in_its_quick_mode(tiny_model_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "time_to_answer.py"), "--quick"],
+        cwd=tmp_path, env=agent_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    fixed, plateau = parse_tables(out)["setup"]
+    assert fixed["finished"] == "2/2" and plateau["finished"] == "2/2", out
+    assert fixed["stopped early"] == "0" and int(plateau["training steps"]) <= int(fixed["training steps"]), out
+    assert all(float(row["wall ratio"][:-1]) > 0 for row in (fixed, plateau)), out
+    assert "same recommendation: " in out

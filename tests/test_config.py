@@ -60,6 +60,10 @@ def test_every_problem_is_reported_at_once():
         ({"padding_free": 1}, "padding_free=1 is not true or false; for example padding_free=true"),
         ({"torch_compile": "yes"}, "torch_compile='yes' is not true or false; for example torch_compile=false"),
         ({"target_modules": "q_proj,"}, "target_modules='q_proj,': use qv, qkv, qkvo, all-linear, or a comma list"),
+        ({"plateau_patience": -1}, "plateau_patience=-1: must be >= 0 (0 turns plateau stopping off)"),
+        ({"plateau_patience": 1.5}, "plateau_patience=1.5 is not an integer; for example plateau_patience=0"),
+        ({"plateau_threshold": -0.1}, "plateau_threshold=-0.1: must be a number >= 0"),
+        ({"plateau_threshold": "nan"}, "plateau_threshold=nan: must be a number >= 0"),
     ],
 )
 def test_bad_values_name_the_fix(params, message):

@@ -13,6 +13,7 @@ import pytest
 import torch
 from helpers import inspect_summary, wandb_run_dir
 
+from agent.records import GPU_TOTAL_KEY
 from agent.trial.config import ConfigError
 from agent.trial.gpu_share import (
     GIB,
@@ -21,7 +22,9 @@ from agent.trial.gpu_share import (
     GpuShareExceeded,
     cap_memory,
     parse_share,
+    record_usable_memory,
     requested_bytes,
+    usable_gb,
     within_share,
 )
 
@@ -70,6 +73,24 @@ def test_a_share_caps_cuda_memory_at_that_fraction_and_nothing_else_does():
     cap_memory(None, cuda)  # the whole GPU: no cap
     cap_memory(GpuShare(Fraction(1, 2)), StandInCuda(cuda=False))  # no CUDA: nothing to cap
     assert cuda.caps == [0.25]
+
+
+@pytest.mark.parametrize("share, gib", [(None, 80.0), ("1/4", 20.0), ("1/3", 80 / 3)])
+def test_the_memory_a_run_could_use_is_the_card_or_its_shares_cap(share, gib):
+    assert usable_gb(80 * GIB, parse_share(share)) == pytest.approx(gib)
+
+
+class Run:
+    def __init__(self):
+        self.summary: dict = {}
+
+
+def test_the_usable_memory_is_in_the_summary_on_a_gpu_and_absent_on_cpu():
+    on_gpu, on_cpu = Run(), Run()
+    record_usable_memory(on_gpu, parse_share("1/2"), StandInCuda(total_gib=80.0))
+    record_usable_memory(on_cpu, None, StandInCuda(cuda=False))
+    assert on_gpu.summary == {GPU_TOTAL_KEY: 40.0}
+    assert on_cpu.summary == {}  # absent, never 0
 
 
 def test_an_overrun_of_the_share_is_one_line_with_the_share_the_peak_and_the_n_that_fits():

@@ -189,3 +189,82 @@ def test_a_sweep_run_keeps_its_parameters_quietly_and_lands_in_the_sweeps_projec
     assert config["lora_r"] == 4  # a flag the sweep does not set still applies
     assert isinstance(summary["summary"]["eval/rougeL"], (int, float))
     assert isinstance(summary["summary"]["train/loss"], float)  # the Trainer's logs still reach the run
+
+
+# Plateau stopping: the rule on hand-made ROUGE-L sequences (the first value is the step-0 baseline).
+@pytest.mark.parametrize(
+    "scores, patience, threshold, stops_at",
+    [
+        ([5.0, 8.0, 11.0, 14.0, 17.0], 2, 0.3, None),  # never plateaus
+        ([5.0], 1, 0.3, None),  # a single evaluation sets the reference, nothing to compare
+        ([5.0, 5.0], 1, 0.0, 1),  # equal is no improvement, even at threshold 0
+        ([5.0, 9.0, 9.1, 8.0, 12.0], 2, 0.3, 3),  # plateau at the 4th evaluation: the later gain is never seen
+        ([5.0, 9.0, 9.1, 8.0, 12.0], 3, 0.3, None),  # more patience waits for it
+        ([20.0, 20.5, 21.0, 21.5], 1, 0.5, None),  # gains exactly at the threshold count
+        ([20.0, 20.3, 20.6, 20.9], 1, 0.3, None),  # ... also where decimals round (20.3 - 20.0 > 0.3 in floats)
+        ([20.0, 20.25, 20.5, 20.75], 1, 0.5, 1),  # below it they do not
+        ([20.0, 20.25, 20.5, 20.75, 21.0], 2, 0.5, None),  # but slow gains add up against the reference
+        ([20.0, 30.0, 10.0, 30.0, 30.0], 2, 0.3, 3),  # a dip, then back to the best: still no improvement
+        ([5.0, 6.0, 7.0, 8.0], 0, 0.3, None),  # patience 0: off
+    ],
+)
+def test_the_plateau_rule_on_objective_sequences(scores, patience, threshold, stops_at):
+    from agent.trial.plateau import stop_step
+
+    assert stop_step(list(enumerate(scores)), patience, threshold) == stops_at
+
+
+def test_the_plateau_rule_follows_the_goal_and_its_state_round_trips():
+    from agent.trial.plateau import Plateau, stop_step
+
+    losses = [(0, 3.0), (10, 2.0), (20, 1.9), (30, 1.8)]
+    assert stop_step(losses, 2, 0.3, maximize=False) == 30
+    assert stop_step(losses, 2, 0.3, maximize=True) == 20
+    half = Plateau(2, 0.3)
+    for step, score in [(0, 5.0), (10, 9.0), (20, 9.1)]:
+        half.observe(score, step)
+    resumed = Plateau(2, 0.3)
+    resumed.restore(half.state())
+    assert resumed == half and resumed.observe(8.0, 30) and resumed.stopped_step == 30
+
+
+@pytest.mark.e2e
+def test_a_trial_on_a_plateau_stops_early_finishes_and_a_relaunch_trains_nothing_again(
+    tiny_model_dir, dialogues, tmp_path
+):
+    # A learning rate this small leaves ROUGE where the untuned model has it: a plateau from step 0.
+    args = [
+        "-m",
+        "agent.train",
+        "--model_name_or_path=builtin:tiny-llama",
+        f"--dataset={dialogues}",
+        "--max_steps=60",
+        "--eval_steps=10",
+        "--eval_subset_size=8",
+        "--max_new_tokens=16",
+        "--learning_rate=1e-6",
+        "--logging_steps=5",
+        "--plateau_patience=2",
+        f"--checkpoint_dir={tmp_path / 'volume'}",
+    ]
+    first = run_program(args, cwd=tmp_path, env={"WANDB_RUN_ID": "flat"})
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "training stops at step 20" in first.stderr
+    run_dir = wandb_run_dir(tmp_path)
+    rows = logged_rows(run_dir)
+    assert [row["train/global_step"] for row in rows if "eval/rougeL" in row] == [0, 10, 20]
+    assert max(row["train/global_step"] for row in rows if "train/loss" in row) == 20
+    summary = inspect_summary(run_dir)
+    assert summary["state"] == "finished" and summary["exit_code"] == 0
+    metrics = summary["summary"]
+    assert metrics["plateau/stopped_at_step"] == 20 and metrics["launch/outcome"] == "finished"
+    assert "final/rougeL" in metrics and (tmp_path / "outputs" / "flat" / "best_adapter").is_dir()
+
+    # Launched again (as a requeue would), it restores the plateau from its checkpoint: nothing is trained.
+    second = run_program(args, cwd=tmp_path, env={"WANDB_RUN_ID": "flat"})
+    assert second.returncode == 0, second.stderr[-3000:]
+    [relaunch] = [d for d in (tmp_path / "wandb").glob("offline-run-*") if d != run_dir]
+    assert not [row for row in logged_rows(relaunch) if "train/loss" in row or "eval/rougeL" in row]
+    again = inspect_summary(relaunch)["summary"]
+    assert again["plateau/stopped_at_step"] == 20 and again["launch/resumed_from_step"] == 20
+    assert again["final/rougeL"] == metrics["final/rougeL"]

@@ -1,5 +1,5 @@
-"""Trainer callbacks: ROUGE evaluations during training, the adapter of the best one, and
-checkpoints that let a preempted run continue."""
+"""Trainer callbacks: ROUGE evaluations during training, the adapter of the best one, plateau
+stopping, and checkpoints that let a preempted run continue."""
 
 from __future__ import annotations
 
@@ -16,8 +16,16 @@ from transformers import TrainerCallback, TrainerState
 from transformers.trainer_callback import ExportableState
 
 from agent.records import EVAL_PREFIX, MEMORY_KEYS, OBJECTIVE, STEP_KEY
-from agent.trial.checkpoint import BEST_ADAPTER_FILE, CHECKPOINT_PREFIX, seal, sync_file, write_trial_config
+from agent.trial.checkpoint import (
+    BEST_ADAPTER_FILE,
+    CHECKPOINT_PREFIX,
+    seal,
+    step_of,
+    sync_file,
+    write_trial_config,
+)
 from agent.trial.checkpoint_artifact import CheckpointMirror, NoMirror
+from agent.trial.plateau import Plateau
 from agent.trial.stopping import StopKind, StopRequest
 
 
@@ -50,33 +58,53 @@ class BestAdapterKeeper:
 class RougeCallback(TrainerCallback, ExportableState):
     """ROUGE on the fixed validation subset every `eval_steps` optimizer steps.
 
-    Its counters and the best score travel in each checkpoint's trainer state (`state()`); the
-    best adapter's weights go beside it in a file (`CheckpointKeeper`).
+    Each evaluation during training is counted by `plateau`, which may end training there
+    (`plateau_patience`). Its counters, the plateau's and the best score travel in each checkpoint's
+    trainer state (`state()`); the best adapter's weights go beside it in a file (`CheckpointKeeper`).
     """
 
-    def __init__(self, run: Any, evaluator: Any, keeper: BestAdapterKeeper, eval_steps: int, request: StopRequest):
+    def __init__(
+        self,
+        run: Any,
+        evaluator: Any,
+        keeper: BestAdapterKeeper,
+        eval_steps: int,
+        request: StopRequest,
+        plateau: Plateau | None = None,
+    ):
         self.run, self.evaluator, self.keeper, self.eval_steps = run, evaluator, keeper, eval_steps
         self.request = request
+        self.plateau = plateau or Plateau(patience=0, threshold=0.0)
         self.last_step = -1
         self.eval_seconds = 0.0
         self.seconds_per_example = math.inf
         """The last evaluation's pace: the final scoring's estimate before its first batch is timed."""
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        # A checkpoint taken on SIGTERM at an eval step skipped that evaluation: catch up, so the
-        # curve has the same points as a run never stopped.
-        if self.due(state.global_step) and self.last_step < state.global_step:
-            self.evaluate(model, state.global_step)
+    def catch_up(self, model: Any, checkpoint: Path, training_ended: bool) -> None:
+        """The evaluation a resumed checkpoint missed, on its weights, before training goes on.
+
+        A checkpoint taken on SIGTERM at an eval step skipped that evaluation, and one taken on the last
+        step came before the final one: catch up, so the curve has the same points as a run never
+        stopped, and a plateau it completes ends training there, as it would have. Done before the
+        Trainer's loop, which would train a step before any callback could stop it.
+        """
+        step = step_of(checkpoint)
+        if self.last_step < step and (self.due(step) or training_ended):
+            set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
+            self.evaluate(model, step, last=training_ended)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         # Under preemption the grace period is for the checkpoint, not for a generation pass.
         if self.due(state.global_step) and self.request.poll() is not StopKind.PREEMPT:
-            self.evaluate(model, state.global_step)
+            self.evaluate(model, state.global_step, last=state.global_step >= state.max_steps)
+            if self.plateau.stopped:
+                control.should_training_stop = True  # this step's checkpoint is still written, then the loop ends
 
     def due(self, step: int) -> bool:
         return step > 0 and step % self.eval_steps == 0
 
-    def evaluate(self, model: Any, step: int) -> None:
+    def evaluate(self, model: Any, step: int, last: bool = False) -> None:
+        """Score `model` at `step`; `last`: training is over, so the plateau does not count it."""
         started = time.perf_counter()
         result = self.evaluator(model)
         took = time.perf_counter() - started
@@ -88,6 +116,12 @@ class RougeCallback(TrainerCallback, ExportableState):
         # The best so far as a plain number, from the first evaluation on: W&B's panels read the summary,
         # so running, crashed and preempted runs show too (the history is what the sweep engines read).
         self.run.summary[OBJECTIVE] = self.keeper.score
+        if not last and self.plateau.observe(result.metrics["rougeL"], step) and self.plateau.stopped_step == step:
+            print(
+                f"plateau: {OBJECTIVE} gained less than {self.plateau.threshold:g} over "
+                f"{self.plateau.patience} evaluations; training stops at step {step}",
+                file=sys.stderr,
+            )
         self.last_step = step
 
     def state(self) -> dict:
@@ -98,6 +132,7 @@ class RougeCallback(TrainerCallback, ExportableState):
                 "eval_seconds": self.eval_seconds,
                 "best_score": self.keeper.score,
                 "best_step": self.keeper.step,
+                "plateau": self.plateau.state(),
             },
         }
 
@@ -107,6 +142,7 @@ class RougeCallback(TrainerCallback, ExportableState):
         attributes = saved.stateful_callbacks[type(self).__name__]["attributes"]
         self.last_step, self.eval_seconds = attributes["last_step"], attributes["eval_seconds"]
         self.keeper.load(checkpoint / BEST_ADAPTER_FILE, attributes["best_score"], attributes["best_step"])
+        self.plateau.restore(attributes["plateau"])
 
 
 class CheckpointKeeper(TrainerCallback):

@@ -150,9 +150,23 @@ class EvalArgs:
     eval_subset_size: int = param(200, "validation examples scored at every evaluation (the objective)")
     eval_batch_size: int = param(32, "prompts generated together at evaluation")
     max_new_tokens: int = param(64, "generation budget per summary")
+    plateau_patience: int = param(
+        0,
+        "evaluations in a row without an improvement of at least plateau_threshold before training stops "
+        "early (the best adapter is still scored and saved); 0 trains every step",
+    )
+    # The default is the review's MIN_GAIN (agent/review/verdict.py): a smaller gain changes no decision there.
+    plateau_threshold: float = param(
+        0.3, "the smallest gain of the objective (ROUGE-L x100) that counts as an improvement for plateau_patience"
+    )
 
     def problems(self) -> list[str]:
-        return _positive(self, "eval_steps", "eval_subset_size", "eval_batch_size", "max_new_tokens")
+        out = _positive(self, "eval_steps", "eval_subset_size", "eval_batch_size", "max_new_tokens")
+        if self.plateau_patience < 0:
+            out.append(f"plateau_patience={self.plateau_patience}: must be >= 0 (0 turns plateau stopping off)")
+        if not 0 <= self.plateau_threshold < float("inf"):
+            out.append(f"plateau_threshold={self.plateau_threshold}: must be a number >= 0 (ROUGE-L x100 points)")
+        return out
 
 
 @dataclass(frozen=True)

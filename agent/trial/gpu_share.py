@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from agent.env_vars import SHARE_ENV
+from agent.records import GPU_TOTAL_KEY
 from agent.trial.config import ConfigError
 
 GIB = 2**30
@@ -85,6 +87,18 @@ def cap_memory(share: GpuShare | None, memory: CudaMemory) -> None:
     """Cap this process's CUDA memory at its share; nothing without a share or without CUDA."""
     if share is not None and memory.available():
         memory.cap(float(share.fraction))
+
+
+def usable_gb(total_bytes: int, share: GpuShare | None) -> float:
+    """The CUDA memory a trial may use, in GiB as `gpu/peak_allocated_gb` is written: the card's total, or
+    the cap `cap_memory` sets under a share (`set_per_process_memory_fraction` caps at that fraction of it)."""
+    return total_bytes * float(share.fraction if share else 1) / GIB
+
+
+def record_usable_memory(run: Any, share: GpuShare | None, memory: CudaMemory) -> None:
+    """`gpu/total_gb` in the run's summary when it runs on a GPU; nothing on CPU (never a 0)."""
+    if memory.available():
+        run.summary[GPU_TOTAL_KEY] = usable_gb(memory.total_bytes(), share)
 
 
 @contextmanager

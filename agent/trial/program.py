@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 from agent.env_vars import CACHE_ENV, GPU_HOURLY_USD_ENV, SHARE_ENV
 from agent.records import COST_KEY, PREEMPTED_EXIT_CODE, PULL_FAILURES_KEY, SHARE_KEY
 from agent.trial.config import DEFAULT_CACHE_ROOT, PARAMETERS, ConfigError, TrialConfig, load_yaml_mapping
-from agent.trial.gpu_share import CudaMemory, GpuShare, cap_memory, parse_share, within_share
+from agent.trial.gpu_share import (
+    CudaMemory,
+    GpuShare,
+    cap_memory,
+    parse_share,
+    record_usable_memory,
+    within_share,
+)
 from agent.trial.stopping import Preempted, StopKind, StopRequest
 from agent.trial.wandb_link import RunLink
 
@@ -229,6 +236,7 @@ def run_trial(config: TrialConfig, run: Any, stop: StopRequest, surroundings: Su
     try:
         from agent.trial.recipe import fine_tune  # torch and the rest: only now that the launch is counted
 
+        record_usable_memory(run, surroundings.share, memory)
         with within_share(surroundings.share, memory):
             fine_tune(config, run, stop, folder, mirror, ledger.is_last, surroundings.cache_root)
     except Preempted:

@@ -31,6 +31,7 @@ from agent.records import (
     OBJECTIVE,
     PEAK_MEMORY_KEY,
     PEAK_RESERVED_KEY,
+    PLATEAU_STOP_KEY,
     REAL_TOKEN_SHARE_KEY,
     RESUMED_FROM_STEP_KEY,
     SAMPLES_KEY,
@@ -54,6 +55,7 @@ from agent.trial.model import (
     load_tokenizer,
     use_bf16,
 )
+from agent.trial.plateau import Plateau
 from agent.trial.stopping import Preempted, StopKind, StopRequest
 from agent.trial.trainer import ResumableTrainer
 
@@ -134,7 +136,8 @@ def prepare(
 
     define_metrics(run)
     keeper = BestAdapterKeeper()
-    rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop)
+    plateau = Plateau(config.eval.plateau_patience, config.eval.plateau_threshold)  # ROUGE-L: higher is better
+    rouge = RougeCallback(run, evaluate_subset, keeper, config.eval.eval_steps, stop, plateau)
     checkpoints = CheckpointKeeper(stop, keeper, config.preempt.preempt_grace_s, mirror, config.training_params())
     collator = build_collator(config.device.padding_free, tokenizer.pad_token_id)
     trainer = ResumableTrainer(
@@ -163,10 +166,13 @@ def restore(trial: Trial, folder: Path, run: wandb.Run) -> Path | None:
 def train_adapter(trial: Trial, stop: StopRequest, resume_from: Path | None) -> float:
     """The Trainer's loop (continued from `resume_from`), and a last evaluation if the end missed one.
 
-    Returns the seconds spent training, evaluations excluded.
+    Training ends at the last step, or earlier at a plateau (`plateau_patience`). Returns the seconds
+    spent training, evaluations excluded.
     """
     started, eval_before = time.perf_counter(), trial.rouge.eval_seconds
-    if resume_from is not None and training_done(resume_from):
+    if resume_from is not None:
+        trial.rouge.catch_up(trial.model, resume_from, training_done(resume_from))
+    if resume_from is not None and (training_done(resume_from) or trial.rouge.plateau.stopped):
         final_step = step_of(resume_from)  # a relaunch after the training ended: nothing is trained again
     else:
         trial.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -174,7 +180,7 @@ def train_adapter(trial: Trial, stop: StopRequest, resume_from: Path | None) -> 
             return 0.0
         final_step = trial.trainer.state.global_step
     if trial.rouge.last_step != final_step:
-        trial.rouge.evaluate(trial.model, step=final_step)
+        trial.rouge.evaluate(trial.model, step=final_step, last=True)
     return time.perf_counter() - started - (trial.rouge.eval_seconds - eval_before)
 
 
@@ -198,6 +204,8 @@ def finish(trial: Trial, run: wandb.Run, config: TrialConfig, stop: StopRequest,
     upload_adapter(run, config, trial.keeper, adapter_dir)
     stop.boundary("uploaded", 0.0, grace_s)
     run.summary.update({OBJECTIVE: trial.keeper.score, EVAL_S_KEY: trial.rouge.eval_seconds})
+    if trial.rouge.plateau.stopped:
+        run.summary[PLATEAU_STOP_KEY] = trial.rouge.plateau.stopped_step
     if train_s > 0:  # a relaunch after training trained nothing: no throughput to report
         run.summary.update(
             {
