@@ -126,7 +126,9 @@ def answer_questions(results: SweepResults, tolerance: float) -> Answers:
 
 
 def facts_of(results: SweepResults, run: RunResult, tolerance: float) -> RunFacts:
-    plateau = plateau_step(run.curve, tolerance, results.maximize) if run.finished else None
+    """A run that never rose above its step-0 value by more than the tolerance has no plateau to
+    reach: its flat curve would "plateau" at once, and look fastest."""
+    plateau = plateau_step(run.curve, tolerance, results.maximize) if learned(results, run, tolerance) else None
     return RunFacts(plateau, check_loss(run.loss) if run.loss else None)
 
 
@@ -194,9 +196,9 @@ def answer_rank(results: SweepResults, tolerance: float, name: str = RANK) -> An
 def answer_learning_rate(
     results: SweepResults, facts: dict[str, RunFacts], tolerance: float, name: str = LEARNING_RATE
 ) -> Answer:
-    """Speed: the median plateau step of each value's finished runs; stability: the share of its
-    runs whose loss is unstable. `fastest` plateaus soonest among the values that learned at all
-    (improved on the untuned model by more than the tolerance): a flat curve plateaus at once."""
+    """Speed: the median plateau step of each value's finished runs (a run that never learned has
+    none: `facts_of`); stability: the share of its runs whose loss is unstable. `fastest` is the
+    value with the earliest median plateau."""
     parameter = swept(results, name)
     empty = {"parameter": name, "fastest": None, "fastest_is_stable": None, "by_value": {}}
     if parameter is None:
@@ -242,7 +244,7 @@ def answer_learning_rate(
 
 
 def learned(results: SweepResults, run: RunResult, tolerance: float) -> bool:
-    if not run.curve:
+    if not run.finished or not run.curve:
         return False
     start = run.curve[0][1] if results.maximize else -run.curve[0][1]
     return beyond(results.score(run) - start, tolerance)
@@ -293,16 +295,18 @@ def answer_memory_tradeoff(results: SweepResults, tolerance: float, name: str = 
     extra_gb = rows[heavier]["peak_gb"] - rows[lightest]["peak_gb"] if measured else None
     justified = weight(heavier) > weight(lightest) and beyond(gain, tolerance)
     light, heavy = format_value(lightest), format_value(heavier)
-    cost = f"{extra_gb:.2f} GB more peak memory than {light}" if measured else f"more than {light} ({ON_CPU})"
-    if counted:
-        heavy_params, light_params = (describe_params(rows[v]["trainable_params"]) for v in (heavier, lightest))
-        cost += f", {heavy_params} trainable parameters against {light_params}"
+    heavy_params, light_params = (describe_params(rows[v]["trainable_params"]) for v in (heavier, lightest))
+    if measured:
+        cost = f"uses {extra_gb:.2f} GB more peak memory than {light}"
+        cost += f", {heavy_params} trainable parameters against {light_params}" if counted else ""
+    else:
+        cost = f"trains {heavy_params} parameters against {light_params} for {light} (GPU memory {ON_CPU})"
     worth = (
         f"more than the tolerance {tolerance:.2g}: worth it"
         if justified
         else f"not more than the tolerance {tolerance:.2g}: keep {light}"
     )
-    sentence = f"{name} = {heavy} uses {cost}, and gains {gain:+.2f} {results.metric}, {worth}."
+    sentence = f"{name} = {heavy} {cost}, and gains {gain:+.2f} {results.metric}, {worth}."
     data = {**empty, "justified": justified, "extra_gb": extra_gb, "gain": round(gain, 4), "by_value": table}
     data.update(lighter=lightest, heavier=heavier)
     return Answer(sentence, data)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import median
+from statistics import mean, median
 
+ENDS = 4
+"""A run's loss ends above its start when the mean of its last quarter of logged losses exceeds
+that of its first quarter (quarters of at least one loss): a single logged loss is one window's
+minibatches, and as noisy as they are."""
 SPIKE_Z = 6.0
 """A loss jump this many robust standard deviations above the run's typical step-to-step change is
 a spike. Iglewicz and Hoaglin's outlier cut-off for the modified z-score is 3.5; minibatch losses are
@@ -56,12 +60,15 @@ class LossCheck:
 
 def check_loss(loss: list[tuple[float, float]]) -> LossCheck:
     """Spikes: an increase whose robust z-score, against the median and median absolute deviation
-    of the run's own differences, exceeds SPIKE_Z. Divergence: a non-finite loss, or a last loss
-    above the first."""
+    of the run's own differences, exceeds SPIKE_Z. Divergence: a non-finite loss, or a loss that
+    ends above where it started (ENDS)."""
     broken = next((step for step, value in loss if not math.isfinite(value)), None)
     if broken is not None:
         return LossCheck(spikes=[], diverged=f"non-finite loss at step {broken:g}")
-    diverged = "ends above its start" if len(loss) >= 2 and loss[-1][1] > loss[0][1] else None
+    values = [value for _, value in loss]
+    ends = max(1, len(values) // ENDS)
+    rose = len(values) >= 2 and mean(values[-ends:]) > mean(values[:ends])
+    diverged = "ends above its start" if rose else None
     return LossCheck(spikes=find_spikes(loss), diverged=diverged)
 
 
