@@ -220,7 +220,11 @@ def answer_learning_rate(
     contenders = [value for value, row in rows.items() if row["learned"] and row["plateau_step"] is not None]
     if not contenders:
         data = {**empty, "by_value": table}
-        return Answer(f"no value of {name} reached a plateau after learning: train longer.", data)
+        return Answer(
+            f"no value of {name} has a plateau: at least half of each value's runs were still rising at their "
+            "last evaluation or never learned; train longer.",
+            data,
+        )
     fastest = min(contenders, key=lambda value: (rows[value]["plateau_step"], rows[value]["unstable_runs"]))
     row = rows[fastest]
     stable = row["unstable_runs"] == 0
@@ -300,7 +304,7 @@ def answer_memory_tradeoff(results: SweepResults, tolerance: float, name: str = 
         cost = f"uses {extra_gb:.2f} GB more peak memory than {light}"
         cost += f", {heavy_params} trainable parameters against {light_params}" if counted else ""
     else:
-        cost = f"trains {heavy_params} parameters against {light_params} for {light} (GPU memory {ON_CPU})"
+        cost = f"trains {heavy_params} parameters against {light_params} for {light} (GPU memory: not measured, on CPU)"
     worth = (
         f"more than the tolerance {tolerance:.2g}: worth it"
         if justified
