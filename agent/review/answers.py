@@ -419,13 +419,14 @@ def answer_steps(results: SweepResults, facts: dict[str, RunFacts], tolerance: f
         }
         for parameter in results.swept
     }
-    data = {"plateau_step_by_value": by_parameter, "suggested_max_steps": None}
+    data = {"plateau_step_by_value": by_parameter, "suggested_max_steps": None, "leaders_plateaued": None}
     leaders = leading_runs(results, tolerance)
     if all(len(run.curve) < 2 for run in leaders):
         return Answer(None, data, "the leading runs logged fewer than two evaluations: no trend to read")
     plateaus = [facts[run.run_id].plateau_step for run in leaders]
     trained = max(run.curve[-1][0] for run in leaders)
-    if any(step is None for step in plateaus):
+    data["leaders_plateaued"] = all(step is not None for step in plateaus)
+    if not data["leaders_plateaued"]:
         data["suggested_max_steps"] = int(2 * trained)
         return Answer(
             f"a leading run was still improving at its last evaluation (step {trained:g}): not reached; "

@@ -70,7 +70,12 @@ def parameter_lines(specs: dict[str, Any], results: SweepResults, answers: Answe
         lines.append(line(name, keep, why, indent=2))
     steps = answers.questions["steps"]
     if steps.data["suggested_max_steps"] is not None:
-        lines.append(line("max_steps", {"value": steps.data["suggested_max_steps"]}, "from the plateau", indent=2))
+        why = (
+            f"the leaders' latest plateau plus {PATIENCE} evaluations"
+            if steps.data["leaders_plateaued"]
+            else "a leader was still improving at its last evaluation: twice its steps"
+        )
+        lines.append(line("max_steps", {"value": steps.data["suggested_max_steps"]}, why, indent=2))
     patience = f"stop a run after {PATIENCE} evaluations without an improvement beyond the threshold"
     lines.append(line("plateau_patience", {"value": PATIENCE}, patience, indent=2))
     threshold = f"the review's tolerance: smaller gains in {results.metric} change no decision"
