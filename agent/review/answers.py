@@ -171,7 +171,7 @@ def answer_rank(results: SweepResults, tolerance: float, name: str = RANK) -> An
         return Answer(None, empty, f"only one value of {name} finished ({', '.join(map(format_value, best))})")
     values = sorted(best)
     top = max(best.values())
-    sufficient = next(value for value in values if best[value] >= top - tolerance)
+    sufficient = next(value for value in values if not beyond(top - best[value], tolerance))
     gains = [
         {"from": low, "to": high, "gain": round(best[high] - best[low], 4)} for low, high in zip(values, values[1:])
     ]
