@@ -4,7 +4,8 @@ A local sweep of lora_r x learning_rate on the tiny built-in model (CPU, offline
 the real `lora-sweep agent` over the local controller, twice: every run to `max_steps`
 (`plateau_patience=0`, the default), then with `plateau_patience=--patience`. It prints, for each,
 the training steps the runs took (the last step each logged), the grid's wall time, and the
-recommendation the review makes (`agent.review.findings.assess`: the winner's swept parameters),
+recommendation the review makes (`agent.review.findings.assess`: the recommended run's swept
+parameters, the lightest stable run within the tolerance of the winner),
 each as a ratio to the fixed-steps grid, and whether the recommendation is the same.
 
     .venv/bin/python benchmarks/time_to_answer.py              # 4 runs x 200 steps each way, a few minutes
@@ -50,7 +51,7 @@ class GridResult:
     """Training steps of every run together: the last step each logged."""
     wall_s: float
     best: dict[str, Any]
-    """The review's recommendation: the winner's swept parameters."""
+    """The review's recommendation: the recommended run's swept parameters."""
     best_objective: float
     stopped_early: int
 
@@ -97,7 +98,7 @@ def run_grid(setup: str, config: dict[str, Any], workdir: Path) -> GridResult:
     )  # fmt: skip
     wall = time.perf_counter() - started
     record = store.sweep_record(sweep_id)
-    winner = assess(record).results.finished[0]
+    recommended = assess(record).answers.recommended
     swept = record.swept_parameters
     return GridResult(
         setup=setup,
@@ -105,8 +106,8 @@ def run_grid(setup: str, config: dict[str, Any], workdir: Path) -> GridResult:
         runs=len(record.runs),
         steps=total_steps(record),
         wall_s=wall,
-        best={name: winner.params.get(name) for name in swept},
-        best_objective=winner.objective,
+        best={name: recommended.params.get(name) for name in swept},
+        best_objective=recommended.objective,
         stopped_early=sum(PLATEAU_STOP_KEY in run.summary for run in record.runs),
     )
 
