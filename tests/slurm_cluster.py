@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 NODE = "node0"
 PARTITION = "debug"
 HOST = socket.gethostname().split(".")[0]
@@ -35,6 +37,7 @@ class SlurmCluster:
         return subprocess.run(list(argv), capture_output=True, text=True, env=self.env, timeout=30, check=check)
 
     def stop(self) -> None:
+        self.end_steps()
         for name in ("slurmd", "slurmctld", "munged"):
             pid = self.pids.get(name)
             if pid is None:
@@ -48,6 +51,17 @@ class SlurmCluster:
                 time.sleep(0.05)
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+    def end_steps(self) -> None:
+        """A test that failed mid-job leaves its tasks running, and slurmstepd outlives slurmd: kill
+        every job step of this cluster (a slurmstepd working in its folder) with what it started."""
+        for process in psutil.process_iter(["name", "cwd"]):
+            if process.info["name"] == "slurmstepd" and str(process.info["cwd"] or "").startswith(str(self.folder)):
+                try:
+                    for step in [*process.children(recursive=True), process]:
+                        step.kill()
+                except psutil.NoSuchProcess:
+                    continue
 
 
 def alive(pid: int) -> bool:
