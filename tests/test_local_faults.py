@@ -167,7 +167,9 @@ def test_an_unsafe_heartbeat_timeout_is_refused_in_one_line(tmp_path):
 @pytest.mark.skipif(not shutil.which("python3", path="/usr/bin"), reason="needs a system python3")
 def test_the_trial_entry_point_says_in_one_line_when_its_python_lacks_the_packages(tmp_path):
     bare = "/usr/bin/python3"
-    if subprocess.run([bare, "-c", "import wandb"], capture_output=True).returncode == 0:
+    if (
+        subprocess.run([bare, "-c", "import wandb"], capture_output=True, cwd=tmp_path).returncode == 0
+    ):  # no run folder yet
         pytest.skip("the system python has wandb installed")
     (tmp_path / "wandb").mkdir()  # a W&B run folder, which a bare python imports as `wandb`
     result = subprocess.run(

@@ -258,17 +258,20 @@ def test_a_resumed_claims_first_rows_replace_what_it_trains_again(tmp_path):
 
 def signal_every_process(root: subprocess.Popen) -> list[str]:
     """SIGCONT and SIGTERM to the process and every descendant at once, whatever its session: what
-    Slurm does to a job on a requeue, a preemption or the time limit. Returns their names."""
+    Slurm does to a job on a requeue, a preemption or the time limit. Returns the names of those it
+    signalled, read before the signals: wandb-core, for one, is gone as soon as it gets its own."""
     import psutil
 
-    tree = [psutil.Process(root.pid), *psutil.Process(root.pid).children(recursive=True)]
-    for process in tree:
-        for signum in (signal.SIGCONT, signal.SIGTERM):
-            try:
+    signalled = []
+    for process in [psutil.Process(root.pid), *psutil.Process(root.pid).children(recursive=True)]:
+        try:
+            name = process.name()
+            for signum in (signal.SIGCONT, signal.SIGTERM):
                 process.send_signal(signum)
-            except psutil.NoSuchProcess:
-                pass
-    return [process.name() for process in tree if process.is_running()]
+        except psutil.NoSuchProcess:
+            continue
+        signalled.append(name)
+    return signalled
 
 
 @pytest.mark.e2e
