@@ -243,3 +243,28 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServ
     finally:
         server.shutdown()
         server.server_close()
+
+
+FLEET_BIN = Path(__file__).parent / "fleet_bin"
+"""The strict stand-ins for `pip` and `git` (the package index and git hosts are the boundary)."""
+STANDIN_INDEX = {"torch": ["2.8.0"], "lora-sweep": ["0.1.0"]}
+"""What the stand-in `pip` finds on its index (STANDIN_PIP_INDEX)."""
+SECRET_WANDB_KEY = "0123456789abcdefSECRETwandb0123456789abcdef"
+
+
+def run_with_standins(*args: str, **env_extra: str):
+    """`lora-sweep ARGS` in click's runner, with the stand-ins first on PATH and a W&B key set that
+    must never appear in what it prints."""
+    from click.testing import CliRunner
+
+    from agent.cli import main
+
+    env = {
+        "PATH": f"{FLEET_BIN}{os.pathsep}{os.environ['PATH']}",
+        "STANDIN_PIP_INDEX": json.dumps(STANDIN_INDEX),
+        "WANDB_API_KEY": SECRET_WANDB_KEY,
+        **env_extra,
+    }
+    done = CliRunner().invoke(main, list(args), env=env, prog_name="lora-sweep")
+    assert SECRET_WANDB_KEY not in done.output, "a secret was printed"
+    return done

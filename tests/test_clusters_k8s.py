@@ -12,33 +12,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from helpers import FLEET_BIN
+from helpers import STANDIN_INDEX as INDEX
+from helpers import run_with_standins as lora_sweep
 
-from agent.cli import main
 from agent.clusters.k8s import RUN_SAVE_GRACE_S
 from agent.trial.config import PreemptArgs
 
 SWEEP = "me/lora/8f3k2x1q"
-FLEET_BIN = Path(__file__).parent / "fleet_bin"
-INDEX = {"torch": ["2.8.0"], "lora-sweep": ["0.1.0"]}
-WANDB_KEY = "0123456789abcdefSECRETwandb0123456789abcdef"
 JOB = ("k8s", "job", SWEEP, "--package", "lora-sweep==0.1.0")
-
-
-def lora_sweep(*args: str, **env_extra: str) -> Result:
-    env = {
-        "PATH": f"{FLEET_BIN}{os.pathsep}{os.environ['PATH']}",
-        "STANDIN_PIP_INDEX": json.dumps(INDEX),
-        "WANDB_API_KEY": WANDB_KEY,
-        **env_extra,
-    }
-    done = CliRunner().invoke(main, list(args), env=env, prog_name="lora-sweep")
-    assert WANDB_KEY not in done.output, "a secret was printed"
-    return done
 
 
 def manifest(*args: str) -> dict:

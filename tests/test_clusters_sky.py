@@ -19,14 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-
-from agent.cli import main
+from helpers import FLEET_BIN
+from helpers import SECRET_WANDB_KEY as WANDB_KEY
+from helpers import STANDIN_INDEX as INDEX
+from helpers import run_with_standins as lora_sweep
 
 SWEEP = "me/lora/8f3k2x1q"
-FLEET_BIN = Path(__file__).parent / "fleet_bin"
-INDEX = {"torch": ["2.8.0"], "lora-sweep": ["0.1.0"]}
-WANDB_KEY = "0123456789abcdefSECRETwandb0123456789abcdef"
 SKYPILOT = "skypilot==0.14.1"
 SKYPILOT_VENV = Path.home() / ".cache" / "lora-sweep-test" / "skypilot-0.14.1"
 
@@ -34,18 +32,6 @@ SKYPILOT_VENV = Path.home() / ".cache" / "lora-sweep-test" / "skypilot-0.14.1"
 @pytest.fixture(autouse=True)
 def in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-
-
-def lora_sweep(*args: str, **env_extra: str) -> Result:
-    env = {
-        "PATH": f"{FLEET_BIN}{os.pathsep}{os.environ['PATH']}",
-        "STANDIN_PIP_INDEX": json.dumps(INDEX),
-        "WANDB_API_KEY": WANDB_KEY,
-        **env_extra,
-    }
-    done = CliRunner().invoke(main, list(args), env=env, prog_name="lora-sweep")
-    assert WANDB_KEY not in done.output, "a secret was printed"
-    return done
 
 
 TASK = ("sky", "task", SWEEP, "--package", "lora-sweep==0.1.0")

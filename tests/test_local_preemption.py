@@ -93,12 +93,14 @@ def newest_checkpoint(cwd: Path, run_id: str) -> int:
     return max(done, default=0)
 
 
-def wait_past_a_checkpoint(agent: subprocess.Popen, cwd: Path, sweep_id: str) -> str:
+def wait_past_a_checkpoint(
+    cwd: Path, sweep_id: str, agent: subprocess.Popen | None = None, timeout_s: float = 300
+) -> str:
     """The run's id, once it has a periodic checkpoint, at most at step 20, and the store holds
-    two steps past it (steps a kill would lose)."""
+    two steps past it (steps a kill would lose). `agent`, when the test started it, must still run."""
 
     def ready():
-        assert agent.poll() is None, agent.log.read_text()[-3000:]
+        assert agent is None or agent.poll() is None, agent.log.read_text()[-3000:]
         runs = runs_of(cwd / "sweeps.db", sweep_id)
         if not runs:
             return None
@@ -106,7 +108,7 @@ def wait_past_a_checkpoint(agent: subprocess.Popen, cwd: Path, sweep_id: str) ->
         assert saved <= 20, "the run got too far before the test could stop it"
         return runs[0].run_id if saved and max(train_steps(runs[0]), default=0) >= saved + 2 else None
 
-    return wait_for(ready, 300, "steps past a periodic checkpoint", interval_s=0.2)
+    return wait_for(ready, timeout_s, "steps past a periodic checkpoint", interval_s=0.2)
 
 
 def train_steps(run) -> list[int]:
@@ -153,7 +155,7 @@ def test_a_run_whose_program_gets_sigterm_is_preempted_requeued_and_resumed(stra
     sweep_id = create_sweep(tmp_path / "sweeps.db", config)
     started = time.monotonic()
     agent = start_agent(sweep_id, tmp_path)
-    run_id = wait_past_a_checkpoint(agent, tmp_path, sweep_id)
+    run_id = wait_past_a_checkpoint(tmp_path, sweep_id, agent)
     first = only_run(tmp_path, sweep_id)
     # The machine's SIGTERM reaches the program, not through the agent: the agent did not ask.
     subprocess.run(["kill", "-TERM", str(first.pid)], check=True)
@@ -182,7 +184,7 @@ def test_a_killed_agents_run_is_requeued_by_heartbeat_and_resumes_from_its_last_
     sweep_id = create_sweep(tmp_path / "sweeps.db", trial_sweep(tmp_path, dialogues))
     started = time.monotonic()
     doomed = start_agent(sweep_id, tmp_path)
-    run_id = wait_past_a_checkpoint(doomed, tmp_path, sweep_id)
+    run_id = wait_past_a_checkpoint(tmp_path, sweep_id, doomed)
     doomed.send_signal(signal.SIGKILL)  # its program gets SIGKILL too (parent-death signal)
     doomed.wait()
     before = only_run(tmp_path, sweep_id)
@@ -282,7 +284,7 @@ def test_a_sigterm_to_every_process_of_a_supervised_agent_is_a_preemption(straig
     config = trial_sweep(tmp_path, dialogues, preempt_grace_s=60.0)
     sweep_id = create_sweep(tmp_path / "sweeps.db", config)
     agent = start_agent(sweep_id, tmp_path, "--gpus", "0")
-    run_id = wait_past_a_checkpoint(agent, tmp_path, sweep_id)
+    run_id = wait_past_a_checkpoint(tmp_path, sweep_id, agent)
     names = signal_every_process(agent)
     assert "wandb-core" in names, names
     out = finish(agent)

@@ -29,7 +29,7 @@ from helpers import (
     wait_until_no_marked_processes,
 )
 from slurm_cluster import NODE, missing_binaries, slurm_cluster
-from test_local_preemption import assert_resumed_as_never_stopped, newest_checkpoint, straight, train_steps, trial_sweep
+from test_local_preemption import assert_resumed_as_never_stopped, straight, trial_sweep, wait_past_a_checkpoint
 
 from agent.trial.checkpoint import read_launches
 
@@ -110,22 +110,10 @@ def test_two_array_tasks_finish_every_grid_point_once(slurm, tmp_path):
     print(f"2 tasks, 6 points, each once, in {time.monotonic() - started:.1f} s")
 
 
-def wait_run_past_checkpoint(cwd: Path, sweep_id: str, timeout_s: float) -> str:
-    def ready():
-        runs = runs_of(cwd / "sweeps.db", sweep_id)
-        if not runs:
-            return None
-        saved = newest_checkpoint(cwd, runs[0].run_id)
-        assert saved <= 20, "the run got too far before the test could stop it"
-        return runs[0].run_id if saved and max(train_steps(runs[0]), default=0) >= saved + 2 else None
-
-    return wait_for(ready, timeout_s, "steps past a periodic checkpoint", interval_s=0.2)
-
-
 def test_a_requeued_task_checkpoints_is_recorded_preempted_and_resumes(slurm, straight, dialogues, tmp_path):
     sweep_id = create_sweep(tmp_path / "sweeps.db", trial_sweep(tmp_path, dialogues, preempt_grace_s=30.0))
     job_id = submit(slurm, tmp_path, sweep_id, "--gpus-per-task", "1", "--time", "00:10:00")
-    run_id = wait_run_past_checkpoint(tmp_path, sweep_id, 180)
+    run_id = wait_past_a_checkpoint(tmp_path, sweep_id, timeout_s=180)
     requeued = time.monotonic()
     slurm.run("scontrol", "requeue", f"{job_id}_0")
     run = wait_for(
@@ -166,7 +154,7 @@ def test_a_task_at_its_time_limit_ends_its_run_preempted(slurm, dialogues, tmp_p
     config = trial_sweep(tmp_path, dialogues, preempt_grace_s=30.0, max_steps=4000)  # never done in the test
     sweep_id = create_sweep(tmp_path / "sweeps.db", config)
     job_id = submit(slurm, tmp_path, sweep_id, "--gpus-per-task", "1", "--time", "00:10:00", "--grace", "45")
-    wait_run_past_checkpoint(tmp_path, sweep_id, 180)
+    wait_past_a_checkpoint(tmp_path, sweep_id, timeout_s=180)
     limit = elapsed_s(slurm, job_id) + 50  # the grace's SIGTERM about 5 s from now (Slurm checks on a timer)
     slurm.run("scontrol", "update", f"JobId={job_id}_0", f"TimeLimit={limit // 60}:{limit % 60:02d}")
     shortened = time.monotonic()
