@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import median
 from typing import Any
 
 from agent.records import LOSS_KEY
@@ -317,11 +318,9 @@ def answer_memory_tradeoff(results: SweepResults, tolerance: float, name: str = 
 
 
 def median_of(values: list[float | None]) -> float | None:
-    known = sorted(value for value in values if value is not None)
-    if not known:
-        return None
-    middle = known[(len(known) - 1) // 2 : len(known) // 2 + 1]
-    return sum(middle) / len(middle)
+    """The median of the values logged; None when none was."""
+    known = [value for value in values if value is not None]
+    return median(known) if known else None
 
 
 def describe_params(count: float | None) -> str:

@@ -35,9 +35,9 @@ WIDE = 10**6  # no line wrapping in flow-style YAML
 
 def format_next_sweep(config: dict[str, Any], results: SweepResults, answers: Answers) -> str:
     """The previous sweep's file (`config`, as registered) turned into the next one."""
-    parameters = parameter_lines(config.get("parameters") or {}, results, answers)
+    parameters = next_parameters(config.get("parameters") or {}, results, answers)
     previous = config.get("method", "random")
-    method = "grid" if all(grid_ready(spec) for spec in parameter_specs(parameters)) else previous
+    method = "grid" if all(grid_ready(spec) for spec, _ in parameters.values()) else previous
     lines = [
         f"# The next sweep after {results.sweep_id}, written by `lora-sweep report` from its answers.",
         f"# Check it with `lora-sweep validate next.yaml`; the tolerance was {answers.tolerance:.2g} {results.metric}.",
@@ -48,26 +48,27 @@ def format_next_sweep(config: dict[str, Any], results: SweepResults, answers: An
         elif key in config and not (key in SEARCH_ONLY and method == "grid"):
             lines.append(line(key, config[key], "as in the previous sweep"))
         if key == "metric":
-            lines += ["parameters:  # what the answers settled, extended or left to confirm", *parameters]
+            lines.append("parameters:  # what the answers settled, extended or left to confirm")
+            lines += [line(name, spec, why, indent=2) for name, (spec, why) in parameters.items()]
     return "\n".join(lines) + "\n"
 
 
-def parameter_lines(specs: dict[str, Any], results: SweepResults, answers: Answers) -> list[str]:
+def next_parameters(specs: dict[str, Any], results: SweepResults, answers: Answers) -> dict[str, tuple[Any, str]]:
+    """Each parameter of the next sweep: its spec, and why, in the previous sweep's order, then
+    those the answers set."""
     recommended, winner = answers.recommended.params, answers.winner.params
     confirming = leaders_within_noise(results, answers)
     swept = {parameter.name: parameter for parameter in results.swept}
-    lines = []
+    parameters: dict[str, tuple[Any, str]] = {}
     for name, spec in specs.items():
         if name in SET_BY_ANSWERS or not isinstance(spec, dict):
             continue
         if "parameters" in spec:
-            lines.append(line(name, spec, "a nested block, as in the previous sweep", indent=2))
-            continue
-        if name not in swept or is_fixed(spec):
-            lines.append(line(name, spec, "fixed in the previous sweep", indent=2))
-            continue
-        keep, why = next_spec(swept[name], spec, recommended.get(name), winner.get(name), confirming)
-        lines.append(line(name, keep, why, indent=2))
+            parameters[name] = spec, "a nested block, as in the previous sweep"
+        elif name not in swept or is_fixed(spec):
+            parameters[name] = spec, "fixed in the previous sweep"
+        else:
+            parameters[name] = next_spec(swept[name], spec, recommended.get(name), winner.get(name), confirming)
     steps = answers.questions["steps"]
     if steps.data["suggested_max_steps"] is not None:
         why = (
@@ -75,23 +76,19 @@ def parameter_lines(specs: dict[str, Any], results: SweepResults, answers: Answe
             if steps.data["leaders_plateaued"]
             else "a leader was still improving at its last evaluation: twice its steps"
         )
-        lines.append(line("max_steps", {"value": steps.data["suggested_max_steps"]}, why, indent=2))
+        parameters["max_steps"] = {"value": steps.data["suggested_max_steps"]}, why
     patience = f"stop a run after {PATIENCE} evaluations without an improvement beyond the threshold"
-    lines.append(line("plateau_patience", {"value": PATIENCE}, patience, indent=2))
+    parameters["plateau_patience"] = {"value": PATIENCE}, patience
     threshold = f"the review's tolerance: smaller gains in {results.metric} change no decision"
-    lines.append(line("plateau_threshold", {"value": round(answers.tolerance, 4)}, threshold, indent=2))
-    lines.append(seed_line(specs.get(SEED), recommended.get(SEED), confirming))
-    return lines
+    parameters["plateau_threshold"] = {"value": round(answers.tolerance, 4)}, threshold
+    parameters[SEED] = seed_spec(specs.get(SEED), recommended.get(SEED), confirming)
+    return parameters
 
 
 def line(key: str, value: Any, why: str, indent: int = 0) -> str:
     """`key: value  # why`, the value in YAML's flow style, on one line."""
     shown = yaml.safe_dump(value, default_flow_style=True, width=WIDE).removesuffix("\n...\n").strip()
     return f"{' ' * indent}{key}: {shown}  # {why}"
-
-
-def parameter_specs(lines: list[str]) -> list[dict]:
-    return [next(iter(yaml.safe_load(text).values())) for text in lines]
 
 
 def grid_ready(spec: Any) -> bool:
@@ -166,13 +163,11 @@ def format_list(values: list[float]) -> str:
     return "[" + ", ".join(format_value(value) for value in values) + "]"
 
 
-def seed_line(previous: dict | None, seed: Any, confirming: bool) -> str:
+def seed_spec(previous: dict | None, seed: Any, confirming: bool) -> tuple[dict, str]:
     if confirming:
         start = int(seed) if is_number(seed) else 0
         seeds = list(range(start, start + CONFIRMATION_SEEDS))
-        return line(SEED, {"values": seeds}, f"the leaders are within noise: {CONFIRMATION_SEEDS} seeds each", indent=2)
+        return {"values": seeds}, f"the leaders are within noise: {CONFIRMATION_SEEDS} seeds each"
     if previous is not None:
-        return line(SEED, previous, "as in the previous sweep", indent=2)
-    return line(
-        SEED, {"value": seed if is_number(seed) else 0}, "one seed: the winner's lead is beyond noise", indent=2
-    )
+        return previous, "as in the previous sweep"
+    return {"value": seed if is_number(seed) else 0}, "one seed: the winner's lead is beyond noise"
